@@ -1,0 +1,105 @@
+"""Specs rebuilt once per process and shared by every case that runs them.
+
+A definition version is immutable, so its spec objects can be cached by (key, version) forever. A
+case pins the versions of the processes its call activities reach when it starts; the set of spec
+objects it runs with (a blueprint) is cached by those pins too.
+"""
+from __future__ import annotations
+
+import threading
+from collections import OrderedDict
+from dataclasses import dataclass
+from typing import Callable
+
+from .forms import Form
+from .spiff_setup import spec_from_dict, wire_loop_tasks
+
+
+@dataclass(frozen=True)
+class StoredDefinition:
+    key: str
+    version: int
+    spec: dict
+    embedded: dict
+    meta: dict
+
+
+@dataclass
+class UserTaskInfo:
+    element_id: str
+    name: str | None
+    lane: str | None
+    documentation: str | None
+    form: Form
+    definition: str
+    version: int
+
+
+class _Compiled:
+    """The live spec objects and task metadata of one definition version."""
+
+    def __init__(self, stored: StoredDefinition):
+        self.key, self.version, self.meta = stored.key, stored.version, stored.meta
+        self.spec = spec_from_dict(stored.spec)
+        self.embedded = {name: spec_from_dict(dct) for name, dct in stored.embedded.items()}
+        wire_loop_tasks(self.spec, *self.embedded.values())
+        self.user_tasks = {
+            (task["process"], task["element_id"]): UserTaskInfo(
+                element_id=task["element_id"], name=task["name"], lane=task["lane"],
+                documentation=task["documentation"], form=Form(task["form"]),
+                definition=stored.key, version=stored.version)
+            for task in stored.meta["user_tasks"]
+        }
+
+
+class Blueprint:
+    """Everything a case needs to run: its spec, every subprocess spec it can reach, and task metadata."""
+
+    def __init__(self, main: _Compiled, called: list[_Compiled]):
+        self.key, self.version = main.key, main.version
+        self.spec = main.spec
+        self.subprocess_specs = dict(main.embedded)
+        self.user_tasks = dict(main.user_tasks)
+        self.elements = dict(main.meta["elements"])
+        for compiled in called:
+            self.subprocess_specs[compiled.key] = compiled.spec
+            self.subprocess_specs.update(compiled.embedded)
+            self.user_tasks.update(compiled.user_tasks)
+            for element_id, info in compiled.meta["elements"].items():
+                self.elements.setdefault(element_id, info)
+
+    def user_task(self, process_id: str, element_id: str) -> UserTaskInfo | None:
+        return self.user_tasks.get((process_id, element_id))
+
+
+class SpecCache:
+    """An LRU of compiled definitions and blueprints; `load(key, version)` reads a stored definition."""
+
+    def __init__(self, load: Callable[[str, int], StoredDefinition], size: int = 256):
+        self._load = load
+        self._size = size
+        self._compiled: OrderedDict = OrderedDict()
+        self._blueprints: OrderedDict = OrderedDict()
+        self._lock = threading.Lock()
+
+    def _get(self, table: OrderedDict, key, build):
+        with self._lock:
+            if key in table:
+                table.move_to_end(key)
+                return table[key]
+        value = build()  # built outside the lock: two threads may build the same thing once each
+        with self._lock:
+            table[key] = value
+            table.move_to_end(key)
+            while len(table) > self._size:
+                table.popitem(last=False)
+        return value
+
+    def compiled(self, key: str, version: int) -> _Compiled:
+        return self._get(self._compiled, (key, version), lambda: _Compiled(self._load(key, version)))
+
+    def blueprint(self, key: str, version: int, pins: dict[str, int]) -> Blueprint:
+        pin_key = (key, version, tuple(sorted(pins.items())))
+        return self._get(self._blueprints, pin_key, lambda: Blueprint(
+            self.compiled(key, version),
+            [self.compiled(k, v) for k, v in sorted(pins.items()) if k != key]))

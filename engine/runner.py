@@ -1,0 +1,224 @@
+"""Drive one SpiffWorkflow instance through one command and say plainly what happened.
+
+SpiffWorkflow fails quietly in several ways (SPIFF_NOTES pitfalls 5, 7, 8, 16, 18): it completes tasks
+that are not ready, leaves plain service tasks hanging, stops advancing past its tree-depth limit while
+claiming completion, lets an uncaught BPMN error finish the process, and sits forever on a deadlocked
+join. Every one of those becomes an explicit incident here instead of a silent success or a silent hang.
+"""
+from __future__ import annotations
+
+import json
+import logging
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+
+from SpiffWorkflow.bpmn import BpmnEvent, BpmnWorkflow
+from SpiffWorkflow.bpmn.specs.defaults import ServiceTask
+from SpiffWorkflow.bpmn.specs.event_definitions.item_aware_event import ErrorEventDefinition
+from SpiffWorkflow.bpmn.specs.event_definitions.timer import TimerEventDefinition
+from SpiffWorkflow.camunda.specs.event_definitions import MessageEventDefinition
+from SpiffWorkflow.exceptions import SpiffWorkflowException
+from SpiffWorkflow.util.task import TaskState
+
+from .blueprints import Blueprint
+
+log = logging.getLogger(__name__)
+
+# do_engine_steps() refreshes timers only at its end, so a timer it made READY needs another pass.
+_MAX_STEP_ROUNDS = 50
+
+
+@dataclass
+class ReadyTask:
+    id: str
+    element_id: str
+    name: str | None
+    lane: str | None
+    process_id: str
+
+
+@dataclass
+class Outcome:
+    status: str                      # running | completed | error | cancelled
+    ready: list[ReadyTask]
+    waiting_for: list[dict]
+    data: dict
+    incident: dict | None = None
+    next_timer_at: str | None = None
+    thrown: list[dict] = field(default_factory=list)
+
+
+def new_workflow(blueprint: Blueprint, data: dict, script_engine) -> BpmnWorkflow:
+    workflow = BpmnWorkflow(blueprint.spec, blueprint.subprocess_specs, script_engine=script_engine)
+    # Initial data goes on the root task before the first step so every task inherits it.
+    workflow.task_tree.data.update(data)
+    return workflow
+
+
+def ready_manual_tasks(workflow: BpmnWorkflow) -> list:
+    return workflow.get_tasks(state=TaskState.READY, manual=True)
+
+
+def advance(workflow: BpmnWorkflow, blueprint: Blueprint) -> Outcome:
+    """Run every engine step that can run now, then classify the result."""
+    try:
+        for _ in range(_MAX_STEP_ROUNDS):
+            workflow.do_engine_steps()
+            if not workflow.get_tasks(state=TaskState.READY, manual=False):
+                break
+    except SpiffWorkflowException as exc:
+        return _outcome(workflow, blueprint, incident=_incident_from_exception(exc, blueprint))
+    except Exception as exc:  # a script can raise anything; it is the case's incident, not our crash
+        log.warning("unexpected error while advancing a case", exc_info=True)
+        return _outcome(workflow, blueprint, incident={
+            "element_id": None, "element_name": None, "line": None,
+            "message": f"{type(exc).__name__}: {exc}"})
+    return _outcome(workflow, blueprint)
+
+
+def deliver_message(workflow: BpmnWorkflow, name: str, payload: dict) -> bool:
+    """Deliver an external message; False when nothing in the case waits for it (send_event raises, and
+    unlike catch() it never queues the message silently, SPIFF_NOTES pitfall 12)."""
+    if name not in waiting_message_names(workflow):
+        return False
+    workflow.send_event(BpmnEvent(MessageEventDefinition(name), payload=payload))
+    return True
+
+
+def waiting_message_names(workflow: BpmnWorkflow) -> set[str]:
+    return {event.name for event in workflow.waiting_events() if event.event_type == "MessageEventDefinition"}
+
+
+def _outcome(workflow: BpmnWorkflow, blueprint: Blueprint, incident: dict | None = None) -> Outcome:
+    thrown, uncaught_error = _drain_events(workflow, blueprint)
+    ready = [_ready(task) for task in ready_manual_tasks(workflow)]
+    waiting, next_timer = _waiting(workflow)
+    data = _current_data(workflow)
+    if incident is None:
+        incident = uncaught_error
+    if incident is not None:
+        return Outcome("error", ready, waiting, data, incident, next_timer, thrown)
+    if workflow.is_completed():
+        leftover = [t for t in workflow.get_tasks(state=TaskState.READY | TaskState.WAITING)
+                    if getattr(t.task_spec, "bpmn_id", None)]
+        if leftover:
+            return Outcome("error", ready, waiting, data, _element_incident(
+                leftover[0], blueprint, "the case stopped advancing here although work remains (the process is "
+                                        "deeper than SpiffWorkflow's 1000-step limit; model long loops as "
+                                        "loop or multi-instance activities)"), next_timer, thrown)
+        return Outcome("completed", [], [], data, None, None, thrown)
+    if ready or waiting:
+        return Outcome("running", ready, waiting, data, None, next_timer, thrown)
+    started_services = [t for t in workflow.get_tasks(state=TaskState.STARTED) if isinstance(t.task_spec, ServiceTask)]
+    if started_services:
+        return Outcome("error", ready, waiting, data, _element_incident(
+            started_services[0], blueprint, "this service task has no implementation, so the case cannot go on"),
+            next_timer, thrown)
+    stuck = [t for t in workflow.get_tasks(state=TaskState.WAITING) if getattr(t.task_spec, "bpmn_id", None)]
+    where = stuck[0] if stuck else None
+    message = ("the case is stuck: nothing is ready and it waits for no message or timer "
+               "(a join that waits for a branch that was never taken?)")
+    if where is None:
+        return Outcome("error", ready, waiting, data, {"element_id": None, "element_name": None, "line": None,
+                                                        "message": message}, next_timer, thrown)
+    return Outcome("error", ready, waiting, data, _element_incident(where, blueprint, message), next_timer, thrown)
+
+
+def _ready(task) -> ReadyTask:
+    spec = task.task_spec
+    return ReadyTask(id=str(task.id), element_id=spec.bpmn_id, name=spec.bpmn_name, lane=spec.lane,
+                     process_id=task.workflow.spec.name)
+
+
+def _waiting(workflow: BpmnWorkflow) -> tuple[list[dict], str | None]:
+    waiting, due_times = [], []
+    for event in workflow.waiting_events():
+        if event.event_type == "MessageEventDefinition":
+            waiting.append({"type": "message", "name": event.name})
+        elif "Timer" in event.event_type or "Duration" in event.event_type or "Cycle" in event.event_type:
+            value = event.value["next"] if isinstance(event.value, dict) else event.value
+            due = _utc(value)
+            waiting.append({"type": "timer", "name": event.name, "due_at": due})
+            if due:
+                due_times.append(due)
+        else:
+            waiting.append({"type": event.event_type.replace("EventDefinition", "").lower(), "name": event.name})
+    return waiting, (min(due_times) if due_times else None)
+
+
+def _utc(value) -> str | None:
+    try:
+        moment = datetime.fromisoformat(str(value))
+    except (TypeError, ValueError):
+        return None
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=timezone.utc)
+    return moment.astimezone(timezone.utc).isoformat().replace("+00:00", "Z")
+
+
+def _drain_events(workflow: BpmnWorkflow, blueprint: Blueprint) -> tuple[list[dict], dict | None]:
+    """Empty the outbox before the state is saved; undrained events come back on every load (pitfall 13)."""
+    thrown, incident = [], None
+    for event in workflow.get_events():
+        definition = event.event_definition
+        if isinstance(definition, ErrorEventDefinition):
+            if incident is None:
+                incident = _uncaught_error_incident(workflow, blueprint, definition)
+            continue
+        thrown.append({"type": type(definition).__name__, "name": getattr(definition, "name", None),
+                       "payload": _jsonable(event.payload)})
+    return thrown, incident
+
+
+def _uncaught_error_incident(workflow, blueprint, definition) -> dict:
+    code = getattr(definition, "code", None)
+    throwers = [t for t in workflow.get_tasks(state=TaskState.COMPLETED)
+                if isinstance(getattr(t.task_spec, "event_definition", None), ErrorEventDefinition)
+                and t.task_spec.event_definition.code == code]
+    throwers.sort(key=lambda t: t.last_state_change)
+    label = f"'{code}'" if code else "without a code"
+    message = f"BPMN error {label} was thrown and no boundary event caught it"
+    if throwers:
+        return _element_incident(throwers[-1], blueprint, message)
+    return {"element_id": None, "element_name": None, "line": None, "message": message}
+
+
+def _incident_from_exception(exc: SpiffWorkflowException, blueprint: Blueprint) -> dict:
+    task = getattr(exc, "task", None)
+    task_spec = task.task_spec if task is not None else getattr(exc, "task_spec", None)
+    element_id = getattr(task_spec, "bpmn_id", None)
+    message = str(exc.args[0]) if exc.args else type(exc).__name__
+    inner = getattr(exc, "exception", None)
+    if inner is not None and str(inner) and str(inner) not in message:
+        message = f"{message}: {type(inner).__name__}: {inner}"
+    line = getattr(exc, "line_number", None)
+    return {"element_id": element_id,
+            "element_name": getattr(task_spec, "bpmn_name", None) or _name_of(blueprint, element_id),
+            "line": line if isinstance(line, int) and line > 0 else None,
+            "message": message}
+
+
+def _element_incident(task, blueprint: Blueprint, message: str) -> dict:
+    element_id = task.task_spec.bpmn_id
+    return {"element_id": element_id, "element_name": task.task_spec.bpmn_name or _name_of(blueprint, element_id),
+            "line": None, "message": message}
+
+
+def _name_of(blueprint: Blueprint, element_id: str | None) -> str | None:
+    return (blueprint.elements.get(element_id) or {}).get("name") if element_id else None
+
+
+def _current_data(workflow: BpmnWorkflow) -> dict:
+    """The data a person would see now: the process result when finished, else the newest ready task's."""
+    if workflow.is_completed():
+        return _jsonable(workflow.data)
+    ready = ready_manual_tasks(workflow)
+    if ready:
+        return _jsonable(max(ready, key=lambda t: t.last_state_change).data)
+    last = workflow.last_task
+    return _jsonable(last.data if last is not None else workflow.task_tree.data)
+
+
+def _jsonable(value):
+    """Task data as JSON: values SpiffWorkflow can carry but JSON cannot (dates, UUIDs) become strings."""
+    return json.loads(json.dumps(value, default=str))

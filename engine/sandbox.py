@@ -1,0 +1,280 @@
+"""Run BPMN scripts and expressions under RestrictedPython.
+
+SpiffWorkflow evaluates script tasks, sequence-flow conditions, timer expressions, multi-instance
+expressions and the like with bare `exec`/`eval`, i.e. with the full privileges of the engine
+process: `import os`, `open(...)` and `().__class__.__base__.__subclasses__()` all work (SPIFF_NOTES
+§4, pitfall 3). Swapping the builtins is not enough, because the attribute escapes do not need any
+builtin; only compiling with RestrictedPython, which rewrites every attribute, item, iteration and
+write into a call to a guard, closes them.
+
+SpiffWorkflow does not serialize the script engine (pitfall 2): a restored workflow silently falls
+back to the unrestricted default. The engine therefore attaches `make_script_engine()` to every
+workflow it creates *and* to every workflow it restores.
+
+Script locals become task data (pitfall 4) and SpiffWorkflow only removes callables, so after each
+script we also drop everything that is not JSON data; otherwise modules or arbitrary objects would
+travel with the case and break (or bloat) its serialization.
+
+Not covered here: CPU time and memory limits (a script can still loop forever or build a huge
+string). Those need a separate mechanism.
+"""
+from __future__ import annotations
+
+import builtins
+import functools
+import logging
+import operator
+import re
+from types import CodeType
+from typing import Any
+
+from RestrictedPython import (
+    compile_restricted_eval,
+    compile_restricted_exec,
+    limited_builtins,
+    safe_builtins,
+    utility_builtins,
+)
+from RestrictedPython.Eval import default_guarded_getitem, default_guarded_getiter
+from RestrictedPython.Guards import (
+    full_write_guard,
+    guarded_iter_unpack_sequence,
+    guarded_unpack_sequence,
+    safer_getattr,
+)
+from RestrictedPython.PrintCollector import PrintCollector
+from SpiffWorkflow.bpmn.script_engine import PythonScriptEngine, TaskDataEnvironment
+
+__all__ = [
+    "COMPILE_CACHE_SIZE",
+    "RestrictedEnvironment",
+    "SCRIPT_FILENAME",
+    "is_json_value",
+    "make_script_engine",
+]
+
+log = logging.getLogger(__name__)
+
+# PythonScriptEngine finds the failing line of a script by looking for this file name in the
+# traceback, so compiled code must carry exactly this name.
+SCRIPT_FILENAME = "<string>"
+
+# The same few conditions and scripts run on every request; compiling (parse + AST rewrite +
+# compile) costs far more than running them.
+COMPILE_CACHE_SIZE = 1024
+
+_INPLACE_OPERATORS = {
+    "+=": operator.iadd,
+    "-=": operator.isub,
+    "*=": operator.imul,
+    "/=": operator.itruediv,
+    "//=": operator.ifloordiv,
+    "%=": operator.imod,
+    "**=": operator.ipow,
+    "@=": operator.imatmul,
+    "<<=": operator.ilshift,
+    ">>=": operator.irshift,
+    "&=": operator.iand,
+    "^=": operator.ixor,
+    "|=": operator.ior,
+}
+
+
+def _inplacevar(op: str, target: Any, value: Any) -> Any:
+    # RestrictedPython rewrites `name += value` into a call to this guard.
+    return _INPLACE_OPERATORS[op](target, value)
+
+
+# RestrictedPython's safe builtins lack much of what everyday data-shuffling scripts use
+# (enumerate, sorted, dict, ...); these are harmless because they only work on values the
+# script can already reach.
+_PLAIN_BUILTINS = (
+    "dict", "list", "set", "tuple", "enumerate", "sum", "min", "max", "any", "all", "map",
+    "filter", "reversed", "sorted", "len", "range", "zip", "abs", "round", "str", "int",
+    "float", "bool", "isinstance",
+)
+
+# A script that can raise these would bypass PythonScriptEngine's `except Exception` and take
+# down the worker thread or process instead of failing its task.
+_PROCESS_EXIT_EXCEPTIONS = ("BaseException", "SystemExit", "KeyboardInterrupt", "GeneratorExit")
+
+# Each of these hands out objects or namespaces that the guards cannot police. Checked at import
+# time so that a RestrictedPython upgrade cannot quietly add one back.
+_FORBIDDEN_BUILTINS = frozenset({
+    "type", "getattr", "eval", "exec", "compile", "open", "__import__", "globals", "locals",
+    "vars", "dir", "input", "breakpoint", "help", "memoryview", "object", "super",
+    "__metaclass__",
+})
+
+
+def _build_builtins() -> dict[str, Any]:
+    names: dict[str, Any] = {}
+    names.update(safe_builtins)
+    names.update(limited_builtins)
+    names.update(utility_builtins)
+    for name in _PLAIN_BUILTINS:
+        names[name] = getattr(builtins, name)
+    for name in _PROCESS_EXIT_EXCEPTIONS:
+        names.pop(name, None)
+    leaked = _FORBIDDEN_BUILTINS.intersection(names)
+    if leaked:
+        raise RuntimeError(f"sandbox builtins would expose {sorted(leaked)}")
+    return names
+
+
+_BUILTINS = _build_builtins()
+
+# The names RestrictedPython's rewritten code calls. They must always win over task data and
+# caller-supplied globals: replacing one would switch a guard off.
+_GUARDS: dict[str, Any] = {
+    "__builtins__": _BUILTINS,
+    "_getattr_": safer_getattr,
+    "_getitem_": default_guarded_getitem,
+    "_getiter_": default_guarded_getiter,
+    "_iter_unpack_sequence_": guarded_iter_unpack_sequence,
+    "_unpack_sequence_": guarded_unpack_sequence,
+    "_write_": full_write_guard,
+    "_inplacevar_": _inplacevar,
+    # Without it any script calling print() fails with a puzzling NameError; the output is
+    # collected and discarded.
+    "_print_": PrintCollector,
+}
+
+_LINE_RE = re.compile(r"Line (\d+)")
+
+
+def _syntax_error(errors: tuple[str, ...] | list[str], source: str) -> SyntaxError:
+    # RestrictedPython reports problems as a tuple of "Line N: ..." strings with lineno=None.
+    # PythonScriptEngine compares lineno with 0 and concatenates args[0] to a str, so both must
+    # be proper values or the real error is hidden behind a TypeError (pitfall 27).
+    message = "; ".join(str(e) for e in errors) or "invalid script"
+    match = _LINE_RE.search(message)
+    lines = source.splitlines() if isinstance(source, str) else []
+    lineno = int(match.group(1)) if match else 1
+    # Python may point one past the last line (e.g. a missing block); SpiffWorkflow indexes the
+    # source with it.
+    lineno = max(1, min(lineno, len(lines))) if lines else 1
+    text = lines[lineno - 1] if lines else ""
+    return SyntaxError(message, (SCRIPT_FILENAME, lineno, None, text))
+
+
+@functools.lru_cache(maxsize=COMPILE_CACHE_SIZE)
+def _compile(source: str, mode: str) -> CodeType:
+    # compile_restricted_* rather than compile_restricted: the latter reports RestrictedPython's
+    # warnings through warnings.warn (noisy, and an error under `-W error`).
+    compiler = compile_restricted_exec if mode == "exec" else compile_restricted_eval
+    result = compiler(source, filename=SCRIPT_FILENAME)
+    if result.errors:
+        raise _syntax_error(result.errors, source)
+    return result.code
+
+
+_JSON_SCALARS = (str, int, float, bool, type(None))
+# json.dumps accepts (and stringifies) these as keys; Spiff's multi-instance dict outputs use
+# int keys, so rejecting them would delete legitimate data.
+_JSON_KEYS = _JSON_SCALARS
+
+
+def is_json_value(value: Any) -> bool:
+    """True if `value` is JSON data: None, bool, int, float, str, or lists/dicts of those.
+
+    Tuples, sets, bytes, dates and every other object are not. Iterative, so deep nesting cannot
+    exhaust the stack, and a self-containing list or dict is rejected instead of looping.
+    """
+    on_path: set[int] = set()  # containers being checked: meeting one again means a cycle
+    checked: set[int] = set()  # containers already known good (shared references are fine)
+    stack: list[tuple[Any, bool]] = [(value, False)]
+    while stack:
+        item, leaving = stack.pop()
+        if leaving:
+            on_path.discard(id(item))
+            checked.add(id(item))
+            continue
+        if isinstance(item, _JSON_SCALARS):
+            continue
+        if not isinstance(item, (list, dict)):
+            return False
+        key = id(item)
+        if key in checked:
+            continue
+        if key in on_path:
+            return False
+        on_path.add(key)
+        stack.append((item, True))
+        if isinstance(item, dict):
+            if not all(isinstance(k, _JSON_KEYS) for k in item):
+                return False
+            stack.extend((v, False) for v in item.values())
+        else:
+            stack.extend((v, False) for v in item)
+    return True
+
+
+def _drop_non_json(context: dict) -> None:
+    for name in list(context):
+        if not is_json_value(context[name]):
+            log.debug("dropping non-JSON value %r (%s) from task data", name, type(context[name]).__name__)
+            del context[name]
+
+
+def _ensure_str_message(err: Exception) -> None:
+    # PythonScriptEngine builds its message with `name + ":" + err.args[0]`; an everyday
+    # `KeyError(0)` from `d[0]` would turn into a TypeError there and lose the task and line.
+    if err.args and not isinstance(err.args[0], str):
+        err.args = (str(err.args[0]), *err.args[1:])
+
+
+class RestrictedEnvironment(TaskDataEnvironment):
+    """A TaskDataEnvironment whose scripts and expressions are compiled with RestrictedPython.
+
+    `environment_globals` are extra names (trusted helper functions, constants) made visible to
+    scripts, exactly as with TaskDataEnvironment; they cannot replace the guards.
+
+    Holds no per-call state, so one instance can serve any number of threads and workflows.
+    """
+
+    def __init__(self, environment_globals: dict[str, Any] | None = None):
+        extra = dict(environment_globals or {})
+        clash = set(extra).intersection(_GUARDS)
+        if clash:
+            raise ValueError(f"environment globals may not replace sandbox names: {sorted(clash)}")
+        super().__init__({**extra, **_GUARDS})
+
+    def evaluate(self, expression: str, context: dict, external_context: dict | None = None) -> Any:
+        # Built-in eval() ignores leading blanks, which condition text in BPMN files often has
+        # (indented or on its own line); ast.parse would call that an IndentationError.
+        if isinstance(expression, str):
+            expression = expression.strip()
+        code = _compile(expression, "eval")
+        namespace = dict(self.globals)
+        self._prepare_context(context)
+        namespace.update(external_context or {})
+        namespace.update(context)
+        namespace.update(_GUARDS)
+        return eval(code, namespace)
+
+    def execute(self, script: str, context: dict, external_context: dict | None = None) -> bool:
+        code = _compile(script, "exec")
+        external_context = external_context or {}
+        self.check_for_overwrite(context, external_context)
+        namespace = dict(self.globals)
+        self._prepare_context(context)
+        namespace.update(external_context)
+        namespace.update(_GUARDS)
+        # Scripts run directly in the task data so that their assignments become task data, the
+        # behaviour process designers expect from SpiffWorkflow.
+        context.update(namespace)
+        try:
+            exec(code, context)
+        except Exception as err:
+            _ensure_str_message(err)
+            raise
+        finally:
+            self._remove_globals_and_functions_from_context(context, external_context)
+            _drop_non_json(context)
+        return True
+
+
+def make_script_engine() -> PythonScriptEngine:
+    """The script engine for every workflow the engine creates or restores."""
+    return PythonScriptEngine(environment=RestrictedEnvironment())

@@ -1,0 +1,86 @@
+"""The tables. Alembic migrations in migrations/ create them; this module describes them for queries.
+
+SQLAlchemy Core, not the ORM: the hot path (complete a task) is one SELECT and one short transaction
+of a few statements, and Core keeps that cheap and visible.
+"""
+from __future__ import annotations
+
+from sqlalchemy import (Column, DateTime, ForeignKey, Index, Integer, LargeBinary, MetaData, String, Table,
+                        Text, UniqueConstraint)
+
+metadata = MetaData()
+
+definitions = Table(
+    "definitions", metadata,
+    Column("id", String(36), primary_key=True),
+    Column("key", String(255), nullable=False),
+    Column("version", Integer, nullable=False),
+    Column("name", String(255), nullable=False),
+    Column("hash", String(64), nullable=False),
+    Column("bpmn_file", String(255), nullable=False),
+    Column("deployed_at", DateTime, nullable=False),
+    Column("deployed_by", String(255), nullable=False),
+    Column("spec", Text, nullable=False),       # SpiffWorkflow spec JSON: restored without parsing XML
+    Column("embedded", Text, nullable=False),   # specs of subprocesses embedded in this process
+    Column("meta", Text, nullable=False),       # user tasks with forms, lanes, called processes, elements
+    UniqueConstraint("key", "version", name="uq_definitions_key_version"),
+)
+
+definition_files = Table(
+    "definition_files", metadata,
+    Column("definition_id", String(36), ForeignKey("definitions.id"), primary_key=True),
+    Column("filename", String(255), primary_key=True),
+    Column("content", LargeBinary, nullable=False),  # byte for byte as deployed
+)
+
+cases = Table(
+    "cases", metadata,
+    Column("id", String(36), primary_key=True),
+    Column("definition_key", String(255), nullable=False),
+    Column("definition_version", Integer, nullable=False),
+    Column("pins", Text, nullable=False),          # {called key: version} fixed at start
+    Column("business_key", String(255)),
+    Column("status", String(16), nullable=False),
+    Column("workflow", String(8)),
+    Column("state", Text, nullable=False),          # SpiffWorkflow instance JSON without the spec
+    Column("serializer_version", String(16), nullable=False),
+    Column("data", Text, nullable=False),
+    Column("waiting_for", Text, nullable=False),
+    Column("incident", Text),
+    Column("next_timer_at", DateTime),
+    Column("parent_case_id", String(36)),
+    Column("created_by", String(255), nullable=False),
+    Column("created_at", DateTime, nullable=False),
+    Column("updated_at", DateTime, nullable=False),
+    Column("row_version", Integer, nullable=False),  # optimistic concurrency: UPDATE … WHERE row_version = N
+    Column("idempotency_key", String(255)),
+    Column("request_hash", String(64)),
+    UniqueConstraint("created_by", "idempotency_key", name="uq_cases_idempotency"),
+    Index("ix_cases_created", "created_at", "id"),
+    Index("ix_cases_status", "status"),
+    Index("ix_cases_definition", "definition_key"),
+    Index("ix_cases_business_key", "business_key"),
+    Index("ix_cases_next_timer", "next_timer_at"),
+    Index("ix_cases_parent", "parent_case_id"),
+)
+
+# A projection of the human tasks, kept in step with the case state in the same transaction, so that
+# worklists never deserialize a case.
+tasks = Table(
+    "tasks", metadata,
+    Column("id", String(36), primary_key=True),
+    Column("case_id", String(36), ForeignKey("cases.id"), nullable=False),
+    Column("definition_key", String(255), nullable=False),
+    Column("process_id", String(255), nullable=False),
+    Column("element_id", String(255), nullable=False),
+    Column("name", String(255)),
+    Column("lane", String(255)),
+    Column("lane_role", String(255)),
+    Column("state", String(16), nullable=False),
+    Column("created_at", DateTime, nullable=False),
+    Column("ended_at", DateTime),
+    Column("completed_by", String(255)),
+    Index("ix_tasks_case", "case_id"),
+    Index("ix_tasks_state_created", "state", "created_at", "id"),
+    Index("ix_tasks_lane_role", "lane_role", "state"),
+)

@@ -1,0 +1,424 @@
+"""The engine's commands: deploy, start, complete, deliver, cancel, and the reads that go with them.
+
+Each command follows one path: read the case row, restore the instance around cached specs, act, run
+engine steps, then write the case row, its task rows and anything else in ONE transaction guarded by
+the row version. A lost race writes nothing and raises ConcurrentUpdate.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import uuid
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from typing import Callable
+
+from sqlalchemy.exc import IntegrityError
+from SpiffWorkflow.util.task import TaskState
+
+from . import store
+from .blueprints import Blueprint, SpecCache, StoredDefinition
+from .clock import SystemClock, rfc3339
+from .database import Database, connect, migrate
+from .deployment import Limits, compile_bundle
+from .errors import (CaseNotFound, ConcurrentUpdate, Conflict, DefinitionNotFound, IdempotencyMismatch,
+                     InvalidInput, NotAllowed, PreconditionFailed, TaskNotFound, TaskNotReady, TooLarge)
+from .runner import Outcome, advance, deliver_message, new_workflow, ready_manual_tasks, waiting_message_names
+from .sandbox import make_script_engine
+from .spiff_setup import SERIALIZER_VERSION, workflow_from_dict, workflow_to_dict
+
+
+@dataclass
+class EngineSettings:
+    database_url: str
+    limits: Limits = field(default_factory=Limits)
+    max_case_data_bytes: int = 1024 * 1024
+    spec_cache_size: int = 256
+
+
+def lane_role(lane: str | None) -> str | None:
+    """The role that may complete tasks of a lane: its name lower-cased, spaces as '-'."""
+    return "-".join(lane.lower().split()) if lane else None
+
+
+def etag_of(row_version: int) -> str:
+    return f'"v{row_version}"'
+
+
+class Engine:
+    def __init__(self, settings: EngineSettings, clock=None, database: Database | None = None):
+        self.settings = settings
+        self.clock = clock or SystemClock()
+        self.db = database or connect(settings.database_url)
+        self.script_engine = make_script_engine()
+        self.specs = SpecCache(self._load_definition, settings.spec_cache_size)
+
+    def migrate(self) -> None:
+        migrate(self.db)
+
+    def close(self) -> None:
+        self.db.dispose()
+
+    def _now(self) -> datetime:
+        """Naive UTC for the database: SQLite keeps no zone, and every stored time is UTC."""
+        return self.clock.now().astimezone(timezone.utc).replace(tzinfo=None)
+
+    def _load_definition(self, key: str, version: int) -> StoredDefinition:
+        with self.db.reader.connect() as conn:
+            stored = store.load_stored_definition(conn, key, version)
+        if stored is None:
+            raise DefinitionNotFound(f"definition '{key}' has no version {version}")
+        return stored
+
+    # --- definitions ---------------------------------------------------------------------------
+
+    def validate(self, files: list[tuple[str, bytes]]) -> None:
+        with self.db.reader.connect() as conn:
+            known = store.deployed_keys(conn)
+        compile_bundle(files, known, self.settings.limits)
+
+    def deploy(self, files: list[tuple[str, bytes]], actor: str) -> tuple[bool, list[dict]]:
+        """Deploy an upload; returns (anything new?, one entry per process). Identical content keeps the
+        existing version; changed content becomes the next version. All or nothing."""
+        with self.db.reader.connect() as conn:
+            known = store.deployed_keys(conn)
+        compiled = compile_bundle(files, known, self.settings.limits)
+        now = self._now()
+        results, created_any = [], False
+        try:
+            with self.db.writer.begin() as conn:
+                for definition in compiled:
+                    latest = store.find_definition(conn, definition.key)
+                    if latest is not None and latest.hash == definition.hash:
+                        results.append({**self._definition_summary(latest), "created": False})
+                        continue
+                    version = (latest.version + 1) if latest is not None else 1
+                    values = {"id": str(uuid.uuid4()), "key": definition.key, "version": version,
+                              "name": definition.name, "hash": definition.hash,
+                              "bpmn_file": definition.bpmn_file, "deployed_at": now, "deployed_by": actor,
+                              "spec": json.dumps(definition.spec), "embedded": json.dumps(definition.embedded),
+                              "meta": json.dumps(definition.meta)}
+                    store.insert_definition(conn, values, definition.sources)
+                    created_any = True
+                    results.append({"key": definition.key, "name": definition.name, "version": version,
+                                    "hash": definition.hash, "deployed_at": rfc3339(now),
+                                    "deployed_by": actor, "created": True})
+        except IntegrityError:
+            raise ConcurrentUpdate("another deployment of the same definition finished first; "
+                                   "deploy again to get the next version") from None
+        return created_any, results
+
+    @staticmethod
+    def _definition_summary(row) -> dict:
+        return {"key": row.key, "name": row.name, "version": row.version, "hash": row.hash,
+                "deployed_at": rfc3339(row.deployed_at), "deployed_by": row.deployed_by}
+
+    def list_definitions(self) -> list[dict]:
+        with self.db.reader.connect() as conn:
+            return [self._definition_summary(row) for row in store.latest_definitions(conn)]
+
+    def get_definition(self, key: str) -> dict:
+        with self.db.reader.connect() as conn:
+            latest = store.find_definition(conn, key)
+            if latest is None:
+                raise DefinitionNotFound(f"no definition with key '{key}' is deployed")
+            versions = store.definition_versions(conn, key)
+        meta = json.loads(latest.meta)
+        return {**self._definition_summary(latest),
+                "versions": [self._definition_summary(row) for row in versions],
+                "lanes": meta["lanes"], "calls": meta["calls"],
+                "user_tasks": [{"element_id": t["element_id"], "name": t["name"], "lane": t["lane"],
+                                "documentation": t["documentation"], "form": t["form"] or {"type": "object"}}
+                               for t in meta["user_tasks"]]}
+
+    def definition_source(self, key: str, version: int) -> tuple[str, bytes]:
+        with self.db.reader.connect() as conn:
+            row = store.find_definition(conn, key, version)
+            if row is None:
+                raise DefinitionNotFound(f"definition '{key}' has no version {version}")
+            return row.bpmn_file, store.definition_file(conn, row.id, row.bpmn_file)
+
+    # --- cases ---------------------------------------------------------------------------------
+
+    def start_case(self, definition: str, actor: str, version: int | None = None,
+                   business_key: str | None = None, data: dict | None = None,
+                   idempotency_key: str | None = None) -> tuple[dict, bool]:
+        """Returns (case, created). With an idempotency key, a repeat of the same request returns the
+        first case; the same key with a different request is refused."""
+        data = data or {}
+        self._check_data_size(data)
+        request_hash = hashlib.sha256(json.dumps(
+            [definition, version, business_key, data], sort_keys=True).encode()).hexdigest()
+        if idempotency_key:
+            repeat = self._idempotent_repeat(actor, idempotency_key, request_hash)
+            if repeat is not None:
+                return repeat, False
+
+        with self.db.reader.connect() as conn:
+            row = store.find_definition(conn, definition, version)
+        if row is None:
+            if version is None:
+                raise DefinitionNotFound(f"no definition with key '{definition}' is deployed")
+            raise DefinitionNotFound(f"definition '{definition}' has no version {version}")
+        pins = self._pins(row.key, row.version)
+        blueprint = self.specs.blueprint(row.key, row.version, pins)
+        workflow = new_workflow(blueprint, data, self.script_engine)
+        outcome = advance(workflow, blueprint)
+        now = self._now()
+        case_id = str(uuid.uuid4())
+        values = {"id": case_id, "definition_key": row.key, "definition_version": row.version,
+                  "pins": json.dumps(pins), "business_key": business_key, "parent_case_id": None,
+                  "created_by": actor, "created_at": now, "idempotency_key": idempotency_key,
+                  "request_hash": request_hash if idempotency_key else None, "row_version": 1,
+                  **self._state_columns(workflow, outcome, now)}
+        task_rows = [self._task_row(case_id, row.key, task, now) for task in outcome.ready]
+        try:
+            with self.db.writer.begin() as conn:
+                store.insert_case(conn, values)
+                store.insert_tasks(conn, task_rows)
+        except IntegrityError:
+            if idempotency_key:  # a concurrent request with the same key won the race
+                repeat = self._idempotent_repeat(actor, idempotency_key, request_hash)
+                if repeat is not None:
+                    return repeat, False
+            raise
+        return self._representation(values, task_rows, []), True
+
+    def _idempotent_repeat(self, actor: str, key: str, request_hash: str) -> dict | None:
+        with self.db.reader.connect() as conn:
+            previous = store.find_idempotent_case(conn, actor, key)
+        if previous is None:
+            return None
+        if previous.request_hash != request_hash:
+            raise IdempotencyMismatch(
+                f"the Idempotency-Key '{key}' was already used for a different request; "
+                "use a new key for a new case", [{"field": "Idempotency-Key", "message": "reused with another body"}])
+        return self.get_case(previous.id)
+
+    def _pins(self, key: str, version: int) -> dict[str, int]:
+        """Fix, at start, the version of every process the case can call (running cases keep theirs)."""
+        pins: dict[str, int] = {}
+        pending = list(self.specs.compiled(key, version).meta["calls"])
+        while pending:
+            missing = [k for k in pending if k not in pins and k != key]
+            if not missing:
+                break
+            with self.db.reader.connect() as conn:
+                latest = store.latest_version_numbers(conn, missing)
+            pending = []
+            for called in missing:
+                if called not in latest:
+                    raise InvalidInput(f"'{key}' calls process '{called}', which is not deployed; deploy it first")
+                pins[called] = latest[called]
+                pending.extend(self.specs.compiled(called, latest[called]).meta["calls"])
+        return pins
+
+    def _check_data_size(self, data: dict) -> None:
+        size = len(json.dumps(data))
+        if size > self.settings.max_case_data_bytes:
+            raise TooLarge(f"the data is {size} bytes; the limit per case is {self.settings.max_case_data_bytes}")
+
+    def _state_columns(self, workflow, outcome: Outcome, now: datetime) -> dict:
+        try:
+            state = json.dumps(workflow_to_dict(workflow))
+        except (TypeError, ValueError) as exc:
+            raise InvalidInput(f"the case produced data that cannot be stored as JSON ({exc}); "
+                               "nothing was saved") from None
+        data = json.dumps(outcome.data)
+        if len(data) > self.settings.max_case_data_bytes:
+            raise TooLarge(f"the case data would be {len(data)} bytes; the limit per case is "
+                           f"{self.settings.max_case_data_bytes}; nothing was saved")
+        next_timer = outcome.next_timer_at
+        return {"status": outcome.status, "state": state, "serializer_version": SERIALIZER_VERSION,
+                "data": data, "waiting_for": json.dumps(outcome.waiting_for),
+                "incident": json.dumps(outcome.incident) if outcome.incident else None,
+                "next_timer_at": (datetime.fromisoformat(next_timer.replace("Z", "+00:00")).replace(tzinfo=None)
+                                  if next_timer else None),
+                "updated_at": now, "workflow": None}
+
+    @staticmethod
+    def _task_row(case_id: str, definition_key: str, task, now: datetime) -> dict:
+        return {"id": task.id, "case_id": case_id, "definition_key": definition_key,
+                "process_id": task.process_id, "element_id": task.element_id, "name": task.name,
+                "lane": task.lane, "lane_role": lane_role(task.lane), "state": "ready", "created_at": now,
+                "ended_at": None, "completed_by": None}
+
+    def get_case(self, case_id: str) -> dict:
+        with self.db.reader.connect() as conn:
+            row = store.get_case_summary(conn, case_id)
+            if row is None:
+                raise CaseNotFound(f"no case with id '{case_id}'")
+            ready = store.ready_tasks_of_cases(conn, [case_id])[case_id]
+            children = store.child_case_ids(conn, case_id)
+        return self._representation(row._mapping, [r._mapping for r in ready], children)
+
+    def list_cases(self, filters: dict, cursor: str | None, limit: int) -> tuple[list[dict], str | None]:
+        with self.db.reader.connect() as conn:
+            rows, next_cursor = store.list_cases(conn, filters, cursor, limit)
+            ready = store.ready_tasks_of_cases(conn, [row.id for row in rows])
+        return [self._representation(row._mapping, [r._mapping for r in ready[row.id]], None)
+                for row in rows], next_cursor
+
+    def _representation(self, row, ready_rows, children) -> dict:
+        case = {"id": row["id"], "definition": row["definition_key"], "version": row["definition_version"],
+                "business_key": row["business_key"], "status": row["status"], "workflow": row["workflow"],
+                "created_at": rfc3339(row["created_at"]), "updated_at": rfc3339(row["updated_at"]),
+                "data": json.loads(row["data"]),
+                "tasks": [self._task_summary(task) for task in ready_rows],
+                "waiting_for": json.loads(row["waiting_for"]),
+                "parent_case": row["parent_case_id"], "etag": etag_of(row["row_version"])}
+        if children is not None:
+            case["child_cases"] = children
+        if row["incident"]:
+            case["incident"] = json.loads(row["incident"])
+        return case
+
+    @staticmethod
+    def _task_summary(task) -> dict:
+        return {"id": task["id"], "element_id": task["element_id"], "name": task["name"], "lane": task["lane"],
+                "state": task["state"], "created_at": rfc3339(task["created_at"])}
+
+    # --- commands on a running case --------------------------------------------------------------
+
+    def complete_task(self, task_id: str, data: dict, actor: str,
+                      may_complete: Callable[[str | None], bool], if_match: str | None = None) -> dict:
+        with self.db.reader.connect() as conn:
+            task = store.get_task(conn, task_id)
+            if task is None:
+                raise TaskNotFound(f"no task with id '{task_id}'")
+            if not may_complete(task.lane):
+                raise NotAllowed(f"completing this task needs the role '{task.lane_role}' of lane "
+                                 f"'{task.lane}' (or 'system')" if task.lane else
+                                 "this task has no lane; only 'system' or 'admin' may complete it")
+            if task.state != "ready":
+                raise TaskNotReady(f"task '{task.name or task.element_id}' is {task.state}, not ready; "
+                                   "it cannot be completed again")
+            row = store.get_case(conn, task.case_id)
+            ready_rows = store.ready_tasks_of_cases(conn, [task.case_id])[task.case_id]
+        self._check_running(row, if_match)
+        blueprint = self._blueprint_of(row)
+        info = blueprint.user_task(task.process_id, task.element_id)
+        if info is not None:
+            problems = info.form.problems(data)
+            if problems:
+                raise InvalidInput(f"the data does not match the form of task '{task.name or task.element_id}': "
+                                   f"{problems[0]['field']}: {problems[0]['message']}", problems)
+        self._check_data_size(data)
+        workflow = self._restore(row, blueprint)
+        spiff_task = workflow.get_task_from_id(uuid.UUID(task_id))
+        # SpiffWorkflow's run() completes tasks in any state (pitfall 5): check READY and manual ourselves.
+        if spiff_task is None or spiff_task.state != TaskState.READY or not spiff_task.task_spec.manual:
+            raise TaskNotReady(f"task '{task.name or task.element_id}' is not ready in the case any more")
+        spiff_task.data.update(data)
+        spiff_task.internal_data["completed_by"] = actor
+        spiff_task.run()
+        outcome = advance(workflow, blueprint)
+        return self._save(row, workflow, outcome, ready_rows, completed=(task_id, actor))
+
+    def send_message(self, case_id: str, name: str, data: dict, actor: str, if_match: str | None = None) -> dict:
+        row = self._read_case(case_id)
+        self._check_running(row, if_match)
+        self._check_data_size(data)
+        blueprint = self._blueprint_of(row)
+        workflow = self._restore(row, blueprint)
+        if not deliver_message(workflow, name, data):
+            waiting = sorted(waiting_message_names(workflow))
+            raise Conflict(f"the case waits for no message named '{name}'" +
+                           (f"; it waits for: {', '.join(waiting)}" if waiting else "; it waits for no message"))
+        outcome = advance(workflow, blueprint)
+        with self.db.reader.connect() as conn:
+            ready_rows = store.ready_tasks_of_cases(conn, [case_id])[case_id]
+        return self._save(row, workflow, outcome, ready_rows)
+
+    def cancel_case(self, case_id: str, actor: str, if_match: str | None = None) -> dict:
+        row = self._read_case(case_id)
+        if row.status in ("completed", "cancelled"):
+            raise Conflict(f"the case is already {row.status}; only a case that has not finished can be cancelled")
+        self._check_if_match(row, if_match)
+        blueprint = self._blueprint_of(row)
+        workflow = self._restore(row, blueprint)
+        workflow.cancel()
+        with self.db.reader.connect() as conn:
+            ready_rows = store.ready_tasks_of_cases(conn, [case_id])[case_id]
+        outcome = Outcome("cancelled", [], [], json.loads(row.data), None, None)
+        return self._save(row, workflow, outcome, ready_rows)
+
+    def _read_case(self, case_id: str):
+        with self.db.reader.connect() as conn:
+            row = store.get_case(conn, case_id)
+        if row is None:
+            raise CaseNotFound(f"no case with id '{case_id}'")
+        return row
+
+    @staticmethod
+    def _check_if_match(row, if_match: str | None) -> None:
+        if if_match and if_match.strip() != "*" and etag_of(row.row_version) not in [
+                tag.strip() for tag in if_match.split(",")]:
+            raise PreconditionFailed(f"the case changed since you read it (it is now {etag_of(row.row_version)}); "
+                                     "read it again and retry")
+
+    def _check_running(self, row, if_match: str | None) -> None:
+        if row.status != "running":
+            reason = {"completed": "it is completed", "cancelled": "it was cancelled",
+                      "error": "it has an incident that must be resolved first",
+                      "suspended": "it is suspended"}.get(row.status, f"it is {row.status}")
+            raise Conflict(f"the case cannot accept this now: {reason}")
+        self._check_if_match(row, if_match)
+
+    def _blueprint_of(self, row) -> Blueprint:
+        return self.specs.blueprint(row.definition_key, row.definition_version, json.loads(row.pins))
+
+    def _restore(self, row, blueprint: Blueprint):
+        workflow = workflow_from_dict(json.loads(row.state), blueprint.spec, blueprint.subprocess_specs)
+        # SpiffWorkflow does not serialize the script engine: without this the restored case would run
+        # scripts with the unrestricted default (pitfall 2).
+        workflow.script_engine = self.script_engine
+        return workflow
+
+    def _save(self, row, workflow, outcome: Outcome, ready_before: list, completed: tuple | None = None) -> dict:
+        now = self._now()
+        columns = self._state_columns(workflow, outcome, now)
+        ready_now = {task.id: task for task in outcome.ready}
+        before_ids = {task.id for task in ready_before}
+        completed_id, actor = completed or (None, None)
+        gone = [task_id for task_id in before_ids if task_id not in ready_now and task_id != completed_id]
+        new_rows = [self._task_row(row.id, row.definition_key, task, now)
+                    for task_id, task in ready_now.items() if task_id not in before_ids]
+        with self.db.writer.begin() as conn:
+            if not store.update_case(conn, row.id, row.row_version, columns):
+                raise ConcurrentUpdate("another request changed this case at the same moment and won; "
+                                       "read the case again and retry if still needed")
+            if completed_id:
+                store.end_tasks(conn, [completed_id], "completed", now, actor)
+            store.end_tasks(conn, gone, "cancelled", now)
+            store.insert_tasks(conn, new_rows)
+        ready_rows = [task._mapping for task in ready_before if task.id in ready_now] + new_rows
+        values = {**row._mapping, **columns, "row_version": row.row_version + 1}
+        return self._representation(values, ready_rows, None)
+
+    # --- tasks ---------------------------------------------------------------------------------
+
+    def get_task(self, task_id: str) -> dict:
+        with self.db.reader.connect() as conn:
+            task = store.get_task(conn, task_id)
+            if task is None:
+                raise TaskNotFound(f"no task with id '{task_id}'")
+            case = store.case_pins(conn, {task.case_id})[task.case_id]
+        return self._task_representation(task, case)
+
+    def list_tasks(self, filters: dict, lane_roles: set[str] | None, cursor: str | None,
+                   limit: int) -> tuple[list[dict], str | None]:
+        with self.db.reader.connect() as conn:
+            rows, next_cursor = store.list_tasks(conn, filters, lane_roles, cursor, limit)
+            cases = store.case_pins(conn, {task.case_id for task in rows})
+        return [self._task_representation(task, cases[task.case_id]) for task in rows], next_cursor
+
+    def _task_representation(self, task, case) -> dict:
+        blueprint = self.specs.blueprint(case.definition_key, case.definition_version, json.loads(case.pins))
+        info = blueprint.user_task(task.process_id, task.element_id)
+        return {"id": task.id, "case_id": task.case_id, "definition": task.definition_key,
+                "element_id": task.element_id, "name": task.name, "lane": task.lane, "state": task.state,
+                "created_at": rfc3339(task.created_at), "ended_at": rfc3339(task.ended_at),
+                "completed_by": task.completed_by,
+                "form": info.form.schema if info else {"type": "object"},
+                "documentation": info.documentation if info else None}

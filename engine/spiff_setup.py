@@ -1,0 +1,108 @@
+"""How usm-engine configures SpiffWorkflow: one parser flavour, the matching serializer, and
+instance state stored without its spec.
+
+We use the Camunda flavour because process designers edit our files in Camunda Modeler: user tasks
+name their form with `camunda:formKey`, business rule tasks their decision with `camunda:decisionRef`,
+and `camunda:properties` are kept. Parser and serializer configuration must match (SPIFF_NOTES §0).
+"""
+from __future__ import annotations
+
+from copy import deepcopy
+from uuid import UUID
+
+from SpiffWorkflow.bpmn import BpmnWorkflow
+from SpiffWorkflow.bpmn.parser.BpmnParser import BpmnValidator
+from SpiffWorkflow.bpmn.serializer import BpmnWorkflowSerializer
+from SpiffWorkflow.bpmn.serializer.default.task_spec import BpmnTaskSpecConverter
+from SpiffWorkflow.bpmn.serializer.default.workflow import BpmnWorkflowConverter
+from SpiffWorkflow.bpmn.specs.defaults import ServiceTask
+from SpiffWorkflow.bpmn.specs.mixins.multiinstance_task import LoopTask
+from SpiffWorkflow.camunda.parser import CamundaParser
+from SpiffWorkflow.camunda.serializer.config import CAMUNDA_CONFIG
+
+
+def wire_loop_tasks(*specs) -> None:
+    """Connect multi-instance/loop children to their parent's merge step.
+
+    The parser leaves this to the first child created in a process; a case restored around a cached
+    spec in another process would otherwise never merge its children and stall silently
+    (SPIFF_NOTES §3.4). Idempotent, so it is safe on specs that are already wired.
+    """
+    for spec in specs:
+        if spec is None:
+            continue
+        for task_spec in list(spec.task_specs.values()):
+            if isinstance(task_spec, LoopTask):
+                child = spec.task_specs[task_spec.task_spec]
+                if not child.completed_event.is_connected(task_spec.merge_child):
+                    child.completed_event.connect(task_spec.merge_child)
+
+
+class SpeclessWorkflowConverter(BpmnWorkflowConverter):
+    """Serializes a case without its spec; restores it around the cached spec objects.
+
+    Specs are immutable per definition version, so storing them in every case row would only cost
+    space and time (a spec is often larger than the instance).
+    """
+
+    def to_dict(self, workflow):
+        dct = super().to_dict(workflow)
+        dct.pop("spec")
+        dct.pop("subprocess_specs")
+        return dct
+
+    def from_dict(self, dct, spec=None, subprocess_specs=None):
+        wire_loop_tasks(spec, *(subprocess_specs or {}).values())
+        dct = dict(dct)
+        workflow = self.target_class(spec, subprocess_specs, deserializing=True)
+        workflow.tasks = self.mapping_from_dict(dct["tasks"], UUID, workflow=workflow)
+        workflow.task_tree = workflow.tasks.get(UUID(dct["root"]))
+        self.set_default_attributes(workflow, dct)
+        self.subprocesses_from_dict(dct["subprocesses"], workflow)
+        workflow.bpmn_events = self.registry.restore(dct.pop("bpmn_events", []))
+        return workflow
+
+
+def _config() -> dict:
+    config = deepcopy(CAMUNDA_CONFIG)
+    # Plain service tasks have no converter in the Camunda config (SPIFF_NOTES pitfall 1).
+    config[ServiceTask] = BpmnTaskSpecConverter
+    config[BpmnWorkflow] = SpeclessWorkflowConverter
+    return config
+
+
+SERIALIZER = BpmnWorkflowSerializer(BpmnWorkflowSerializer.configure(_config()))
+SERIALIZER_VERSION = SERIALIZER.VERSION
+
+_validator: BpmnValidator | None = None
+
+
+def xsd_validator() -> BpmnValidator:
+    """Loading the BPMN XSDs costs milliseconds; do it once per process."""
+    global _validator
+    if _validator is None:
+        _validator = BpmnValidator()
+    return _validator
+
+
+def new_parser() -> CamundaParser:
+    """A fresh parser per deployment: one parser cannot take the same process twice (pitfall 21)."""
+    return CamundaParser()
+
+
+def spec_to_dict(spec) -> dict:
+    return SERIALIZER.to_dict(spec)
+
+
+def spec_from_dict(dct: dict):
+    spec = SERIALIZER.from_dict(dct)
+    wire_loop_tasks(spec)
+    return spec
+
+
+def workflow_to_dict(workflow: BpmnWorkflow) -> dict:
+    return SERIALIZER.to_dict(workflow)
+
+
+def workflow_from_dict(dct: dict, spec, subprocess_specs: dict) -> BpmnWorkflow:
+    return SERIALIZER.from_dict(dct, spec=spec, subprocess_specs=subprocess_specs)

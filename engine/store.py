@@ -1,0 +1,201 @@
+"""The only module that speaks SQL. Functions take a connection so callers decide the transaction."""
+from __future__ import annotations
+
+import base64
+import json
+from datetime import datetime
+
+from sqlalchemy import and_, func, insert, or_, select, update
+from sqlalchemy.engine import Connection
+
+from .blueprints import StoredDefinition
+from .errors import InvalidInput
+from .schema import cases, definition_files, definitions, tasks
+
+DEFINITION_SUMMARY = [definitions.c.id, definitions.c.key, definitions.c.name, definitions.c.version,
+                      definitions.c.hash, definitions.c.deployed_at, definitions.c.deployed_by,
+                      definitions.c.bpmn_file]
+
+
+# --- definitions ---------------------------------------------------------------------------------
+
+def latest_definitions(conn: Connection) -> list:
+    newest = (select(definitions.c.key, func.max(definitions.c.version).label("version"))
+              .group_by(definitions.c.key).subquery())
+    query = (select(*DEFINITION_SUMMARY, definitions.c.meta)
+             .join(newest, and_(definitions.c.key == newest.c.key, definitions.c.version == newest.c.version))
+             .order_by(definitions.c.key))
+    return list(conn.execute(query))
+
+
+def definition_versions(conn: Connection, key: str) -> list:
+    return list(conn.execute(select(*DEFINITION_SUMMARY).where(definitions.c.key == key)
+                             .order_by(definitions.c.version)))
+
+
+def find_definition(conn: Connection, key: str, version: int | None = None):
+    query = select(*DEFINITION_SUMMARY, definitions.c.meta).where(definitions.c.key == key)
+    if version is None:
+        query = query.order_by(definitions.c.version.desc()).limit(1)
+    else:
+        query = query.where(definitions.c.version == version)
+    return conn.execute(query).first()
+
+
+def latest_version_numbers(conn: Connection, keys) -> dict[str, int]:
+    query = (select(definitions.c.key, func.max(definitions.c.version))
+             .where(definitions.c.key.in_(list(keys))).group_by(definitions.c.key))
+    return {key: version for key, version in conn.execute(query)}
+
+
+def deployed_keys(conn: Connection) -> set[str]:
+    return {row[0] for row in conn.execute(select(definitions.c.key).distinct())}
+
+
+def load_stored_definition(conn: Connection, key: str, version: int) -> StoredDefinition | None:
+    row = conn.execute(select(definitions.c.spec, definitions.c.embedded, definitions.c.meta)
+                       .where(definitions.c.key == key, definitions.c.version == version)).first()
+    if row is None:
+        return None
+    return StoredDefinition(key, version, json.loads(row.spec), json.loads(row.embedded), json.loads(row.meta))
+
+
+def insert_definition(conn: Connection, values: dict, files: dict[str, bytes]) -> None:
+    conn.execute(insert(definitions).values(**values))
+    conn.execute(insert(definition_files), [
+        {"definition_id": values["id"], "filename": name, "content": content} for name, content in files.items()])
+
+
+def definition_file(conn: Connection, definition_id: str, filename: str) -> bytes | None:
+    row = conn.execute(select(definition_files.c.content).where(
+        definition_files.c.definition_id == definition_id, definition_files.c.filename == filename)).first()
+    return None if row is None else bytes(row[0])
+
+
+# --- cases -----------------------------------------------------------------------------------------
+
+def get_case(conn: Connection, case_id: str):
+    return conn.execute(select(cases).where(cases.c.id == case_id)).first()
+
+
+def get_case_summary(conn: Connection, case_id: str):
+    return conn.execute(select(*[c for c in cases.c if c.name != "state"]).where(cases.c.id == case_id)).first()
+
+
+def find_idempotent_case(conn: Connection, actor: str, key: str):
+    return conn.execute(select(cases.c.id, cases.c.request_hash).where(
+        cases.c.created_by == actor, cases.c.idempotency_key == key)).first()
+
+
+def insert_case(conn: Connection, values: dict) -> None:
+    conn.execute(insert(cases).values(**values))
+
+
+def update_case(conn: Connection, case_id: str, expected_version: int, values: dict) -> bool:
+    """Write only if nobody else wrote since we read: the heart of optimistic concurrency."""
+    result = conn.execute(update(cases).where(cases.c.id == case_id, cases.c.row_version == expected_version)
+                          .values(row_version=expected_version + 1, **values))
+    return result.rowcount == 1
+
+
+def list_cases(conn: Connection, filters: dict, cursor: str | None, limit: int) -> tuple[list, str | None]:
+    columns = [c for c in cases.c if c.name != "state"]
+    query = select(*columns)
+    if filters.get("status"):
+        query = query.where(cases.c.status == filters["status"])
+    if filters.get("definition"):
+        query = query.where(cases.c.definition_key == filters["definition"])
+    if filters.get("business_key"):
+        query = query.where(cases.c.business_key == filters["business_key"])
+    if filters.get("created_after"):
+        query = query.where(cases.c.created_at >= filters["created_after"])
+    if filters.get("created_before"):
+        query = query.where(cases.c.created_at < filters["created_before"])
+    return _page(conn, query, cases.c.created_at, cases.c.id, cursor, limit)
+
+
+# --- tasks -----------------------------------------------------------------------------------------
+
+def insert_tasks(conn: Connection, rows: list[dict]) -> None:
+    if rows:
+        conn.execute(insert(tasks), rows)
+
+
+def end_tasks(conn: Connection, task_ids: list[str], state: str, at: datetime, by: str | None = None) -> None:
+    if task_ids:
+        conn.execute(update(tasks).where(tasks.c.id.in_(task_ids), tasks.c.state == "ready")
+                     .values(state=state, ended_at=at, completed_by=by))
+
+
+def get_task(conn: Connection, task_id: str):
+    return conn.execute(select(tasks).where(tasks.c.id == task_id)).first()
+
+
+def ready_tasks_of_cases(conn: Connection, case_ids: list[str]) -> dict[str, list]:
+    found: dict[str, list] = {case_id: [] for case_id in case_ids}
+    if case_ids:
+        query = (select(tasks).where(tasks.c.case_id.in_(case_ids), tasks.c.state == "ready")
+                 .order_by(tasks.c.created_at, tasks.c.id))
+        for row in conn.execute(query):
+            found[row.case_id].append(row)
+    return found
+
+
+def list_tasks(conn: Connection, filters: dict, lane_roles: set[str] | None, cursor: str | None,
+               limit: int) -> tuple[list, str | None]:
+    query = select(tasks)
+    if filters.get("state") != "any":
+        query = query.where(tasks.c.state == (filters.get("state") or "ready"))
+    if filters.get("case"):
+        query = query.where(tasks.c.case_id == filters["case"])
+    if filters.get("lane"):
+        query = query.where(tasks.c.lane == filters["lane"])
+    if filters.get("definition"):
+        query = query.where(tasks.c.definition_key == filters["definition"])
+    if lane_roles is not None:  # a lane holder sees only the tasks of its lanes
+        query = query.where(tasks.c.lane_role.in_(sorted(lane_roles)))
+    return _page(conn, query, tasks.c.created_at, tasks.c.id, cursor, limit)
+
+
+# --- paging ----------------------------------------------------------------------------------------
+
+def _page(conn: Connection, query, time_column, id_column, cursor: str | None, limit: int):
+    if cursor:
+        after_time, after_id = decode_cursor(cursor)
+        query = query.where(or_(time_column > after_time, and_(time_column == after_time, id_column > after_id)))
+    rows = list(conn.execute(query.order_by(time_column, id_column).limit(limit + 1)))
+    next_cursor = None
+    if len(rows) > limit:
+        rows = rows[:limit]
+        last = rows[-1]
+        next_cursor = encode_cursor(getattr(last, time_column.name), getattr(last, id_column.name))
+    return rows, next_cursor
+
+
+def encode_cursor(moment: datetime, row_id: str) -> str:
+    raw = json.dumps([moment.isoformat(), row_id]).encode()
+    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
+
+
+def decode_cursor(cursor: str) -> tuple[datetime, str]:
+    try:
+        padded = cursor + "=" * (-len(cursor) % 4)
+        moment, row_id = json.loads(base64.urlsafe_b64decode(padded.encode()))
+        return datetime.fromisoformat(moment), str(row_id)
+    except (ValueError, TypeError, UnicodeDecodeError):
+        raise InvalidInput("the cursor is not one this server handed out; start again without it",
+                           [{"field": "cursor", "message": "invalid cursor"}]) from None
+
+
+def child_case_ids(conn: Connection, case_id: str) -> list[str]:
+    return [row[0] for row in conn.execute(select(cases.c.id).where(cases.c.parent_case_id == case_id)
+                                           .order_by(cases.c.created_at, cases.c.id))]
+
+
+def case_pins(conn: Connection, case_ids: set[str]) -> dict:
+    """What it takes to find a task's form: each case's definition version and pinned called versions."""
+    if not case_ids:
+        return {}
+    query = select(cases.c.id, cases.c.definition_key, cases.c.definition_version, cases.c.pins).where(
+        cases.c.id.in_(sorted(case_ids)))
+    return {row.id: row for row in conn.execute(query)}
