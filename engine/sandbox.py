@@ -23,6 +23,7 @@ from __future__ import annotations
 import builtins
 import functools
 import logging
+import math
 import operator
 import re
 from types import CodeType
@@ -176,10 +177,12 @@ _JSON_KEYS = _JSON_SCALARS
 
 
 def is_json_value(value: Any) -> bool:
-    """True if `value` is JSON data: None, bool, int, float, str, or lists/dicts of those.
+    """True if `value` is JSON data: None, bool, int, finite float, str, or lists/dicts of those.
 
-    Tuples, sets, bytes, dates and every other object are not. Iterative, so deep nesting cannot
-    exhaust the stack, and a self-containing list or dict is rejected instead of looping.
+    Tuples, sets, bytes, dates and every other object are not. NaN and infinity are not either:
+    json.dumps writes them, but they are not JSON and PostgreSQL's jsonb rejects them. Iterative, so
+    deep nesting cannot exhaust the stack, and a self-containing list or dict is rejected instead
+    of looping.
     """
     on_path: set[int] = set()  # containers being checked: meeting one again means a cycle
     checked: set[int] = set()  # containers already known good (shared references are fine)
@@ -190,6 +193,8 @@ def is_json_value(value: Any) -> bool:
             on_path.discard(id(item))
             checked.add(id(item))
             continue
+        if isinstance(item, float) and not math.isfinite(item):
+            return False
         if isinstance(item, _JSON_SCALARS):
             continue
         if not isinstance(item, (list, dict)):

@@ -1,0 +1,215 @@
+"""The `usm` command: serve the API, validate and deploy definitions, manage tokens, migrate."""
+from __future__ import annotations
+
+import json
+import os
+import sys
+import urllib.error
+import urllib.request
+import uuid
+from pathlib import Path
+
+import click
+
+from engine.deployment import compile_bundle
+from engine.errors import DefinitionInvalid, TooLarge
+
+DEFINITION_SUFFIXES = (".bpmn", ".dmn", ".json")
+
+
+def collect_files(paths: tuple[str, ...], root: Path | None = None) -> list[tuple[str, bytes]]:
+    """Files named on the command line, and the definition files under any directory named.
+    Files under a directory are named by their path relative to it (forms/classify.schema.json)."""
+    files = []
+    for given in paths:
+        path = Path(given)
+        if path.is_dir():
+            for found in sorted(p for p in path.rglob("*") if p.is_file() and p.suffix.lower() in DEFINITION_SUFFIXES):
+                files.append((found.relative_to(path).as_posix(), found.read_bytes()))
+        elif path.is_file():
+            files.append((path.name, path.read_bytes()))
+        else:
+            raise click.BadParameter(f"{given} does not exist", param_hint="PATH")
+    return files
+
+
+def format_problem(problem: dict) -> str:
+    """`file:line: element_id: message`, the shape editors and CI logs link to."""
+    location = problem.get("file") or "<upload>"
+    if problem.get("line"):
+        location += f":{problem['line']}"
+    element = f" {problem['element_id']}:" if problem.get("element_id") else ""
+    return f"{location}:{element} {problem['message']}"
+
+
+@click.group()
+def main():
+    """usm-engine: USM workflows as BPMN 2.0, run by SpiffWorkflow behind an HTTP API."""
+
+
+@main.command()
+@click.option("--host", default="127.0.0.1", show_default=True, help="address to listen on")
+@click.option("--port", default=8000, show_default=True, type=int)
+@click.option("--workers", default=2, show_default=True, type=int, help="server processes")
+@click.option("--threads", default=4, show_default=True, type=int, help="threads per process")
+@click.option("--definitions", "definitions_dir", default="definitions", show_default=True,
+              help="directory whose files are deployed at start (skipped if missing)")
+def serve(host, port, workers, threads, definitions_dir):
+    """Migrate the database, deploy definitions/, and serve the API with gunicorn."""
+    from gunicorn.app.base import BaseApplication
+
+    from api.app import create_app, settings_from_env
+    from engine.service import Engine, EngineSettings
+
+    settings = settings_from_env()
+    engine = Engine(EngineSettings(settings["USM_DATABASE_URL"]))
+    engine.migrate()
+    directory = Path(definitions_dir)
+    if directory.is_dir():
+        files = collect_files((str(directory),))
+        if files:
+            try:
+                created, items = engine.deploy(files, "system")
+            except DefinitionInvalid as exc:
+                for problem in exc.errors:
+                    click.echo(format_problem({**problem, "file": f"{directory}/{problem['file']}"
+                                               if problem.get("file") else None}), err=True)
+                raise SystemExit(f"not starting: {definitions_dir} does not deploy") from None
+            click.echo(f"deployed {sum(i['created'] for i in items)} new of {len(items)} definitions "
+                       f"from {definitions_dir}", err=True)
+    engine.close()
+    if not settings["USM_ADMIN_TOKEN"] and not settings["USM_TOKENS_FILE"]:
+        click.echo("warning: neither USM_ADMIN_TOKEN nor USM_TOKENS_FILE is set, so every API call "
+                   "except /healthz will answer 401", err=True)
+
+    class Server(BaseApplication):
+        def load_config(self):
+            self.cfg.set("bind", f"{host}:{port}")
+            self.cfg.set("workers", workers)
+            self.cfg.set("threads", threads)
+            self.cfg.set("worker_class", "gthread" if threads > 1 else "sync")
+            self.cfg.set("accesslog", os.environ.get("USM_ACCESS_LOG") or None)
+            self.cfg.set("errorlog", "-")
+            self.cfg.set("graceful_timeout", 10)
+
+        def load(self):
+            return create_app(migrate=False)
+
+    Server().run()
+
+
+@main.command()
+@click.argument("paths", nargs=-1, required=True)
+def validate(paths):
+    """Check BPMN/DMN/form files as a deployment would; print each problem as file:line: element: message."""
+    files = collect_files(paths)
+    try:
+        compiled = compile_bundle(files, set())
+    except DefinitionInvalid as exc:
+        for problem in exc.errors:
+            click.echo(format_problem(problem))
+        raise SystemExit(1) from None
+    except TooLarge as exc:
+        click.echo(f"<upload>: {exc.detail}")
+        raise SystemExit(1) from None
+    click.echo(f"ok: {len(files)} files, {len(compiled)} executable processes "
+               f"({', '.join(c.key for c in compiled)})")
+
+
+@main.command()
+@click.argument("paths", nargs=-1, required=True)
+@click.option("--url", default=None, help="a running server (e.g. http://127.0.0.1:8000); default: the "
+                                          "database in USM_DATABASE_URL directly")
+@click.option("--token", envvar="USM_TOKEN", default=None, help="bearer token for --url "
+                                                                 "[env USM_TOKEN, else USM_ADMIN_TOKEN]")
+def deploy(paths, url, token):
+    """Deploy definition files, as one upload."""
+    files = collect_files(paths)
+    if url:
+        status, body = _post_files(url.rstrip("/") + "/api/v1/definitions", files,
+                                   token or os.environ.get("USM_ADMIN_TOKEN"))
+        if status >= 400:
+            click.echo(body.get("detail", body), err=True)
+            for problem in body.get("errors", []):
+                click.echo(format_problem(problem), err=True)
+            raise SystemExit(1)
+        items = body["items"]
+    else:
+        from api.app import settings_from_env
+        from engine.service import Engine, EngineSettings
+
+        engine = Engine(EngineSettings(settings_from_env()["USM_DATABASE_URL"]))
+        engine.migrate()
+        try:
+            _, items = engine.deploy(files, os.environ.get("USER", "cli"))
+        except DefinitionInvalid as exc:
+            for problem in exc.errors:
+                click.echo(format_problem(problem), err=True)
+            raise SystemExit(1) from None
+        finally:
+            engine.close()
+    for item in items:
+        click.echo(f"{item['key']} v{item['version']} {'deployed' if item['created'] else 'unchanged'}")
+
+
+def _post_files(url: str, files: list[tuple[str, bytes]], token: str | None) -> tuple[int, dict]:
+    boundary = uuid.uuid4().hex
+    parts = []
+    for name, content in files:
+        parts.append(f'--{boundary}\r\nContent-Disposition: form-data; name="files"; filename="{name}"\r\n'
+                     f"Content-Type: application/octet-stream\r\n\r\n".encode() + content + b"\r\n")
+    body = b"".join(parts) + f"--{boundary}--\r\n".encode()
+    request = urllib.request.Request(url, data=body, method="POST", headers={
+        "Content-Type": f"multipart/form-data; boundary={boundary}", **(
+            {"Authorization": f"Bearer {token}"} if token else {})})
+    try:
+        with urllib.request.urlopen(request, timeout=60) as response:
+            return response.status, json.loads(response.read())
+    except urllib.error.HTTPError as error:
+        return error.code, json.loads(error.read() or b"{}")
+    except urllib.error.URLError as error:
+        raise SystemExit(f"cannot reach {url}: {error.reason}") from None
+
+
+@main.group()
+def token():
+    """Manage API tokens (stored as SHA-256 digests in a TOML file)."""
+
+
+@token.command("create")
+@click.option("--user", required=True, help="user id the token acts as")
+@click.option("--role", "roles", multiple=True, required=True,
+              help="admin, designer, system, auditor, or a lane role (e.g. service-desk); repeatable")
+@click.option("--file", "tokens_file", envvar="USM_TOKENS_FILE", required=True, type=click.Path(dir_okay=False),
+              help="tokens file to append to [env USM_TOKENS_FILE]")
+def token_create(user, roles, tokens_file):
+    """Create a token, append its digest to the tokens file and print the token once."""
+    import re
+
+    from api.auth import new_token, token_entry
+
+    for value in (user, *roles):
+        if not re.fullmatch(r"[A-Za-z0-9._@-]{1,100}", value):
+            raise click.BadParameter(f"'{value}' may only use letters, digits and . _ @ -")
+    secret = new_token()
+    path = Path(tokens_file)
+    with path.open("a") as handle:
+        handle.write(token_entry(user, list(roles), secret))
+    os.chmod(path, 0o600)
+    click.echo(secret)
+
+
+@main.command()
+def migrate():
+    """Create or upgrade the database schema in USM_DATABASE_URL."""
+    from api.app import settings_from_env
+    from engine.service import Engine, EngineSettings
+
+    engine = Engine(EngineSettings(settings_from_env()["USM_DATABASE_URL"]))
+    engine.migrate()
+    engine.close()
+    click.echo("schema is up to date")
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

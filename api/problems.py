@@ -1,0 +1,73 @@
+"""Every error leaves as application/problem+json (RFC 9457) with a sentence a person can act on."""
+from __future__ import annotations
+
+import logging
+
+from flask import Flask, Response, json
+from werkzeug.exceptions import HTTPException, RequestEntityTooLarge
+
+from engine import errors
+
+log = logging.getLogger("usm.api")
+
+_STATUS_BY_ERROR = [
+    (errors.NotFound, 404, "Not found"),
+    (errors.NotAllowed, 403, "Forbidden"),
+    (errors.PreconditionFailed, 412, "Precondition failed"),
+    (errors.Conflict, 409, "Conflict"),
+    (errors.TooLarge, 413, "Payload too large"),
+    (errors.InvalidInput, 422, "Unprocessable content"),
+]
+
+
+class ApiProblem(Exception):
+    """Raised by routes for problems found before the engine is involved (auth, parsing, shape)."""
+
+    def __init__(self, status: int, title: str, detail: str, errors_list: list | None = None, headers=None):
+        super().__init__(detail)
+        self.status, self.title, self.detail = status, title, detail
+        self.errors = errors_list or []
+        self.headers = headers or {}
+
+
+def problem(status: int, title: str, detail: str, errors_list: list | None = None, headers=None) -> Response:
+    body = {"type": "about:blank", "title": title, "status": status, "detail": detail}
+    if errors_list:
+        body["errors"] = errors_list
+    response = Response(json.dumps(body), status=status, mimetype="application/problem+json")
+    for name, value in (headers or {}).items():
+        response.headers[name] = value
+    return response
+
+
+def install(app: Flask) -> None:
+    @app.errorhandler(ApiProblem)
+    def _api_problem(exc: ApiProblem):
+        return problem(exc.status, exc.title, exc.detail, exc.errors, exc.headers)
+
+    @app.errorhandler(errors.EngineError)
+    def _engine_error(exc: errors.EngineError):
+        for kind, status, title in _STATUS_BY_ERROR:
+            if isinstance(exc, kind):
+                return problem(status, title, exc.detail, exc.errors)
+        log.error("unmapped engine error", exc_info=exc)
+        return problem(500, "Internal server error", "the server failed; this is a bug and has been logged")
+
+    @app.errorhandler(RequestEntityTooLarge)
+    def _too_large(exc):
+        limit = app.config.get("MAX_CONTENT_LENGTH")
+        return problem(413, "Payload too large", f"the request body is larger than the limit of {limit} bytes")
+
+    @app.errorhandler(HTTPException)
+    def _http(exc: HTTPException):
+        detail = {404: "there is no such resource; check the path (the API lives under /api/v1)",
+                  405: f"this method is not allowed here"}.get(exc.code, exc.description)
+        response = problem(exc.code or 500, exc.name, detail)
+        if exc.code == 405 and getattr(exc, "valid_methods", None):
+            response.headers["Allow"] = ", ".join(exc.valid_methods)
+        return response
+
+    @app.errorhandler(Exception)
+    def _unexpected(exc: Exception):
+        log.error("unhandled error on a request", exc_info=exc)
+        return problem(500, "Internal server error", "the server failed; this is a bug and has been logged")

@@ -1,0 +1,79 @@
+"""Cases: started by backend systems, read by everyone with a token."""
+from __future__ import annotations
+
+from flask import Blueprint, g, jsonify, request
+
+from ..contract import PAGING, operation, query_param
+from ..http import engine, enum_param, json_body, paging, requires, time_param
+from ..schemas import EMPTY, SEND_MESSAGE, START_CASE
+
+bp = Blueprint("cases", __name__, url_prefix="/api/v1/cases")
+
+STATUSES = ("running", "completed", "cancelled", "error", "suspended")
+_IF_MATCH = "If-Match"
+
+
+def case_response(case: dict, status: int = 200):
+    response = jsonify(case)
+    response.status_code = status
+    response.headers["ETag"] = case["etag"]
+    return response
+
+
+@bp.post("")
+@operation("Start a case; repeat-safe with an Idempotency-Key header", roles="system", request="StartCase",
+           responses={200: "Case", 201: "Case", 404: "Problem", 422: "Problem"}, tag="cases")
+@requires("system")
+def start_case():
+    body = json_body(START_CASE)
+    case, created = engine().start_case(
+        body["definition"], g.principal.user, version=body.get("version"), business_key=body.get("business_key"),
+        data=body.get("data") or {}, idempotency_key=request.headers.get("Idempotency-Key") or None)
+    return case_response(case, 201 if created else 200)
+
+
+@bp.get("")
+@operation("Cases, oldest first, filtered and paged", roles="any authenticated user", responses={200: "CasePage",
+           422: "Problem"}, tag="cases", query=PAGING + [
+    query_param("status", {"enum": list(STATUSES)}, "only cases in this status"),
+    query_param("definition", {"type": "string"}, "only cases of this definition key"),
+    query_param("business_key", {"type": "string"}, "only cases with this business key"),
+    query_param("created_after", {"type": "string", "format": "date-time"}, "created at or after"),
+    query_param("created_before", {"type": "string", "format": "date-time"}, "created before")])
+@requires()
+def list_cases():
+    cursor, limit = paging()
+    filters = {"status": enum_param("status", STATUSES), "definition": request.args.get("definition"),
+               "business_key": request.args.get("business_key"),
+               "created_after": time_param("created_after"), "created_before": time_param("created_before")}
+    items, next_cursor = engine().list_cases(filters, cursor, limit)
+    return jsonify({"items": items, "next": next_cursor})
+
+
+@bp.get("/<case_id>")
+@operation("A case with its ready tasks", roles="any authenticated user", responses={200: "Case", 404: "Problem"},
+           tag="cases")
+@requires()
+def get_case(case_id):
+    return case_response(engine().get_case(case_id))
+
+
+@bp.post("/<case_id>/messages")
+@operation("Deliver a BPMN message to this case", roles="system", request="SendMessage",
+           responses={200: "Case", 404: "Problem", 409: "Problem", 412: "Problem", 422: "Problem"}, tag="cases")
+@requires("system")
+def send_message(case_id):
+    body = json_body(SEND_MESSAGE)
+    case = engine().send_message(case_id, body["name"], body.get("data") or {}, g.principal.user,
+                                 request.headers.get(_IF_MATCH))
+    return case_response(case)
+
+
+@bp.post("/<case_id>/cancel")
+@operation("Cancel a case that has not finished", roles="system", request="optional-empty",
+           responses={200: "Case", 404: "Problem", 409: "Problem", 412: "Problem"}, tag="cases")
+@requires("system")
+def cancel_case(case_id):
+    if request.get_data(cache=True).strip():
+        json_body(EMPTY)
+    return case_response(engine().cancel_case(case_id, g.principal.user, request.headers.get(_IF_MATCH)))

@@ -1,0 +1,62 @@
+"""Tasks: the work people and systems do."""
+from __future__ import annotations
+
+from flask import Blueprint, g, jsonify, request
+
+from ..auth import SEES_ALL_TASKS
+from ..contract import PAGING, operation, query_param
+from ..http import engine, enum_param, json_body, paging, requires
+from ..problems import ApiProblem
+from ..schemas import COMPLETE_TASK
+from .cases import case_response
+
+bp = Blueprint("tasks", __name__, url_prefix="/api/v1/tasks")
+
+STATES = ("ready", "completed", "cancelled", "any")
+
+
+def _visible_lane_roles():
+    """None = every task; otherwise only tasks of these lane roles."""
+    principal = g.principal
+    return None if principal.has(*SEES_ALL_TASKS) else set(principal.lane_roles)
+
+
+@bp.get("")
+@operation("Tasks, oldest first; a lane holder sees the tasks of its lanes", roles="any authenticated user",
+           responses={200: "TaskPage", 422: "Problem"}, tag="tasks", query=PAGING + [
+    query_param("case", {"type": "string"}, "only tasks of this case"),
+    query_param("lane", {"type": "string"}, "only tasks of this lane (its name)"),
+    query_param("state", {"enum": list(STATES), "default": "ready"}, "task state; 'any' for all"),
+    query_param("definition", {"type": "string"}, "only tasks of cases of this definition key")])
+@requires()
+def list_tasks():
+    cursor, limit = paging()
+    filters = {"state": enum_param("state", STATES, "ready"), "case": request.args.get("case"),
+               "lane": request.args.get("lane"), "definition": request.args.get("definition")}
+    items, next_cursor = engine().list_tasks(filters, _visible_lane_roles(), cursor, limit)
+    return jsonify({"items": items, "next": next_cursor})
+
+
+@bp.get("/<task_id>")
+@operation("A task with its form (JSON Schema) and documentation", roles="any authenticated user "
+           "(lane holders: tasks of their lanes)", responses={200: "Task", 403: "Problem", 404: "Problem"}, tag="tasks")
+@requires()
+def get_task(task_id):
+    task = engine().get_task(task_id)
+    lanes = _visible_lane_roles()
+    if lanes is not None and not g.principal.may_complete(task["lane"]):
+        raise ApiProblem(403, "Forbidden", f"this task belongs to lane '{task['lane']}', which your token does not hold")
+    return jsonify(task)
+
+
+@bp.post("/<task_id>/complete")
+@operation("Complete a ready task with data that satisfies its form", roles="system, or the task's lane role",
+           request="CompleteTask", responses={200: "Case", 403: "Problem", 404: "Problem", 409: "Problem",
+                                              412: "Problem", 413: "Problem", 422: "Problem"}, tag="tasks")
+@requires()
+def complete_task(task_id):
+    body = json_body(COMPLETE_TASK)
+    principal = g.principal
+    case = engine().complete_task(task_id, body.get("data") or {}, principal.user, principal.may_complete,
+                                  request.headers.get("If-Match"))
+    return case_response(case)

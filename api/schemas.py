@@ -1,0 +1,146 @@
+"""JSON Schemas of request and response bodies: used to check requests and to write the OpenAPI document."""
+from __future__ import annotations
+
+_TIME = {"type": "string", "format": "date-time"}
+_NULLABLE_TIME = {"type": ["string", "null"], "format": "date-time"}
+
+START_CASE = {
+    "type": "object",
+    "properties": {
+        "definition": {"type": "string", "minLength": 1, "maxLength": 255},
+        "version": {"type": "integer", "minimum": 1},
+        "business_key": {"type": ["string", "null"], "maxLength": 255},
+        "data": {"type": "object"},
+    },
+    "required": ["definition"],
+    "additionalProperties": False,
+}
+
+COMPLETE_TASK = {
+    "type": "object",
+    "properties": {"data": {"type": "object"}},
+    "additionalProperties": False,
+}
+
+SEND_MESSAGE = {
+    "type": "object",
+    "properties": {"name": {"type": "string", "minLength": 1, "maxLength": 255}, "data": {"type": "object"}},
+    "required": ["name"],
+    "additionalProperties": False,
+}
+
+EMPTY = {"type": "object", "additionalProperties": False}
+
+TASK_SUMMARY = {
+    "type": "object",
+    "properties": {
+        "id": {"type": "string"}, "element_id": {"type": "string"}, "name": {"type": ["string", "null"]},
+        "lane": {"type": ["string", "null"]}, "state": {"type": "string"}, "created_at": _TIME,
+    },
+    "required": ["id", "element_id", "name", "lane", "state", "created_at"],
+}
+
+INCIDENT = {
+    "type": "object",
+    "properties": {"element_id": {"type": ["string", "null"]}, "element_name": {"type": ["string", "null"]},
+                   "line": {"type": ["integer", "null"]}, "message": {"type": "string"}},
+    "required": ["element_id", "message"],
+}
+
+CASE = {
+    "type": "object",
+    "properties": {
+        "id": {"type": "string"}, "definition": {"type": "string"}, "version": {"type": "integer"},
+        "business_key": {"type": ["string", "null"]},
+        "status": {"enum": ["running", "completed", "cancelled", "error", "suspended"]},
+        "workflow": {"type": ["string", "null"]}, "created_at": _TIME, "updated_at": _TIME,
+        "data": {"type": "object"}, "tasks": {"type": "array", "items": {"$ref": "#/components/schemas/TaskSummary"}},
+        "waiting_for": {"type": "array", "items": {"type": "object", "properties": {
+            "type": {"type": "string"}, "name": {"type": ["string", "null"]}, "due_at": _NULLABLE_TIME},
+            "required": ["type"]}},
+        "parent_case": {"type": ["string", "null"]},
+        "child_cases": {"type": "array", "items": {"type": "string"}},
+        "incident": {"$ref": "#/components/schemas/Incident"},
+        "etag": {"type": "string"},
+    },
+    "required": ["id", "definition", "version", "business_key", "status", "workflow", "created_at", "updated_at",
+                 "data", "tasks", "waiting_for", "parent_case", "etag"],
+}
+
+TASK = {
+    "type": "object",
+    "properties": {
+        "id": {"type": "string"}, "case_id": {"type": "string"}, "definition": {"type": "string"},
+        "element_id": {"type": "string"}, "name": {"type": ["string", "null"]}, "lane": {"type": ["string", "null"]},
+        "state": {"enum": ["ready", "completed", "cancelled"]}, "created_at": _TIME, "ended_at": _NULLABLE_TIME,
+        "completed_by": {"type": ["string", "null"]},
+        "form": {"type": "object", "description": "JSON Schema (draft 2020-12) of the data this task accepts"},
+        "documentation": {"type": ["string", "null"]},
+    },
+    "required": ["id", "case_id", "definition", "element_id", "name", "lane", "state", "created_at", "form",
+                 "documentation"],
+}
+
+DEFINITION = {
+    "type": "object",
+    "properties": {"key": {"type": "string"}, "name": {"type": "string"}, "version": {"type": "integer"},
+                   "hash": {"type": "string"}, "deployed_at": _TIME, "deployed_by": {"type": "string"}},
+    "required": ["key", "name", "version", "hash", "deployed_at", "deployed_by"],
+}
+
+DEFINITION_DETAIL = {
+    "allOf": [{"$ref": "#/components/schemas/Definition"}],
+    "type": "object",
+    "properties": {
+        "versions": {"type": "array", "items": {"$ref": "#/components/schemas/Definition"}},
+        "lanes": {"type": "array", "items": {"type": "string"}},
+        "calls": {"type": "array", "items": {"type": "string"}},
+        "user_tasks": {"type": "array", "items": {"type": "object", "properties": {
+            "element_id": {"type": "string"}, "name": {"type": ["string", "null"]},
+            "lane": {"type": ["string", "null"]}, "documentation": {"type": ["string", "null"]},
+            "form": {"type": "object"}}}},
+    },
+    "required": ["versions", "lanes", "user_tasks"],
+}
+
+DEPLOYMENT = {
+    "type": "object",
+    "properties": {"items": {"type": "array", "items": {"allOf": [
+        {"$ref": "#/components/schemas/Definition"},
+        {"type": "object", "properties": {"created": {"type": "boolean"}}, "required": ["created"]}]}}},
+    "required": ["items"],
+}
+
+VALIDATION = {"type": "object", "properties": {"valid": {"const": True}}, "required": ["valid"]}
+
+PROBLEM = {
+    "type": "object",
+    "properties": {
+        "type": {"type": "string"}, "title": {"type": "string"}, "status": {"type": "integer"},
+        "detail": {"type": "string"},
+        "errors": {"type": "array", "items": {"type": "object", "properties": {
+            "field": {"type": "string"}, "file": {"type": ["string", "null"]}, "line": {"type": ["integer", "null"]},
+            "element_id": {"type": ["string", "null"]}, "message": {"type": "string"}}, "required": ["message"]}},
+    },
+    "required": ["type", "title", "status", "detail"],
+}
+
+HEALTH = {"type": "object", "properties": {"status": {"type": "string"}, "database": {"type": "string"}},
+          "required": ["status", "database"]}
+
+
+def page_of(item_ref: str) -> dict:
+    return {"type": "object", "properties": {
+        "items": {"type": "array", "items": {"$ref": f"#/components/schemas/{item_ref}"}},
+        "next": {"type": ["string", "null"]}}, "required": ["items", "next"]}
+
+
+COMPONENTS = {
+    "Case": CASE, "CasePage": page_of("Case"), "Task": TASK, "TaskPage": page_of("Task"),
+    "TaskSummary": TASK_SUMMARY, "Incident": INCIDENT, "Definition": DEFINITION,
+    "DefinitionList": {"type": "object", "properties": {"items": {"type": "array", "items": {
+        "$ref": "#/components/schemas/Definition"}}}, "required": ["items"]},
+    "DefinitionDetail": DEFINITION_DETAIL, "Deployment": DEPLOYMENT, "Validation": VALIDATION,
+    "Problem": PROBLEM, "Health": HEALTH, "StartCase": START_CASE, "CompleteTask": COMPLETE_TASK,
+    "SendMessage": SEND_MESSAGE,
+}
