@@ -78,10 +78,14 @@ def advance(workflow: BpmnWorkflow, blueprint: Blueprint) -> Outcome:
 
 def deliver_message(workflow: BpmnWorkflow, name: str, payload: dict) -> bool:
     """Deliver an external message; False when nothing in the case waits for it (send_event raises, and
-    unlike catch() it never queues the message silently, SPIFF_NOTES pitfall 12)."""
+    unlike catch() it never queues the message silently, SPIFF_NOTES pitfall 12).
+
+    The Camunda flavour stores a message's payload in one variable; we name it after the message, so
+    the data sent as message `payment_received` is read in the diagram as `payment_received["amount"]`
+    and never overwrites other case data."""
     if name not in waiting_message_names(workflow):
         return False
-    workflow.send_event(BpmnEvent(MessageEventDefinition(name), payload=payload))
+    workflow.send_event(BpmnEvent(MessageEventDefinition(name), payload={"payload": payload, "result_var": name}))
     return True
 
 

@@ -1,0 +1,130 @@
+"""Shared fixtures. Every test gets a fresh database: a SQLite file by default, or the PostgreSQL
+server in USM_TEST_DATABASE_URL (the schema is emptied first), so the whole suite runs on both."""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+from sqlalchemy import create_engine, text
+from sqlalchemy.pool import NullPool
+
+from api.auth import token_entry
+
+FIXTURES = Path(__file__).parent / "fixtures"
+DEFAULT_POSTGRES_URL = "postgresql+psycopg://postgres@127.0.0.1:5432/test"
+
+# Tokens the test app knows: role name -> token. 'requester' and 'service-manager' are lane roles of
+# the approval fixture's lanes "Requester" and "Service manager".
+TOKENS = {
+    "admin": "admin-token",
+    "designer": "designer-token",
+    "system": "system-token",
+    "auditor": "auditor-token",
+    "requester": "requester-token",
+    "service-manager": "manager-token",
+    "none": "no-roles-token",
+}
+
+
+def bearer(role: str) -> dict:
+    return {"Authorization": f"Bearer {TOKENS[role]}"}
+
+
+def reset_postgres(url: str) -> None:
+    engine = create_engine(url, poolclass=NullPool)
+    with engine.begin() as conn:
+        conn.execute(text("DROP SCHEMA IF EXISTS public CASCADE"))
+        conn.execute(text("CREATE SCHEMA public"))
+    engine.dispose()
+
+
+def postgres_url_or_skip() -> str:
+    """The PostgreSQL URL for tests that need PostgreSQL itself. In CI an unreachable server fails the
+    test instead of skipping it, so a green CI run cannot hide untested PostgreSQL behaviour."""
+    url = os.environ.get("USM_TEST_DATABASE_URL") or DEFAULT_POSTGRES_URL
+    if not url.startswith("postgresql"):
+        url = DEFAULT_POSTGRES_URL
+    try:
+        engine = create_engine(url, poolclass=NullPool)
+        with engine.connect() as conn:
+            conn.execute(text("SELECT 1"))
+        engine.dispose()
+    except Exception as exc:  # noqa: BLE001 - any connection failure means "no server here"
+        if os.environ.get("CI"):
+            pytest.fail(f"PostgreSQL is required in CI but unreachable at {url}: {exc}")
+        pytest.skip(f"no PostgreSQL server reachable at {url} (allowed outside CI only)")
+    return url
+
+
+@pytest.fixture
+def database_url(tmp_path) -> str:
+    url = os.environ.get("USM_TEST_DATABASE_URL")
+    if url:
+        reset_postgres(url)
+        return url
+    return f"sqlite:///{tmp_path}/usm-test.db"
+
+
+@pytest.fixture
+def tokens_file(tmp_path) -> str:
+    path = tmp_path / "tokens.toml"
+    entries = [token_entry(f"{role}-user", [] if role == "none" else [role], token)
+               for role, token in TOKENS.items() if role != "admin"]
+    path.write_text("".join(entries))
+    return str(path)
+
+
+@pytest.fixture
+def app_factory(database_url, tokens_file):
+    apps = []
+
+    def make(clock=None, **overrides):
+        from api.app import create_app
+
+        config = {"USM_DATABASE_URL": database_url, "USM_ADMIN_TOKEN": TOKENS["admin"],
+                  "USM_TOKENS_FILE": tokens_file, **overrides}
+        app = create_app(config, clock=clock)
+        apps.append(app)
+        return app
+
+    yield make
+    for app in apps:
+        app.extensions["usm_engine"].close()
+
+
+@pytest.fixture
+def app(app_factory):
+    return app_factory()
+
+
+@pytest.fixture
+def client(app):
+    return app.test_client()
+
+
+def fixture_files(*names: str) -> list[tuple[str, bytes]]:
+    return [(name, (FIXTURES / name).read_bytes()) for name in names]
+
+
+APPROVAL = ("approval.bpmn", "submit.schema.json", "decide.schema.json")
+
+
+def deploy(client, *names: str, role: str = "designer"):
+    """Deploy fixture files through the API as one multipart upload; returns the response."""
+    data = {"files": [((FIXTURES / name).open("rb"), name) for name in names]}
+    response = client.post("/api/v1/definitions", data=data, content_type="multipart/form-data",
+                           headers=bearer(role))
+    for handle, _ in data["files"]:
+        handle.close()
+    return response
+
+
+@pytest.fixture
+def engine(database_url):
+    from engine.service import Engine, EngineSettings
+
+    instance = Engine(EngineSettings(database_url))
+    instance.migrate()
+    yield instance
+    instance.close()

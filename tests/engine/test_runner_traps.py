@@ -1,0 +1,159 @@
+"""SpiffWorkflow's traps (SPIFF_NOTES pitfalls 2, 5, 7, 12, 13, 16, 18) and how the engine defuses them."""
+from __future__ import annotations
+
+import json
+
+import pytest
+from sqlalchemy import insert, select
+
+from engine.errors import Conflict, TaskNotReady
+from engine.schema import cases, tasks
+from engine.sandbox import RestrictedEnvironment
+from tests.conftest import fixture_files
+
+ANYONE = lambda lane: True  # noqa: E731 - authorization is the API's concern, not these tests'
+
+
+def start(engine, key, *files, data=None):
+    engine.deploy(fixture_files(*files), "designer")
+    case, created = engine.start_case(key, "system", data=data or {})
+    assert created
+    return case
+
+
+def stored_state(engine, case_id) -> dict:
+    with engine.db.reader.connect() as conn:
+        return json.loads(conn.execute(select(cases.c.state).where(cases.c.id == case_id)).scalar_one())
+
+
+def test_sandbox_is_attached_at_start_and_after_every_restore(engine):
+    case = start(engine, "script_after_task", "script_after_task.bpmn")
+    # The script before the user task ran at start, under the sandbox (it needs nothing forbidden).
+    assert case["status"] == "running" and case["data"]["prepared"] is True
+    row = engine._read_case(case["id"])
+    restored = engine._restore(row, engine._blueprint_of(row))
+    assert isinstance(restored.script_engine.environment, RestrictedEnvironment)
+    # After the restore, the next script tries `import os`: the sandbox refuses it, which is an incident.
+    after = engine.complete_task(case["tasks"][0]["id"], {}, "alice", ANYONE)
+    assert after["status"] == "error"
+    assert after["incident"]["element_id"] == "Activity_Run"
+    assert after["incident"]["element_name"] == "Run command"
+    assert "import" in after["incident"]["message"].lower() or "__import__" in after["incident"]["message"]
+    assert "result" not in after["data"]
+
+
+def test_only_ready_tasks_can_be_completed(engine):
+    """Pitfall 5: task.run() completes FUTURE tasks. A stale projection row for a FUTURE task must not
+    let anyone complete it."""
+    case = start(engine, "approval", "approval.bpmn", "submit.schema.json", "decide.schema.json")
+    row = engine._read_case(case["id"])
+    workflow = engine._restore(row, engine._blueprint_of(row))
+    future = workflow.get_next_task(spec_name="Activity_Decide")
+    assert future is not None and not future.has_state(16)  # not READY
+    with engine.db.writer.begin() as conn:  # a projection row that lies: says "ready"
+        conn.execute(insert(tasks).values(
+            id=str(future.id), case_id=case["id"], definition_key="approval", process_id="approval",
+            element_id="Activity_Decide", name="Decide", lane="Service manager", lane_role="service-manager",
+            state="ready", created_at=row.created_at))
+    with pytest.raises(TaskNotReady):
+        engine.complete_task(str(future.id), {"approved": True}, "mallory", ANYONE)
+    assert engine.get_case(case["id"])["etag"] == case["etag"]  # nothing was written
+
+
+def test_completed_task_cannot_be_completed_again(engine):
+    case = start(engine, "approval", "approval.bpmn", "submit.schema.json", "decide.schema.json")
+    task_id = case["tasks"][0]["id"]
+    after = engine.complete_task(task_id, {"item": "pen", "quantity": 1}, "alice", ANYONE)
+    with pytest.raises(TaskNotReady) as raised:
+        engine.complete_task(task_id, {"item": "pen", "quantity": 1}, "alice", ANYONE)
+    assert "completed" in raised.value.detail
+    assert engine.get_case(case["id"])["etag"] == after["etag"]
+
+
+def test_plain_service_task_is_an_incident_not_a_hang(engine):
+    """Pitfall 7: a plain serviceTask stays STARTED forever."""
+    case = start(engine, "service_task", "service_task.bpmn")
+    assert case["status"] == "error"
+    assert case["incident"]["element_id"] == "Activity_CallCrm"
+    assert "no implementation" in case["incident"]["message"]
+
+
+def test_message_for_nobody_is_refused_not_queued(engine):
+    """Pitfall 12: catch() queues an unmatched event silently; delivery must refuse it instead."""
+    case = start(engine, "messages", "messages.bpmn")
+    assert case["waiting_for"] == [{"type": "message", "name": "approved"}]
+    with pytest.raises(Conflict) as raised:
+        engine.send_message(case["id"], "cancelled", {}, "crm")
+    assert "approved" in raised.value.detail  # says what the case does wait for
+    assert stored_state(engine, case["id"])["bpmn_events"] == []
+    assert engine.get_case(case["id"])["etag"] == case["etag"]
+
+
+def test_thrown_events_are_drained_before_saving(engine):
+    """Pitfall 13: events left in the outbox are stored and come back after every load."""
+    case = start(engine, "messages", "messages.bpmn")
+    after = engine.send_message(case["id"], "approved", {"by": "bob"}, "crm")
+    assert after["status"] == "running"
+    assert [t["element_id"] for t in after["tasks"]] == ["Activity_Close"]
+    assert after["data"]["approved"] == {"by": "bob"}  # message data lands under the message's name
+    assert stored_state(engine, case["id"])["bpmn_events"] == []
+    # Loading and acting again must not re-emit the old event (it would be sent twice).
+    row = engine._read_case(case["id"])
+    workflow = engine._restore(row, engine._blueprint_of(row))
+    assert workflow.get_events() == []
+
+
+def test_uncaught_error_end_event_is_an_incident(engine):
+    """Pitfall 16: an uncaught BPMN error completes the process as if all went well."""
+    case = start(engine, "error_end", "error_end.bpmn")
+    after = engine.complete_task(case["tasks"][0]["id"], {}, "alice", ANYONE)
+    assert after["status"] == "error"
+    assert after["incident"]["element_id"] == "EndEvent_Rejected"
+    assert "REJECTED" in after["incident"]["message"]
+
+
+def test_deadlocked_join_is_an_incident(engine):
+    """Pitfall 18: a parallel join after an exclusive split waits forever, silently."""
+    case = start(engine, "deadlock", "deadlock.bpmn")
+    after = engine.complete_task(case["tasks"][0]["id"], {"choice": "a"}, "alice", ANYONE)
+    assert after["status"] == "error"
+    assert after["incident"]["element_id"] == "Gateway_Join"
+    assert "stuck" in after["incident"]["message"]
+
+
+def test_failing_condition_is_an_incident_with_the_element(engine):
+    case = start(engine, "failing_condition", "failing_condition.bpmn")
+    assert case["status"] == "error"
+    assert case["incident"]["element_id"] == "Gateway_Big"
+    assert "amount" in case["incident"]["message"]
+
+
+def test_case_in_error_refuses_completion_and_can_be_cancelled(engine):
+    case = start(engine, "script_after_task", "script_after_task.bpmn")
+    errored = engine.complete_task(case["tasks"][0]["id"], {}, "alice", ANYONE)
+    assert errored["status"] == "error"
+    cancelled = engine.cancel_case(case["id"], "ops")
+    assert cancelled["status"] == "cancelled"
+    with pytest.raises(Conflict):
+        engine.cancel_case(case["id"], "ops")
+
+
+def test_call_activity_runs_the_pinned_child_version(engine):
+    engine.deploy(fixture_files("parent_calls_child.bpmn", "child.bpmn"), "designer")
+    first, _ = engine.start_case("parent", "system")
+    assert [t["name"] for t in first["tasks"]] == ["Child work"]
+    engine.deploy(fixture_files("child_v2.bpmn"), "designer")  # child becomes version 2
+    second, _ = engine.start_case("parent", "system")
+    assert [t["name"] for t in second["tasks"]] == ["Child work, revised"]
+    # The first case keeps the child version it started with, and finishes on it.
+    after = engine.complete_task(first["tasks"][0]["id"], {}, "alice", ANYONE)
+    assert [t["name"] for t in after["tasks"]] == ["Finish"]
+    done = engine.complete_task(after["tasks"][0]["id"], {}, "alice", ANYONE)
+    assert done["status"] == "completed"
+
+
+def test_instance_state_is_stored_without_its_spec(engine):
+    case = start(engine, "approval", "approval.bpmn", "submit.schema.json", "decide.schema.json")
+    state = stored_state(engine, case["id"])
+    assert "spec" not in state and "subprocess_specs" not in state
+    assert state["tasks"]  # but the instance itself is there
