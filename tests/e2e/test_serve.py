@@ -1,0 +1,61 @@
+"""`usm serve` as a real process: it migrates, deploys definitions/ idempotently, and runs a case over HTTP."""
+from __future__ import annotations
+
+import shutil
+
+import pytest
+
+from tests.conftest import APPROVAL, FIXTURES
+from tests.e2e.server import Server
+
+pytestmark = pytest.mark.e2e
+
+
+@pytest.fixture
+def workdir(tmp_path):
+    definitions = tmp_path / "definitions"
+    definitions.mkdir()
+    for name in APPROVAL:
+        shutil.copy(FIXTURES / name, definitions / name)
+    return tmp_path
+
+
+def test_serve_deploys_definitions_and_drives_a_case(workdir, database_url):
+    server = Server(workdir, database_url, "e2e-admin").start()
+    try:
+        status, body = server.request("GET", "/api/v1/definitions")
+        assert status == 200 and [(d["key"], d["version"]) for d in body["items"]] == [("approval", 1)]
+        status, case = server.request("POST", "/api/v1/cases", {"definition": "approval", "business_key": "E2E-1"})
+        assert status == 201 and case["status"] == "running"
+        status, page = server.request("GET", f"/api/v1/tasks?case={case['id']}")
+        assert status == 200 and [t["name"] for t in page["items"]] == ["Submit request"]
+        status, case = server.request("POST", f"/api/v1/tasks/{page['items'][0]['id']}/complete",
+                                      {"data": {"item": "chair", "quantity": 4}})
+        assert status == 200 and [t["name"] for t in case["tasks"]] == ["Decide"]
+        status, case = server.request("POST", f"/api/v1/tasks/{case['tasks'][0]['id']}/complete",
+                                      {"data": {"approved": True}})
+        assert status == 200 and case["status"] == "completed"
+        assert case["data"]["total"] == 40
+        status, problem = server.request("POST", f"/api/v1/tasks/{page['items'][0]['id']}/complete",
+                                         {"data": {"item": "chair", "quantity": 4}})
+        assert status == 409 and "not ready" in problem["detail"]
+    finally:
+        server.stop()
+    assert "Traceback" not in server.log()
+
+    # A restart deploys the same files again: nothing new, the version stays 1.
+    again = Server(workdir, database_url, "e2e-admin").start()
+    try:
+        status, body = again.request("GET", "/api/v1/definitions/approval")
+        assert status == 200 and body["version"] == 1 and len(body["versions"]) == 1
+    finally:
+        again.stop()
+
+
+def test_serve_refuses_to_start_on_invalid_definitions(workdir, database_url):
+    (workdir / "definitions" / "broken.bpmn").write_text("<definitions>not closed")
+    server = Server(workdir, database_url, "e2e-admin")
+    with pytest.raises(RuntimeError) as raised:
+        server.start(timeout=20)
+    assert "broken.bpmn:1:" in str(raised.value)
+    assert "does not deploy" in str(raised.value)
