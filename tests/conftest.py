@@ -85,12 +85,23 @@ def app_factory(database_url, tokens_file):
         config = {"USM_DATABASE_URL": database_url, "USM_ADMIN_TOKEN": TOKENS["admin"],
                   "USM_TOKENS_FILE": tokens_file, **overrides}
         app = create_app(config, clock=clock)
-        apps.append(app)
+        server_errors = []
+
+        @app.after_request
+        def _record_5xx(response):
+            if response.status_code >= 500:
+                server_errors.append(response.get_data(as_text=True))
+            return response
+
+        apps.append((app, server_errors))
         return app
 
     yield make
-    for app in apps:
+    for app, server_errors in apps:
         app.extensions["usm_engine"].close()
+    # A 5xx is a bug wherever it happens: no test may pass while the server failed underneath it.
+    failures = [error for _, errors in apps for error in errors]
+    assert not failures, f"the server answered 5xx during this test: {failures}"
 
 
 @pytest.fixture
