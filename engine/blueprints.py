@@ -22,6 +22,7 @@ class StoredDefinition:
     spec: dict
     embedded: dict
     meta: dict
+    hash: str = ""
 
 
 @dataclass
@@ -39,7 +40,7 @@ class _Compiled:
     """The live spec objects and task metadata of one definition version."""
 
     def __init__(self, stored: StoredDefinition):
-        self.key, self.version, self.meta = stored.key, stored.version, stored.meta
+        self.key, self.version, self.meta, self.hash = stored.key, stored.version, stored.meta, stored.hash
         self.spec = spec_from_dict(stored.spec)
         self.embedded = {name: spec_from_dict(dct) for name, dct in stored.embedded.items()}
         wire_loop_tasks(self.spec, *self.embedded.values())
@@ -56,17 +57,20 @@ class Blueprint:
     """Everything a case needs to run: its spec, every subprocess spec it can reach, and task metadata."""
 
     def __init__(self, main: _Compiled, called: list[_Compiled]):
-        self.key, self.version = main.key, main.version
+        self.key, self.version, self.hash = main.key, main.version, main.hash
         self.spec = main.spec
         self.subprocess_specs = dict(main.embedded)
         self.user_tasks = dict(main.user_tasks)
         self.elements = dict(main.meta["elements"])
+        self.flows = {source: dict(targets) for source, targets in main.meta.get("flows", {}).items()}
         for compiled in called:
             self.subprocess_specs[compiled.key] = compiled.spec
             self.subprocess_specs.update(compiled.embedded)
             self.user_tasks.update(compiled.user_tasks)
             for element_id, info in compiled.meta["elements"].items():
                 self.elements.setdefault(element_id, info)
+            for source, targets in compiled.meta.get("flows", {}).items():
+                self.flows.setdefault(source, dict(targets))
 
     def user_task(self, process_id: str, element_id: str) -> UserTaskInfo | None:
         return self.user_tasks.get((process_id, element_id))

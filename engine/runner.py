@@ -59,11 +59,13 @@ def ready_manual_tasks(workflow: BpmnWorkflow) -> list:
     return workflow.get_tasks(state=TaskState.READY, manual=True)
 
 
-def advance(workflow: BpmnWorkflow, blueprint: Blueprint) -> Outcome:
-    """Run every engine step that can run now, then classify the result."""
+def advance(workflow: BpmnWorkflow, blueprint: Blueprint, recorder=None) -> Outcome:
+    """Run every engine step that can run now, then classify the result. A recorder sees each step."""
+    will_run = recorder.will_run if recorder is not None else None
+    did_run = recorder.did_run if recorder is not None else None
     try:
         for _ in range(_MAX_STEP_ROUNDS):
-            workflow.do_engine_steps()
+            workflow.do_engine_steps(will_complete_task=will_run, did_complete_task=did_run)
             if not workflow.get_tasks(state=TaskState.READY, manual=False):
                 break
     except SpiffWorkflowException as exc:

@@ -8,6 +8,7 @@ from __future__ import annotations
 from sqlalchemy import (Column, DateTime, ForeignKey, Index, Integer, LargeBinary, MetaData, String, Table,
                         Text, UniqueConstraint)
 
+GENESIS = "0" * 64
 metadata = MetaData()
 
 definitions = Table(
@@ -55,6 +56,8 @@ cases = Table(
     Column("row_version", Integer, nullable=False),  # optimistic concurrency: UPDATE … WHERE row_version = N
     Column("idempotency_key", String(255)),
     Column("request_hash", String(64)),
+    Column("event_seq", Integer, nullable=False, server_default="0"),  # head of the audit chain, so that
+    Column("event_hash", String(64), nullable=False, server_default=GENESIS),  # appending needs no read
     UniqueConstraint("created_by", "idempotency_key", name="uq_cases_idempotency"),
     Index("ix_cases_created", "created_at", "id"),
     Index("ix_cases_status", "status"),
@@ -83,4 +86,31 @@ tasks = Table(
     Index("ix_tasks_case", "case_id"),
     Index("ix_tasks_state_created", "state", "created_at", "id"),
     Index("ix_tasks_lane_role", "lane_role", "state"),
+)
+
+# The audit trail, append-only. `chain` is the case id for case events and "definitions" for deploys;
+# each chain is numbered by `seq` and hash-linked (engine/audit.py).
+events = Table(
+    "events", metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("chain", String(64), nullable=False),
+    Column("seq", Integer, nullable=False),
+    Column("at", DateTime, nullable=False),
+    Column("case_id", String(36)),
+    Column("type", String(32), nullable=False),
+    Column("actor", String(255), nullable=False),
+    Column("element_id", String(255)),
+    Column("element_name", String(255)),
+    Column("lane", String(255)),
+    Column("definition", String(255)),
+    Column("version", Integer),
+    Column("definition_hash", String(64)),
+    Column("data_changes", Text, nullable=False),
+    Column("details", Text, nullable=False),
+    Column("prev_hash", String(64), nullable=False),
+    Column("hash", String(64), nullable=False),
+    UniqueConstraint("chain", "seq", name="uq_events_chain_seq"),
+    Index("ix_events_case", "case_id", "seq"),
+    Index("ix_events_at", "at"),
+    Index("ix_events_element", "element_id"),
 )

@@ -17,6 +17,7 @@ from sqlalchemy.exc import IntegrityError
 from SpiffWorkflow.util.task import TaskState
 
 from . import store
+from .audit import GENESIS, Recorder, data_changes, event_from_row, seal, verify_chains
 from .blueprints import Blueprint, SpecCache, StoredDefinition
 from .clock import SystemClock, rfc3339
 from .database import Database, connect, migrate
@@ -43,6 +44,17 @@ def lane_role(lane: str | None) -> str | None:
 
 def etag_of(row_version: int) -> str:
     return f'"v{row_version}"'
+
+
+DEPLOYMENT_CHAIN = "definitions"
+
+
+def _event_row(chain: str, event: dict, at: datetime) -> dict:
+    return {"chain": chain, "seq": event["seq"], "at": at, "case_id": event["case_id"], "type": event["type"],
+            "actor": event["actor"], "element_id": event["element_id"], "element_name": event["element_name"],
+            "lane": event["lane"], "definition": event["definition"], "version": event["version"],
+            "definition_hash": event["definition_hash"], "data_changes": json.dumps(event["data_changes"]),
+            "details": json.dumps(event["details"]), "prev_hash": event["prev_hash"], "hash": event["hash"]}
 
 
 class Engine:
@@ -99,6 +111,7 @@ class Engine:
                               "spec": json.dumps(definition.spec), "embedded": json.dumps(definition.embedded),
                               "meta": json.dumps(definition.meta)}
                     store.insert_definition(conn, values, definition.sources)
+                    self._record_deployment(conn, values, actor, now)
                     created_any = True
                     results.append({"key": definition.key, "name": definition.name, "version": version,
                                     "hash": definition.hash, "deployed_at": rfc3339(now),
@@ -107,6 +120,15 @@ class Engine:
             raise ConcurrentUpdate("another deployment of the same definition finished first; "
                                    "deploy again to get the next version") from None
         return created_any, results
+
+    @staticmethod
+    def _record_deployment(conn, values: dict, actor: str, now: datetime) -> None:
+        """Deployments form their own chain ("definitions"): who deployed which content, when."""
+        seq, prev_hash = store.chain_head(conn, DEPLOYMENT_CHAIN)
+        recorder = Recorder(None, actor, now, values["key"], values["version"], values["hash"], {}, {})
+        recorder.add("definition_deployed", details={"name": values["name"], "file": values["bpmn_file"]})
+        rows, _, _ = seal(recorder, seq, prev_hash or GENESIS)
+        store.insert_events(conn, [_event_row(DEPLOYMENT_CHAIN, row, now) for row in rows])
 
     @staticmethod
     def _definition_summary(row) -> dict:
@@ -162,20 +184,26 @@ class Engine:
             raise DefinitionNotFound(f"definition '{definition}' has no version {version}")
         pins = self._pins(row.key, row.version)
         blueprint = self.specs.blueprint(row.key, row.version, pins)
-        workflow = new_workflow(blueprint, data, self.script_engine)
-        outcome = advance(workflow, blueprint)
         now = self._now()
         case_id = str(uuid.uuid4())
+        recorder = self._recorder(case_id, actor, blueprint, now)
+        recorder.add("case_started", data_changes_=data_changes({}, data), business_key=business_key)
+        workflow = new_workflow(blueprint, data, self.script_engine)
+        outcome = advance(workflow, blueprint, recorder)
+        self._record_outcome(recorder, outcome, set())
+        event_rows, event_seq, event_hash = seal(recorder, 0, GENESIS)
         values = {"id": case_id, "definition_key": row.key, "definition_version": row.version,
                   "pins": json.dumps(pins), "business_key": business_key, "parent_case_id": None,
                   "created_by": actor, "created_at": now, "idempotency_key": idempotency_key,
                   "request_hash": request_hash if idempotency_key else None, "row_version": 1,
+                  "event_seq": event_seq, "event_hash": event_hash,
                   **self._state_columns(workflow, outcome, now)}
         task_rows = [self._task_row(case_id, row.key, task, now) for task in outcome.ready]
         try:
             with self.db.writer.begin() as conn:
                 store.insert_case(conn, values)
                 store.insert_tasks(conn, task_rows)
+                store.insert_events(conn, [_event_row(case_id, event, now) for event in event_rows])
         except IntegrityError:
             if idempotency_key:  # a concurrent request with the same key won the race
                 repeat = self._idempotent_repeat(actor, idempotency_key, request_hash)
@@ -309,11 +337,15 @@ class Engine:
         # SpiffWorkflow's run() completes tasks in any state (pitfall 5): check READY and manual ourselves.
         if spiff_task is None or spiff_task.state != TaskState.READY or not spiff_task.task_spec.manual:
             raise TaskNotReady(f"task '{task.name or task.element_id}' is not ready in the case any more")
+        now = self._now()
+        recorder = self._recorder(row.id, actor, blueprint, now)
+        before = {key: spiff_task.data.get(key) for key in data if key in spiff_task.data}
+        recorder.add("task_completed", task.element_id, data_changes(before, data), task_id=task_id)
         spiff_task.data.update(data)
         spiff_task.internal_data["completed_by"] = actor
         spiff_task.run()
-        outcome = advance(workflow, blueprint)
-        return self._save(row, workflow, outcome, ready_rows, completed=(task_id, actor))
+        outcome = advance(workflow, blueprint, recorder)
+        return self._save(row, workflow, outcome, ready_rows, recorder, completed=(task_id, actor))
 
     def send_message(self, case_id: str, name: str, data: dict, actor: str, if_match: str | None = None) -> dict:
         row = self._read_case(case_id)
@@ -325,10 +357,12 @@ class Engine:
             waiting = sorted(waiting_message_names(workflow))
             raise Conflict(f"the case waits for no message named '{name}'" +
                            (f"; it waits for: {', '.join(waiting)}" if waiting else "; it waits for no message"))
-        outcome = advance(workflow, blueprint)
+        # The catching element records message_received as it runs, with the sender as its actor.
+        recorder = self._recorder(row.id, actor, blueprint, self._now())
+        outcome = advance(workflow, blueprint, recorder)
         with self.db.reader.connect() as conn:
             ready_rows = store.ready_tasks_of_cases(conn, [case_id])[case_id]
-        return self._save(row, workflow, outcome, ready_rows)
+        return self._save(row, workflow, outcome, ready_rows, recorder)
 
     def cancel_case(self, case_id: str, actor: str, if_match: str | None = None) -> dict:
         row = self._read_case(case_id)
@@ -340,8 +374,9 @@ class Engine:
         workflow.cancel()
         with self.db.reader.connect() as conn:
             ready_rows = store.ready_tasks_of_cases(conn, [case_id])[case_id]
+        recorder = self._recorder(row.id, actor, blueprint, self._now())
         outcome = Outcome("cancelled", [], [], json.loads(row.data), None, None)
-        return self._save(row, workflow, outcome, ready_rows)
+        return self._save(row, workflow, outcome, ready_rows, recorder)
 
     def _read_case(self, case_id: str):
         with self.db.reader.connect() as conn:
@@ -375,12 +410,39 @@ class Engine:
         workflow.script_engine = self.script_engine
         return workflow
 
-    def _save(self, row, workflow, outcome: Outcome, ready_before: list, completed: tuple | None = None) -> dict:
-        now = self._now()
+    def _recorder(self, case_id: str, actor: str, blueprint: Blueprint, now: datetime) -> Recorder:
+        return Recorder(case_id, actor, now, blueprint.key, blueprint.version, blueprint.hash,
+                        blueprint.elements, blueprint.flows)
+
+    @staticmethod
+    def _record_outcome(recorder: Recorder, outcome: Outcome, ready_before: set[str],
+                        completed_id: str | None = None, ready_elements: dict | None = None) -> None:
+        """The events that follow from the result: tasks that became ready or were cancelled, an
+        incident, the end of the case."""
+        ready_now = {task.id for task in outcome.ready}
+        for task_id in sorted(ready_before - ready_now - {completed_id}):
+            recorder.add("task_cancelled", (ready_elements or {}).get(task_id), task_id=task_id)
+        for task in outcome.ready:
+            if task.id not in ready_before:
+                recorder.add("task_ready", task.element_id, actor="system", task_id=task.id)
+        if outcome.incident:
+            recorder.add("incident", outcome.incident.get("element_id"), actor="system",
+                         message=outcome.incident.get("message"), line=outcome.incident.get("line"))
+        if outcome.status == "completed":
+            recorder.add("case_completed", actor="system")
+        elif outcome.status == "cancelled":
+            recorder.add("case_cancelled")
+
+    def _save(self, row, workflow, outcome: Outcome, ready_before: list, recorder: Recorder,
+              completed: tuple | None = None) -> dict:
+        now = recorder.at
         columns = self._state_columns(workflow, outcome, now)
         ready_now = {task.id: task for task in outcome.ready}
         before_ids = {task.id for task in ready_before}
         completed_id, actor = completed or (None, None)
+        self._record_outcome(recorder, outcome, before_ids, completed_id,
+                             {task.id: task.element_id for task in ready_before})
+        event_rows, columns["event_seq"], columns["event_hash"] = seal(recorder, row.event_seq, row.event_hash)
         gone = [task_id for task_id in before_ids if task_id not in ready_now and task_id != completed_id]
         new_rows = [self._task_row(row.id, row.definition_key, task, now)
                     for task_id, task in ready_now.items() if task_id not in before_ids]
@@ -392,6 +454,7 @@ class Engine:
                 store.end_tasks(conn, [completed_id], "completed", now, actor)
             store.end_tasks(conn, gone, "cancelled", now)
             store.insert_tasks(conn, new_rows)
+            store.insert_events(conn, [_event_row(row.id, event, now) for event in event_rows])
         ready_rows = [task._mapping for task in ready_before if task.id in ready_now] + new_rows
         values = {**row._mapping, **columns, "row_version": row.row_version + 1}
         return self._representation(values, ready_rows, None)
@@ -422,3 +485,27 @@ class Engine:
                 "completed_by": task.completed_by,
                 "form": info.form.schema if info else {"type": "object"},
                 "documentation": info.documentation if info else None}
+
+    # --- audit trail ---------------------------------------------------------------------------
+
+    def trail(self, case_id: str, filters: dict) -> list[dict]:
+        with self.db.reader.connect() as conn:
+            if store.get_case_summary(conn, case_id) is None:
+                raise CaseNotFound(f"no case with id '{case_id}'")
+            return [event_from_row(row) for row in store.trail(conn, case_id, filters)]
+
+    def verify_trails(self) -> dict:
+        """Recompute every chain (cases and deployments) and report the first broken link."""
+        with self.db.reader.connect() as conn:
+            heads = store.case_heads(conn)
+            return verify_chains(store.stream_events(conn), heads).as_dict()
+
+    def export_events(self, since: datetime | None = None, case_id: str | None = None,
+                      business_key: str | None = None):
+        """Yield events one at a time (for bulk export); filters narrow by time, case or business key."""
+        with self.db.reader.connect() as conn:
+            case_ids = None
+            if case_id or business_key:
+                case_ids = [case_id] if case_id else store.case_ids_by_business_key(conn, business_key)
+            for row in store.stream_events(conn, case_ids, since):
+                yield event_from_row(row)

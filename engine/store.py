@@ -10,7 +10,7 @@ from sqlalchemy.engine import Connection
 
 from .blueprints import StoredDefinition
 from .errors import InvalidInput
-from .schema import cases, definition_files, definitions, tasks
+from .schema import cases, definition_files, definitions, events, tasks
 
 DEFINITION_SUMMARY = [definitions.c.id, definitions.c.key, definitions.c.name, definitions.c.version,
                       definitions.c.hash, definitions.c.deployed_at, definitions.c.deployed_by,
@@ -53,11 +53,12 @@ def deployed_keys(conn: Connection) -> set[str]:
 
 
 def load_stored_definition(conn: Connection, key: str, version: int) -> StoredDefinition | None:
-    row = conn.execute(select(definitions.c.spec, definitions.c.embedded, definitions.c.meta)
+    row = conn.execute(select(definitions.c.spec, definitions.c.embedded, definitions.c.meta, definitions.c.hash)
                        .where(definitions.c.key == key, definitions.c.version == version)).first()
     if row is None:
         return None
-    return StoredDefinition(key, version, json.loads(row.spec), json.loads(row.embedded), json.loads(row.meta))
+    return StoredDefinition(key, version, json.loads(row.spec), json.loads(row.embedded), json.loads(row.meta),
+                            row.hash)
 
 
 def insert_definition(conn: Connection, values: dict, files: dict[str, bytes]) -> None:
@@ -199,3 +200,55 @@ def case_pins(conn: Connection, case_ids: set[str]) -> dict:
     query = select(cases.c.id, cases.c.definition_key, cases.c.definition_version, cases.c.pins).where(
         cases.c.id.in_(sorted(case_ids)))
     return {row.id: row for row in conn.execute(query)}
+
+
+# --- audit trail -----------------------------------------------------------------------------------
+
+def insert_events(conn: Connection, rows: list[dict]) -> None:
+    if rows:
+        conn.execute(insert(events), rows)
+
+
+def chain_head(conn: Connection, chain: str) -> tuple[int, str | None]:
+    row = conn.execute(select(events.c.seq, events.c.hash).where(events.c.chain == chain)
+                       .order_by(events.c.seq.desc()).limit(1)).first()
+    return (row.seq, row.hash) if row else (0, None)
+
+
+def trail(conn: Connection, case_id: str, filters: dict) -> list:
+    query = select(events).where(events.c.chain == case_id)
+    if filters.get("actor"):
+        query = query.where(events.c.actor == filters["actor"])
+    if filters.get("element"):
+        query = query.where(events.c.element_id == filters["element"])
+    if filters.get("type"):
+        query = query.where(events.c.type == filters["type"])
+    if filters.get("since"):
+        query = query.where(events.c.at >= filters["since"])
+    if filters.get("until"):
+        query = query.where(events.c.at < filters["until"])
+    return list(conn.execute(query.order_by(events.c.seq)))
+
+
+def stream_events(conn: Connection, case_ids=None, since=None, chains_only_cases: bool = False):
+    """All events in chain order, fetched in batches so memory stays flat for any number of events."""
+    query = select(events)
+    if case_ids is not None:
+        query = query.where(events.c.chain.in_(list(case_ids)))
+    if since is not None:
+        query = query.where(events.c.at >= since)
+    if chains_only_cases:
+        query = query.where(events.c.case_id.is_not(None))
+    result = conn.execution_options(yield_per=2000, stream_results=True).execute(
+        query.order_by(events.c.chain, events.c.seq))
+    yield from result
+
+
+def case_heads(conn: Connection) -> dict[str, tuple[int, str]]:
+    return {row.id: (row.event_seq, row.event_hash)
+            for row in conn.execution_options(yield_per=5000, stream_results=True).execute(
+                select(cases.c.id, cases.c.event_seq, cases.c.event_hash))}
+
+
+def case_ids_by_business_key(conn: Connection, business_key: str) -> list[str]:
+    return [row[0] for row in conn.execute(select(cases.c.id).where(cases.c.business_key == business_key))]

@@ -1,0 +1,198 @@
+"""The audit trail: what happened to a case, recorded by the engine as it happens, hash-chained.
+
+Events are collected while a command runs (from what SpiffWorkflow did, not from what a route says)
+and written in the same transaction as the state change they describe. Each event's hash covers a
+canonical serialization of the event and the previous event's hash; the case row keeps the newest
+sequence number and hash, so removing or appending events behind the engine's back shows too.
+"""
+from __future__ import annotations
+
+import copy
+import hashlib
+import json
+from dataclasses import dataclass, field
+from datetime import datetime
+
+from SpiffWorkflow.bpmn.specs.defaults import (BoundaryEvent, EndEvent, ExclusiveGateway, InclusiveGateway,
+                                               IntermediateCatchEvent, IntermediateThrowEvent, ParallelGateway,
+                                               ReceiveTask, SendTask, StartEvent)
+from SpiffWorkflow.bpmn.specs.event_definitions.message import MessageEventDefinition
+from SpiffWorkflow.bpmn.specs.event_definitions.timer import TimerEventDefinition
+from SpiffWorkflow.bpmn.specs.mixins.events.event_types import CatchingEvent
+
+from .clock import rfc3339
+
+GENESIS = "0" * 64
+_GATEWAYS = (ExclusiveGateway, InclusiveGateway, ParallelGateway)
+# Engine steps whose data we compare before and after; gateways and plain events change none.
+_EVENT_TYPES_WITHOUT_DATA = _GATEWAYS + (StartEvent, EndEvent)
+
+
+def canonical(event: dict) -> bytes:
+    """The bytes a hash covers: sorted keys, no whitespace, UTF-8. Stable across databases."""
+    return json.dumps(event, sort_keys=True, separators=(",", ":"), ensure_ascii=False, default=str).encode()
+
+
+def chain_hash(event: dict, prev_hash: str) -> str:
+    body = {k: v for k, v in event.items() if k not in ("hash", "prev_hash")}
+    return hashlib.sha256(prev_hash.encode() + canonical(body)).hexdigest()
+
+
+def data_changes(before: dict, after: dict) -> dict:
+    """{field: [before, after]} for every top-level field that differs."""
+    changes = {}
+    for key in before.keys() | after.keys():
+        old, new = before.get(key), after.get(key)
+        if old != new or (key in before) != (key in after):
+            changes[key] = [_json(old), _json(new)]
+    return dict(sorted(changes.items()))
+
+
+def _json(value):
+    return json.loads(json.dumps(value, default=str))
+
+
+@dataclass
+class Recorder:
+    """Collects the events of one command. `context` holds what every event of the case shares."""
+
+    case_id: str
+    actor: str
+    at: datetime
+    definition: str
+    version: int
+    definition_hash: str
+    elements: dict
+    flows: dict
+    events: list[dict] = field(default_factory=list)
+    _before: dict = field(default_factory=dict)
+
+    def add(self, type_: str, element_id: str | None = None, data_changes_: dict | None = None,
+            actor: str | None = None, **details) -> None:
+        element = self.elements.get(element_id) or {} if element_id else {}
+        self.events.append({
+            "type": type_, "actor": actor or self.actor, "element_id": element_id,
+            "element_name": element.get("name"), "lane": element.get("lane"),
+            "data_changes": data_changes_ or {}, "details": {k: v for k, v in details.items() if v is not None}})
+
+    # Callbacks for do_engine_steps: they see every engine step, in the order it ran.
+    def will_run(self, task) -> None:
+        if not isinstance(task.task_spec, _EVENT_TYPES_WITHOUT_DATA) and getattr(task.task_spec, "bpmn_id", None):
+            self._before[task.id] = copy.deepcopy(task.data)
+
+    def did_run(self, task) -> None:
+        spec = task.task_spec
+        element_id = getattr(spec, "bpmn_id", None)
+        if not element_id:
+            return  # SpiffWorkflow's internal steps (Start, End, joins of boundary events)
+        before = self._before.pop(task.id, None)
+        changes = data_changes(before, task.data) if before is not None else {}
+        definition = getattr(spec, "event_definition", None)
+        if isinstance(spec, _GATEWAYS):
+            targets = [child.task_spec.name for child in task.children]
+            flows = [self.flows.get(element_id, {}).get(target) for target in targets]
+            self.add("gateway_taken", element_id, actor="system", flows=[f for f in flows if f],
+                     targets=targets)
+        elif isinstance(definition, TimerEventDefinition) and isinstance(spec, CatchingEvent):
+            self.add("timer_fired", element_id, changes, actor="timer")
+        elif isinstance(definition, MessageEventDefinition) and isinstance(spec, (CatchingEvent, ReceiveTask)):
+            self.add("message_received", element_id, changes, message=definition.name)
+        elif isinstance(definition, MessageEventDefinition) or isinstance(spec, SendTask):
+            self.add("message_sent", element_id, changes, actor="system", message=getattr(definition, "name", None))
+        elif isinstance(spec, (StartEvent, EndEvent, IntermediateCatchEvent, IntermediateThrowEvent, BoundaryEvent)):
+            self.add("event_passed", element_id, changes, actor="system")
+        else:
+            self.add("activity_completed", element_id, changes, actor="system")
+
+
+def seal(recorder: Recorder, start_seq: int, prev_hash: str) -> tuple[list[dict], int, str]:
+    """Number and chain the collected events; returns the rows to insert and the new head."""
+    rows, seq, previous = [], start_seq, prev_hash
+    at_text = rfc3339(recorder.at)
+    for event in recorder.events:
+        seq += 1
+        body = {"seq": seq, "at": at_text, "case_id": recorder.case_id, "definition": recorder.definition,
+                "version": recorder.version, "definition_hash": recorder.definition_hash, **event}
+        digest = chain_hash(body, previous)
+        rows.append({**body, "prev_hash": previous, "hash": digest})
+        previous = digest
+    return rows, seq, previous
+
+
+def event_from_row(row) -> dict:
+    """The public form of a stored event (also exactly what its hash covers, plus the two hashes)."""
+    return {"seq": row.seq, "at": rfc3339(row.at), "case_id": row.case_id, "type": row.type,
+            "actor": row.actor, "element_id": row.element_id, "element_name": row.element_name,
+            "lane": row.lane, "definition": row.definition, "version": row.version,
+            "definition_hash": row.definition_hash, "data_changes": json.loads(row.data_changes),
+            "details": json.loads(row.details), "prev_hash": row.prev_hash, "hash": row.hash}
+
+
+@dataclass
+class Verification:
+    ok: bool = True
+    chains: int = 0
+    cases: int = 0
+    events: int = 0
+    broken: dict | None = None
+
+    def as_dict(self) -> dict:
+        result = {"ok": self.ok, "cases": self.cases, "events": self.events}
+        if self.broken:
+            result["broken"] = self.broken
+        return result
+
+
+def verify_chains(rows, heads: dict[str, tuple[int, str]]) -> Verification:
+    """Walk events ordered by (chain, seq) and report the first broken link.
+
+    `heads` maps each case id to the (seq, hash) its row says the chain ends with: that is what catches
+    events deleted from, or forged onto, the end of a chain."""
+    result = Verification()
+    chain, expected_seq, previous = None, 0, GENESIS
+    seen_cases: set[str] = set()
+
+    def close(chain_id) -> dict | None:
+        if chain_id in heads:
+            seen_cases.add(chain_id)
+            head_seq, head_hash = heads[chain_id]
+            if (head_seq, head_hash) != (expected_seq, previous):
+                return {"case_id": chain_id, "seq": min(head_seq, expected_seq) + 1,
+                        "reason": f"the case row says its trail ends at event {head_seq}, the events end at "
+                                  f"{expected_seq}: events were deleted from or added to the end"}
+        return None
+
+    for row in rows:
+        if row.chain != chain:
+            if chain is not None and (broken := close(chain)):
+                return _broken(result, broken)
+            chain, expected_seq, previous = row.chain, 0, GENESIS
+            result.chains += 1
+        result.events += 1
+        event = event_from_row(row)
+        where = {"case_id": row.case_id, "chain": row.chain, "seq": row.seq}
+        if row.seq != expected_seq + 1:
+            return _broken(result, {**where, "reason": f"expected event {expected_seq + 1} next, found {row.seq}: "
+                                                       "events were deleted, inserted or renumbered"})
+        if row.prev_hash != previous:
+            return _broken(result, {**where, "reason": "prev_hash does not match the previous event's hash: "
+                                                       "an event before it was changed, removed or reordered"})
+        if chain_hash(event, previous) != row.hash:
+            return _broken(result, {**where, "reason": "the event's content does not match its hash: it was "
+                                                       "changed after it was written"})
+        expected_seq, previous = row.seq, row.hash
+    if chain is not None and (broken := close(chain)):
+        return _broken(result, broken)
+    for case_id, (head_seq, _) in heads.items():
+        if case_id not in seen_cases and head_seq > 0:
+            return _broken(result, {"case_id": case_id, "seq": 1,
+                                    "reason": f"the case row says it has {head_seq} events, none were found: "
+                                              "its trail was deleted"})
+    result.cases = len(heads)
+    return result
+
+
+def _broken(result: Verification, broken: dict) -> Verification:
+    result.ok = False
+    result.broken = broken
+    return result
