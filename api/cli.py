@@ -199,6 +199,73 @@ def token_create(user, roles, tokens_file):
     click.echo(secret)
 
 
+@main.group()
+def audit():
+    """Verify and export the audit trail (reads USM_DATABASE_URL directly)."""
+
+
+def _engine():
+    from api.app import settings_from_env
+    from engine.service import Engine, EngineSettings
+
+    engine = Engine(EngineSettings(settings_from_env()["USM_DATABASE_URL"]))
+    engine.migrate()
+    return engine
+
+
+@audit.command("verify")
+def audit_verify():
+    """Recompute every hash chain; print the first broken link and exit 1 if there is one."""
+    engine = _engine()
+    try:
+        result = engine.verify_trails()
+    finally:
+        engine.close()
+    if result["ok"]:
+        click.echo(f"ok: {result['events']} events in {result['cases']} cases verify")
+        return
+    broken = result["broken"]
+    click.echo(f"BROKEN: case {broken.get('case_id')} event {broken.get('seq')}: {broken['reason']}")
+    raise SystemExit(1)
+
+
+@audit.command("export")
+@click.option("--since", default=None, help="only events at or after this RFC 3339 time")
+@click.option("--case", "case_id", default=None, help="only this case")
+@click.option("--business-key", default=None, help="only cases with this business key")
+@click.option("--format", "fmt", type=click.Choice(["jsonl", "csv"]), default="jsonl", show_default=True)
+@click.option("--output", type=click.File("w"), default="-", help="file to write (default: standard output)")
+def audit_export(since, case_id, business_key, fmt, output):
+    """Stream events (one JSON object per line, or CSV); memory stays flat whatever the size."""
+    import csv
+    from datetime import datetime, timezone
+
+    from api.routes.audit import CSV_COLUMNS
+
+    moment = None
+    if since:
+        try:
+            moment = datetime.fromisoformat(since.replace("Z", "+00:00"))
+        except ValueError:
+            raise click.BadParameter("use an RFC 3339 time such as 2026-11-27T00:00:00Z", param_hint="--since")
+        if moment.tzinfo is not None:
+            moment = moment.astimezone(timezone.utc).replace(tzinfo=None)
+    engine = _engine()
+    try:
+        writer = None
+        if fmt == "csv":
+            writer = csv.DictWriter(output, fieldnames=CSV_COLUMNS, extrasaction="ignore", lineterminator="\n")
+            writer.writeheader()
+        for event in engine.export_events(moment, case_id, business_key):
+            if writer:
+                writer.writerow({**event, "data_changes": json.dumps(event["data_changes"], sort_keys=True),
+                                 "details": json.dumps(event["details"], sort_keys=True)})
+            else:
+                output.write(json.dumps(event, sort_keys=True) + "\n")
+    finally:
+        engine.close()
+
+
 @main.command()
 def migrate():
     """Create or upgrade the database schema in USM_DATABASE_URL."""

@@ -84,7 +84,10 @@ def _operation(rule, spec: dict) -> dict:
         entry: dict = {"description": _DESCRIPTIONS.get(status, "")}
         media = spec["response_content"].get(status) or (
             "application/problem+json" if schema == "Problem" else "application/json")
-        if schema:
+        if isinstance(media, (list, tuple)):  # alternatives, e.g. JSON or CSV: the first carries the schema
+            entry["content"] = {media[0]: {"schema": {"$ref": f"#/components/schemas/{schema}"}},
+                                **{other: {"schema": {"type": "string"}} for other in media[1:]}}
+        elif schema:
             entry["content"] = {media: {"schema": {"$ref": f"#/components/schemas/{schema}"}}}
         elif media != "application/json" or status == 200:
             entry["content"] = {media: {"schema": {"type": "string"} if media != "application/json" else {}}}

@@ -8,7 +8,7 @@ START_CASE = {
     "type": "object",
     "properties": {
         "definition": {"type": "string", "minLength": 1, "maxLength": 255},
-        "version": {"type": "integer", "minimum": 1},
+        "version": {"type": "integer", "minimum": 1, "maximum": 2147483647},
         "business_key": {"type": ["string", "null"], "maxLength": 255},
         "data": {"type": "object"},
     },
@@ -135,6 +135,29 @@ def page_of(item_ref: str) -> dict:
         "next": {"type": ["string", "null"]}}, "required": ["items", "next"]}
 
 
+EVENT = {
+    "type": "object",
+    "properties": {
+        "seq": {"type": "integer"}, "at": _TIME, "case_id": {"type": ["string", "null"]}, "type": {"type": "string"},
+        "actor": {"type": "string"}, "element_id": {"type": ["string", "null"]},
+        "element_name": {"type": ["string", "null"]}, "lane": {"type": ["string", "null"]},
+        "definition": {"type": ["string", "null"]}, "version": {"type": ["integer", "null"]},
+        "definition_hash": {"type": ["string", "null"]},
+        "data_changes": {"type": "object", "additionalProperties": {"type": "array", "minItems": 2, "maxItems": 2}},
+        "details": {"type": "object"}, "prev_hash": {"type": "string"}, "hash": {"type": "string"},
+    },
+    "required": ["seq", "at", "case_id", "type", "actor", "element_id", "data_changes", "prev_hash", "hash"],
+}
+
+VERIFICATION = {
+    "type": "object",
+    "properties": {"ok": {"type": "boolean"}, "cases": {"type": "integer"}, "events": {"type": "integer"},
+                   "broken": {"type": "object", "properties": {"case_id": {"type": ["string", "null"]},
+                                                               "seq": {"type": "integer"},
+                                                               "reason": {"type": "string"}}}},
+    "required": ["ok", "cases", "events"],
+}
+
 COMPONENTS = {
     "Case": CASE, "CasePage": page_of("Case"), "Task": TASK, "TaskPage": page_of("Task"),
     "TaskSummary": TASK_SUMMARY, "Incident": INCIDENT, "Definition": DEFINITION,
@@ -142,5 +165,7 @@ COMPONENTS = {
         "$ref": "#/components/schemas/Definition"}}}, "required": ["items"]},
     "DefinitionDetail": DEFINITION_DETAIL, "Deployment": DEPLOYMENT, "Validation": VALIDATION,
     "Problem": PROBLEM, "Health": HEALTH, "StartCase": START_CASE, "CompleteTask": COMPLETE_TASK,
-    "SendMessage": SEND_MESSAGE,
+    "SendMessage": SEND_MESSAGE, "Event": EVENT, "Verification": VERIFICATION,
+    "Trail": {"type": "object", "properties": {"items": {"type": "array", "items": {"$ref": "#/components/schemas/Event"}}},
+              "required": ["items"]},
 }

@@ -1,0 +1,58 @@
+"""The audit trail: what auditors read. Read-only by construction: no route here writes."""
+from __future__ import annotations
+
+import csv
+import io
+
+from flask import Blueprint, Response, jsonify, request
+
+from ..contract import operation, query_param
+from ..http import engine, enum_param, requires, time_param
+
+bp = Blueprint("audit", __name__, url_prefix="/api/v1")
+
+READERS = ("auditor", "system")
+CSV_COLUMNS = ["seq", "at", "case_id", "type", "actor", "element_id", "element_name", "lane", "definition",
+               "version", "definition_hash", "data_changes", "details", "prev_hash", "hash"]
+
+
+def events_as_csv(events) -> str:
+    import json
+
+    buffer = io.StringIO()
+    writer = csv.DictWriter(buffer, fieldnames=CSV_COLUMNS, extrasaction="ignore", lineterminator="\n")
+    writer.writeheader()
+    for event in events:
+        writer.writerow({**event, "data_changes": json.dumps(event["data_changes"], sort_keys=True),
+                         "details": json.dumps(event["details"], sort_keys=True)})
+    return buffer.getvalue()
+
+
+@bp.get("/cases/<case_id>/trail")
+@operation("A case's audit trail in order, as JSON or CSV", roles="auditor, system", tag="audit",
+           responses={200: "Trail", 404: "Problem", 422: "Problem"}, response_content={200: ["application/json", "text/csv"]},
+           query=[query_param("format", {"enum": ["json", "csv"], "default": "json"}, "json or csv"),
+                  query_param("actor", {"type": "string"}, "only events by this actor"),
+                  query_param("element", {"type": "string"}, "only events of this element id"),
+                  query_param("type", {"type": "string"}, "only events of this type"),
+                  query_param("since", {"type": "string", "format": "date-time"}, "at or after"),
+                  query_param("until", {"type": "string", "format": "date-time"}, "before")])
+@requires(*READERS)
+def case_trail(case_id):
+    fmt = enum_param("format", ("json", "csv"), "json")
+    filters = {"actor": request.args.get("actor"), "element": request.args.get("element"),
+               "type": request.args.get("type"), "since": time_param("since"), "until": time_param("until")}
+    events = engine().trail(case_id, filters)
+    if fmt == "csv":
+        response = Response(events_as_csv(events), mimetype="text/csv")
+        response.headers["Content-Disposition"] = f'attachment; filename="trail-{case_id}.csv"'
+        return response
+    return jsonify({"items": events})
+
+
+@bp.get("/audit/verify")
+@operation("Recompute every hash chain; report the first broken link", roles="auditor, system", tag="audit",
+           responses={200: "Verification"})
+@requires(*READERS)
+def verify():
+    return jsonify(engine().verify_trails())
