@@ -54,8 +54,10 @@ def main():
 @click.option("--threads", default=4, show_default=True, type=int, help="threads per process")
 @click.option("--definitions", "definitions_dir", default="definitions", show_default=True,
               help="directory whose files are deployed at start (skipped if missing)")
-def serve(host, port, workers, threads, definitions_dir):
-    """Migrate the database, deploy definitions/, and serve the API with gunicorn."""
+@click.option("--worker/--no-worker", "with_worker", default=True, show_default=True,
+              help="also run one timer worker (`usm worker`); use --no-worker when workers run elsewhere")
+def serve(host, port, workers, threads, definitions_dir, with_worker):
+    """Migrate the database, deploy definitions/, and serve the API with gunicorn (plus a timer worker)."""
     from gunicorn.app.base import BaseApplication
 
     from api.app import create_app, settings_from_env
@@ -82,6 +84,20 @@ def serve(host, port, workers, threads, definitions_dir):
         click.echo("warning: neither USM_ADMIN_TOKEN nor USM_TOKENS_FILE is set, so every API call "
                    "except /healthz will answer 401", err=True)
 
+    timer_worker = None
+    if with_worker:
+        import subprocess
+
+        timer_worker = subprocess.Popen([sys.executable, "-m", "api.cli", "worker"])
+
+    def stop_worker():
+        if timer_worker is not None and timer_worker.poll() is None:
+            timer_worker.terminate()
+            try:
+                timer_worker.wait(10)
+            except subprocess.TimeoutExpired:
+                timer_worker.kill()
+
     class Server(BaseApplication):
         def load_config(self):
             self.cfg.set("bind", f"{host}:{port}")
@@ -91,11 +107,39 @@ def serve(host, port, workers, threads, definitions_dir):
             self.cfg.set("accesslog", os.environ.get("USM_ACCESS_LOG") or None)
             self.cfg.set("errorlog", "-")
             self.cfg.set("graceful_timeout", 10)
+            self.cfg.set("on_exit", lambda _arbiter: stop_worker())
 
         def load(self):
             return create_app(migrate=False)
 
-    Server().run()
+    try:
+        Server().run()
+    finally:
+        stop_worker()
+
+
+@main.command()
+@click.option("--interval", default=1.0, show_default=True, help="seconds between looks for due timers")
+@click.option("--once", is_flag=True, help="fire what is due now, then exit")
+def worker(interval, once):
+    """Fire due timers. Any number of workers may run against one PostgreSQL database."""
+    import signal
+    import threading
+
+    stop = threading.Event()
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(signum, lambda *_: stop.set())
+    engine = _engine()
+    try:
+        while not stop.is_set():
+            fired = engine.fire_due_timers(limit=100)
+            if once:
+                click.echo(f"fired timers in {fired} cases")
+                break
+            if fired == 0:
+                stop.wait(interval)
+    finally:
+        engine.close()
 
 
 @main.command()

@@ -70,11 +70,14 @@ def advance(workflow: BpmnWorkflow, blueprint: Blueprint, recorder=None) -> Outc
                 break
     except SpiffWorkflowException as exc:
         return _outcome(workflow, blueprint, incident=_incident_from_exception(exc, blueprint))
-    except Exception as exc:  # a script can raise anything; it is the case's incident, not our crash
+    except Exception as exc:  # SpiffWorkflow raises bare exceptions too (e.g. a bad timer duration)
         log.warning("unexpected error while advancing a case", exc_info=True)
-        return _outcome(workflow, blueprint, incident={
-            "element_id": None, "element_name": None, "line": None,
-            "message": f"{type(exc).__name__}: {exc}"})
+        task = _task_in_traceback(exc)
+        incident = {"element_id": None, "element_name": None, "line": None,
+                    "message": f"{type(exc).__name__}: {exc}"}
+        if task is not None:
+            incident = _element_incident(task, blueprint, incident["message"])
+        return _outcome(workflow, blueprint, incident=incident)
     return _outcome(workflow, blueprint)
 
 
@@ -128,6 +131,21 @@ def _outcome(workflow: BpmnWorkflow, blueprint: Blueprint, incident: dict | None
         return Outcome("error", ready, waiting, data, {"element_id": None, "element_name": None, "line": None,
                                                         "message": message}, next_timer, thrown)
     return Outcome("error", ready, waiting, data, _element_incident(where, blueprint, message), next_timer, thrown)
+
+
+def _task_in_traceback(exc: BaseException):
+    """The innermost BPMN task SpiffWorkflow was working on when it raised, found in the frames' locals
+    (`my_task` is the library's own name for it), so the incident can point at the element."""
+    from SpiffWorkflow.task import Task
+
+    found, trace = None, exc.__traceback__
+    while trace is not None:
+        for name in ("my_task", "task"):
+            candidate = trace.tb_frame.f_locals.get(name)
+            if isinstance(candidate, Task) and getattr(candidate.task_spec, "bpmn_id", None):
+                found = candidate
+        trace = trace.tb_next
+    return found
 
 
 def _ready(task) -> ReadyTask:

@@ -6,6 +6,7 @@ the row version. A lost race writes nothing and raises ConcurrentUpdate.
 """
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import uuid
@@ -27,6 +28,7 @@ from .errors import (CaseNotFound, ConcurrentUpdate, Conflict, DefinitionNotFoun
 from .runner import Outcome, advance, deliver_message, new_workflow, ready_manual_tasks, waiting_message_names
 from .sandbox import make_script_engine
 from .spiff_setup import SERIALIZER_VERSION, workflow_from_dict, workflow_to_dict
+from .timers import running_on
 
 
 @dataclass
@@ -47,6 +49,21 @@ def etag_of(row_version: int) -> str:
 
 
 DEPLOYMENT_CHAIN = "definitions"
+
+
+def _on_engine_clock(command):
+    """Run a command with SpiffWorkflow's timers reading this engine's clock."""
+
+    @functools.wraps(command)
+    def wrapper(self, *args, **kwargs):
+        with running_on(self.clock):
+            return command(self, *args, **kwargs)
+
+    return wrapper
+
+
+def _iso(moment: datetime | None) -> str | None:
+    return rfc3339(moment) if moment else None
 
 
 def _event_row(chain: str, event: dict, at: datetime) -> dict:
@@ -162,6 +179,7 @@ class Engine:
 
     # --- cases ---------------------------------------------------------------------------------
 
+    @_on_engine_clock
     def start_case(self, definition: str, actor: str, version: int | None = None,
                    business_key: str | None = None, data: dict | None = None,
                    idempotency_key: str | None = None) -> tuple[dict, bool]:
@@ -308,6 +326,7 @@ class Engine:
 
     # --- commands on a running case --------------------------------------------------------------
 
+    @_on_engine_clock
     def complete_task(self, task_id: str, data: dict, actor: str,
                       may_complete: Callable[[str | None], bool], if_match: str | None = None) -> dict:
         with self.db.reader.connect() as conn:
@@ -347,6 +366,7 @@ class Engine:
         outcome = advance(workflow, blueprint, recorder)
         return self._save(row, workflow, outcome, ready_rows, recorder, completed=(task_id, actor))
 
+    @_on_engine_clock
     def send_message(self, case_id: str, name: str, data: dict, actor: str, if_match: str | None = None) -> dict:
         row = self._read_case(case_id)
         self._check_running(row, if_match)
@@ -364,6 +384,7 @@ class Engine:
             ready_rows = store.ready_tasks_of_cases(conn, [case_id])[case_id]
         return self._save(row, workflow, outcome, ready_rows, recorder)
 
+    @_on_engine_clock
     def cancel_case(self, case_id: str, actor: str, if_match: str | None = None) -> dict:
         row = self._read_case(case_id)
         if row.status in ("completed", "cancelled"):
@@ -377,6 +398,38 @@ class Engine:
         recorder = self._recorder(row.id, actor, blueprint, self._now())
         outcome = Outcome("cancelled", [], [], json.loads(row.data), None, None)
         return self._save(row, workflow, outcome, ready_rows, recorder)
+
+    @_on_engine_clock
+    def fire_due_timers(self, limit: int = 100) -> int:
+        """Fire the timers that are due by the engine's clock; returns how many cases moved on.
+
+        Several workers may run this at once: each case is saved with the usual row-version check, so
+        a timer that two workers fire at the same moment is recorded by one and dropped by the other."""
+        with self.db.reader.connect() as conn:
+            due = store.due_case_ids(conn, self._now(), limit)
+        fired = 0
+        for case_id in due:
+            try:
+                fired += self._fire_timers_of(case_id)
+            except ConcurrentUpdate:
+                continue  # another worker or a user got there first; its state is the truth now
+        return fired
+
+    def _fire_timers_of(self, case_id: str) -> int:
+        row = self._read_case(case_id)
+        if row.status != "running":
+            return 0
+        blueprint = self._blueprint_of(row)
+        workflow = self._restore(row, blueprint)
+        recorder = self._recorder(row.id, "timer", blueprint, self._now())
+        workflow.refresh_timers()
+        outcome = advance(workflow, blueprint, recorder)
+        if not recorder.events and outcome.next_timer_at == _iso(row.next_timer_at):
+            return 0  # not actually due (e.g. a cycle timer's next slot): leave the row alone
+        with self.db.reader.connect() as conn:
+            ready_rows = store.ready_tasks_of_cases(conn, [case_id])[case_id]
+        self._save(row, workflow, outcome, ready_rows, recorder)
+        return 1
 
     def _read_case(self, case_id: str):
         with self.db.reader.connect() as conn:

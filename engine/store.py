@@ -252,3 +252,9 @@ def case_heads(conn: Connection) -> dict[str, tuple[int, str]]:
 
 def case_ids_by_business_key(conn: Connection, business_key: str) -> list[str]:
     return [row[0] for row in conn.execute(select(cases.c.id).where(cases.c.business_key == business_key))]
+
+
+def due_case_ids(conn: Connection, now: datetime, limit: int) -> list[str]:
+    query = (select(cases.c.id).where(cases.c.status == "running", cases.c.next_timer_at <= now)
+             .order_by(cases.c.next_timer_at).limit(limit))
+    return [row[0] for row in conn.execute(query)]

@@ -59,3 +59,25 @@ def test_serve_refuses_to_start_on_invalid_definitions(workdir, database_url):
         server.start(timeout=20)
     assert "broken.bpmn:1:" in str(raised.value)
     assert "does not deploy" in str(raised.value)
+
+
+def test_the_worker_started_by_serve_fires_timers_on_time(workdir, database_url):
+    import time
+
+    shutil.copy(FIXTURES / "timers.bpmn", workdir / "definitions" / "timers.bpmn")
+    server = Server(workdir, database_url, "e2e-admin").start()
+    try:
+        status, case = server.request("POST", "/api/v1/cases", {"definition": "timers",
+                                                                "data": {"resolution_target": "PT1S"}})
+        assert status == 201
+        started = time.monotonic()
+        names = []
+        while time.monotonic() - started < 15:
+            names = [t["name"] for t in server.request("GET", f"/api/v1/cases/{case['id']}")[1]["tasks"]]
+            if names == ["Escalate"]:
+                break
+            time.sleep(0.2)
+        assert names == ["Escalate"], server.log()
+        assert time.monotonic() - started < 5  # due after 1 s; the worker looks every second
+    finally:
+        server.stop()

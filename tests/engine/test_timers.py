@@ -1,0 +1,67 @@
+"""Timers fire on the engine's clock, through fire_due_timers (what `usm worker` runs)."""
+from __future__ import annotations
+
+import pytest
+
+from engine.clock import FixedClock
+from engine.service import Engine, EngineSettings
+from tests.conftest import fixture_files
+
+ANYONE = lambda lane: True  # noqa: E731
+
+
+@pytest.fixture
+def timed(database_url):
+    clock = FixedClock()
+    engine = Engine(EngineSettings(database_url), clock=clock)
+    engine.migrate()
+    engine.deploy(fixture_files("timers.bpmn"), "designer")
+    yield engine, clock
+    engine.close()
+
+
+def test_waiting_timers_are_shown_with_their_due_times(timed):
+    engine, _ = timed
+    case, _ = engine.start_case("timers", "system", data={"resolution_target": "PT8H"})
+    assert sorted((w["name"], w["due_at"]) for w in case["waiting_for"]) == [
+        ("Deadline after the service level", "2026-01-01T08:00:00Z"),
+        ("Remind after 1 hour", "2026-01-01T01:00:00Z")]
+
+
+def test_non_interrupting_reminder_then_interrupting_deadline(timed):
+    engine, clock = timed
+    case, _ = engine.start_case("timers", "system", data={"resolution_target": "PT8H"})
+    assert engine.fire_due_timers() == 0  # nothing is due yet
+    clock.advance(minutes=59)
+    assert engine.fire_due_timers() == 0
+    clock.advance(minutes=2)
+    assert engine.fire_due_timers() == 1
+    case = engine.get_case(case["id"])
+    assert sorted(t["name"] for t in case["tasks"]) == ["Chase the reviewer", "Review"]  # review goes on
+    assert engine.fire_due_timers() == 0  # fired once only
+    clock.advance(hours=8)
+    assert engine.fire_due_timers() == 1
+    case = engine.get_case(case["id"])
+    assert sorted(t["name"] for t in case["tasks"]) == ["Chase the reviewer", "Escalate"]  # review cancelled
+    trail = engine.trail(case["id"], {})
+    fired = [(e["element_id"], e["actor"], e["at"]) for e in trail if e["type"] == "timer_fired"]
+    assert fired == [("Event_Remind", "timer", "2026-01-01T01:01:00Z"),
+                     ("Event_Deadline", "timer", "2026-01-01T09:01:00Z")]
+    assert [e["element_id"] for e in trail if e["type"] == "task_cancelled"] == ["Activity_Review"]
+
+
+def test_completing_before_the_timers_cancels_them(timed):
+    engine, clock = timed
+    case, _ = engine.start_case("timers", "system", data={"resolution_target": "PT8H"})
+    review = case["tasks"][0]["id"]
+    case = engine.complete_task(review, {}, "alice", ANYONE)
+    assert case["status"] == "completed" and case["waiting_for"] == []
+    clock.advance(days=2)
+    assert engine.fire_due_timers() == 0
+
+
+def test_a_bad_timer_expression_is_an_incident(timed):
+    engine, _ = timed
+    case, _ = engine.start_case("timers", "system", data={"resolution_target": "eight hours"})
+    assert case["status"] == "error"
+    assert case["incident"]["element_id"] == "Event_Deadline"
