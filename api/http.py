@@ -2,12 +2,14 @@
 from __future__ import annotations
 
 import json
+import math
 from datetime import datetime, timezone
 from functools import wraps
 
 from flask import current_app, g, request
 from jsonschema import Draft202012Validator
 
+from .contract import OPERATION_ATTR
 from .problems import ApiProblem
 
 
@@ -17,12 +19,16 @@ def json_body(schema: dict) -> dict:
     if not raw.strip():
         raise ApiProblem(400, "Bad request", "the request body is empty; send a JSON object")
     try:
-        body = json.loads(raw)
+        body = json.loads(raw, parse_constant=_refuse_constant, parse_float=_finite_float)
     except UnicodeDecodeError:
         raise ApiProblem(400, "Bad request", "the request body is not UTF-8 text") from None
     except json.JSONDecodeError as exc:
         raise ApiProblem(400, "Bad request", f"the request body is not valid JSON: {exc.msg} at line {exc.lineno} "
                                              f"column {exc.colno}") from None
+    except RecursionError:
+        raise _too_deep() from None
+    if _depth(body) > MAX_JSON_DEPTH:
+        raise _too_deep()
     problems = []
     for error in sorted(_validator(schema).iter_errors(body), key=lambda e: list(e.absolute_path)):
         field = ".".join(str(p) for p in error.absolute_path)
@@ -35,11 +41,50 @@ def json_body(schema: dict) -> dict:
         else:
             message = error.message
         problems.append({"field": field or "body", "message": message})
+    if isinstance(body, dict):  # identifiers end up in SQL, where PostgreSQL refuses the NUL character
+        problems += [{"field": name, "message": "must not contain the NUL character (\\u0000)"}
+                     for name, value in body.items() if name != "data" and isinstance(value, str) and "\0" in value]
     if problems:
         first = problems[0]
         raise ApiProblem(422, "Unprocessable content", f"the request body is not acceptable: "
                                                         f"{first['field']}: {first['message']}", problems)
     return body
+
+
+def _refuse_constant(name: str):
+    """Python's json accepts NaN and Infinity, which are not JSON and could not be sent back as JSON."""
+    raise ApiProblem(400, "Bad request", f"the request body is not valid JSON: {name} is not a JSON number")
+
+
+def _finite_float(text: str) -> float:
+    """1e999 parses as infinity, which JSON cannot carry back out."""
+    value = float(text)
+    if not math.isfinite(value):
+        raise ApiProblem(400, "Bad request", f"the request body holds the number {text[:40]}, which is too large "
+                                             "to represent; send it as a string")
+    return value
+
+
+# Deeper bodies cannot be parsed, stored and restored within Python's recursion limit.
+MAX_JSON_DEPTH = 100
+
+
+def _too_deep() -> ApiProblem:
+    return ApiProblem(422, "Unprocessable content", f"the request body nests objects and arrays more than "
+                                                    f"{MAX_JSON_DEPTH} levels deep; flatten it",
+                      [{"field": "body", "message": f"nested more than {MAX_JSON_DEPTH} levels deep"}])
+
+
+def _depth(value) -> int:
+    deepest, pending = 0, [(value, 1)]
+    while pending:
+        current, level = pending.pop()
+        if isinstance(current, (dict, list)):
+            deepest = max(deepest, level)
+            if level > MAX_JSON_DEPTH:
+                break
+            pending.extend((item, level + 1) for item in (current.values() if isinstance(current, dict) else current))
+    return deepest
 
 
 _validators: dict[int, Draft202012Validator] = {}
@@ -100,12 +145,25 @@ def requires(*roles: str):
             if roles and not principal.has(*roles):
                 raise ApiProblem(403, "Forbidden", f"this needs one of the roles: {', '.join(roles)}; "
                                                    f"your token has: {', '.join(sorted(principal.roles)) or 'none'}")
+            _refuse_nul_in_url(kwargs)
             g.principal = principal
             return view(*args, **kwargs)
 
         return wrapper
 
     return decorate
+
+
+def _refuse_nul_in_url(path_args: dict) -> None:
+    """Identifiers and filters reach SQL, where PostgreSQL refuses the NUL character: say so instead of failing."""
+    if any(isinstance(value, str) and "\0" in value for value in path_args.values()):
+        raise ApiProblem(404, "Not found", "there is no such resource: identifiers never contain a NUL character (%00)")
+    documented = getattr(current_app.view_functions.get(request.endpoint), OPERATION_ATTR, {}).get("query", [])
+    for name in (parameter["name"] for parameter in documented):
+        if any("\0" in value for value in request.args.getlist(name)):
+            raise ApiProblem(422, "Unprocessable content", f"the query parameter {name} contains a NUL character "
+                                                           "(%00); remove it",
+                             [{"field": name, "message": "must not contain the NUL character"}])
 
 
 def engine():

@@ -60,8 +60,10 @@ def install(app: Flask) -> None:
 
     @app.errorhandler(HTTPException)
     def _http(exc: HTTPException):
+        allowed = sorted(set(getattr(exc, "valid_methods", None) or ()) - {"HEAD", "OPTIONS"})
         detail = {404: "there is no such resource; check the path (the API lives under /api/v1)",
-                  405: f"this method is not allowed here"}.get(exc.code, exc.description)
+                  405: "this method is not allowed here" + (f"; use {', '.join(allowed)}" if allowed else "")
+                  }.get(exc.code, exc.description)
         response = problem(exc.code or 500, exc.name, detail)
         if exc.code == 405 and getattr(exc, "valid_methods", None):
             response.headers["Allow"] = ", ".join(exc.valid_methods)

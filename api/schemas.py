@@ -29,6 +29,15 @@ SEND_MESSAGE = {
     "additionalProperties": False,
 }
 
+ROUTE_MESSAGE = {
+    "type": "object",
+    "properties": {"name": {"type": "string", "minLength": 1, "maxLength": 255},
+                   "business_key": {"type": ["string", "null"], "maxLength": 255},
+                   "correlation": {"type": "object"}, "data": {"type": "object"}},
+    "required": ["name"],
+    "additionalProperties": False,
+}
+
 EMPTY = {"type": "object", "additionalProperties": False}
 
 TASK_SUMMARY = {
@@ -165,7 +174,7 @@ COMPONENTS = {
         "$ref": "#/components/schemas/Definition"}}}, "required": ["items"]},
     "DefinitionDetail": DEFINITION_DETAIL, "Deployment": DEPLOYMENT, "Validation": VALIDATION,
     "Problem": PROBLEM, "Health": HEALTH, "StartCase": START_CASE, "CompleteTask": COMPLETE_TASK,
-    "SendMessage": SEND_MESSAGE, "Event": EVENT, "Verification": VERIFICATION,
+    "SendMessage": SEND_MESSAGE, "RouteMessage": ROUTE_MESSAGE, "Event": EVENT, "Verification": VERIFICATION,
     "Trail": {"type": "object", "properties": {"items": {"type": "array", "items": {"$ref": "#/components/schemas/Event"}}},
               "required": ["items"]},
 }

@@ -11,6 +11,9 @@ from collections import OrderedDict
 from dataclasses import dataclass
 from typing import Callable
 
+from SpiffWorkflow.bpmn.specs.defaults import StartEvent
+from SpiffWorkflow.bpmn.specs.event_definitions.message import MessageEventDefinition
+
 from .forms import Form
 from .spiff_setup import spec_from_dict, wire_loop_tasks
 
@@ -44,6 +47,10 @@ class _Compiled:
         self.spec = spec_from_dict(stored.spec)
         self.embedded = {name: spec_from_dict(dct) for name, dct in stored.embedded.items()}
         wire_loop_tasks(self.spec, *self.embedded.values())
+        self.message_starts = {
+            task_spec.event_definition.name for task_spec in self.spec.task_specs.values()
+            if isinstance(task_spec, StartEvent)
+            and isinstance(getattr(task_spec, "event_definition", None), MessageEventDefinition)}
         self.user_tasks = {
             (task["process"], task["element_id"]): UserTaskInfo(
                 element_id=task["element_id"], name=task["name"], lane=task["lane"],

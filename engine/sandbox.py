@@ -280,6 +280,7 @@ class RestrictedEnvironment(TaskDataEnvironment):
         return True
 
 
-def make_script_engine() -> PythonScriptEngine:
-    """The script engine for every workflow the engine creates or restores."""
-    return PythonScriptEngine(environment=RestrictedEnvironment())
+def make_script_engine(helpers: dict[str, Any] | None = None) -> PythonScriptEngine:
+    """The script engine for every workflow the engine creates or restores. `helpers` are trusted
+    functions scripts may call (e.g. the engine's call-number sequence)."""
+    return PythonScriptEngine(environment=RestrictedEnvironment(helpers))

@@ -114,3 +114,11 @@ events = Table(
     Index("ix_events_at", "at"),
     Index("ix_events_element", "element_id"),
 )
+
+# Named counters (e.g. call numbers INC-000042): one row per name, incremented in its own short
+# transaction so numbers are unique across processes (a failed command may leave a gap, as sequences do).
+sequences = Table(
+    "sequences", metadata,
+    Column("name", String(64), primary_key=True),
+    Column("value", Integer, nullable=False),
+)

@@ -9,6 +9,7 @@ from __future__ import annotations
 import functools
 import hashlib
 import json
+import re
 import uuid
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
@@ -24,11 +25,22 @@ from .clock import SystemClock, rfc3339
 from .database import Database, connect, migrate
 from .deployment import Limits, compile_bundle
 from .errors import (CaseNotFound, ConcurrentUpdate, Conflict, DefinitionNotFound, IdempotencyMismatch,
-                     InvalidInput, NotAllowed, PreconditionFailed, TaskNotFound, TaskNotReady, TooLarge)
+                     InvalidInput, NotAllowed, NotFound, PreconditionFailed, TaskNotFound, TaskNotReady, TooLarge)
 from .runner import Outcome, advance, deliver_message, new_workflow, ready_manual_tasks, waiting_message_names
 from .sandbox import make_script_engine
 from .spiff_setup import SERIALIZER_VERSION, workflow_from_dict, workflow_to_dict
 from .timers import running_on
+
+
+MAX_LINK_DEPTH = 5
+
+
+@dataclass
+class PreparedCase:
+    values: dict
+    task_rows: list
+    event_rows: list
+    children: list
 
 
 @dataclass
@@ -62,6 +74,13 @@ def _on_engine_clock(command):
     return wrapper
 
 
+def _workflow_of(data: dict) -> str | None:
+    """The USM workflow (WF1…WF8) the case follows, once the process has decided it (call.workflow)."""
+    call = data.get("call")
+    value = call.get("workflow") if isinstance(call, dict) else data.get("workflow")
+    return value[:8] if isinstance(value, str) and value else None
+
+
 def _iso(moment: datetime | None) -> str | None:
     return rfc3339(moment) if moment else None
 
@@ -79,8 +98,23 @@ class Engine:
         self.settings = settings
         self.clock = clock or SystemClock()
         self.db = database or connect(settings.database_url)
-        self.script_engine = make_script_engine()
+        self.script_engine = make_script_engine({"next_call_number": self.next_call_number})
         self.specs = SpecCache(self._load_definition, settings.spec_cache_size)
+
+    def next_call_number(self, prefix: str) -> str:
+        """For scripts: the next tracking number for a prefix, e.g. next_call_number("INC") -> "INC-000042".
+        Taken in its own short transaction so numbers are unique across processes; a command that fails
+        afterwards leaves a gap, as database sequences do."""
+        if not isinstance(prefix, str) or not re.fullmatch(r"[A-Z]{2,8}", prefix):
+            raise ValueError("a call number prefix is 2 to 8 capital letters, e.g. 'INC'")
+        for _ in range(3):
+            try:
+                with self.db.writer.begin() as conn:
+                    number = store.next_in_sequence(conn, f"call:{prefix}")
+                return f"{prefix}-{number:06d}"
+            except IntegrityError:  # two processes created the counter at once; the other one won
+                continue
+        raise ConcurrentUpdate(f"could not take a number for {prefix}; try again")
 
     def migrate(self) -> None:
         migrate(self.db)
@@ -194,6 +228,25 @@ class Engine:
             if repeat is not None:
                 return repeat, False
 
+        prepared = self._prepare_case(definition, version, actor, business_key, data)
+        prepared.values.update({"idempotency_key": idempotency_key,
+                                "request_hash": request_hash if idempotency_key else None})
+        try:
+            with self.db.writer.begin() as conn:
+                self._insert_prepared(conn, prepared)
+        except IntegrityError:
+            if idempotency_key:  # a concurrent request with the same key won the race
+                repeat = self._idempotent_repeat(actor, idempotency_key, request_hash)
+                if repeat is not None:
+                    return repeat, False
+            raise
+        return self._representation(prepared.values, prepared.task_rows, [c.values["id"] for c in prepared.children]), True
+
+    def _prepare_case(self, definition: str, version: int | None, actor: str, business_key: str | None,
+                      data: dict, parent_case_id: str | None = None, start_message: str | None = None,
+                      depth: int = 0) -> "PreparedCase":
+        """Run a new case up to its first wait, without writing anything: the caller inserts it (and the
+        cases it links to) in its own transaction."""
         with self.db.reader.connect() as conn:
             row = store.find_definition(conn, definition, version)
         if row is None:
@@ -206,29 +259,61 @@ class Engine:
         case_id = str(uuid.uuid4())
         recorder = self._recorder(case_id, actor, blueprint, now)
         recorder.add("case_started", data_changes_=data_changes({}, data), business_key=business_key)
+        if parent_case_id:
+            recorder.add("case_linked", parent_case=parent_case_id, message=start_message)
         workflow = new_workflow(blueprint, data, self.script_engine)
+        if start_message:
+            advance(workflow, blueprint, recorder)  # to the message start event, which now waits
+            deliver_message(workflow, start_message, data)
         outcome = advance(workflow, blueprint, recorder)
         self._record_outcome(recorder, outcome, set())
+        children = self._start_linked_cases(case_id, outcome, recorder, depth)
         event_rows, event_seq, event_hash = seal(recorder, 0, GENESIS)
         values = {"id": case_id, "definition_key": row.key, "definition_version": row.version,
-                  "pins": json.dumps(pins), "business_key": business_key, "parent_case_id": None,
-                  "created_by": actor, "created_at": now, "idempotency_key": idempotency_key,
-                  "request_hash": request_hash if idempotency_key else None, "row_version": 1,
-                  "event_seq": event_seq, "event_hash": event_hash,
+                  "pins": json.dumps(pins), "business_key": business_key, "parent_case_id": parent_case_id,
+                  "created_by": actor, "created_at": now, "idempotency_key": None, "request_hash": None,
+                  "row_version": 1, "event_seq": event_seq, "event_hash": event_hash,
                   **self._state_columns(workflow, outcome, now)}
         task_rows = [self._task_row(case_id, row.key, task, now) for task in outcome.ready]
-        try:
-            with self.db.writer.begin() as conn:
-                store.insert_case(conn, values)
-                store.insert_tasks(conn, task_rows)
-                store.insert_events(conn, [_event_row(case_id, event, now) for event in event_rows])
-        except IntegrityError:
-            if idempotency_key:  # a concurrent request with the same key won the race
-                repeat = self._idempotent_repeat(actor, idempotency_key, request_hash)
-                if repeat is not None:
-                    return repeat, False
-            raise
-        return self._representation(values, task_rows, []), True
+        events = [_event_row(case_id, event, now) for event in event_rows]
+        return PreparedCase(values, task_rows, events, children)
+
+    def _insert_prepared(self, conn, prepared: "PreparedCase") -> None:
+        store.insert_case(conn, prepared.values)
+        store.insert_tasks(conn, prepared.task_rows)
+        store.insert_events(conn, prepared.event_rows)
+        for child in prepared.children:
+            self._insert_prepared(conn, child)
+
+    def _start_linked_cases(self, case_id: str, outcome: Outcome, recorder: Recorder,
+                            depth: int) -> list["PreparedCase"]:
+        """A message the case throws that starts another process (a message start event of a deployed
+        definition) starts that process as a linked case: a hand-off, not a return."""
+        children = []
+        for thrown in outcome.thrown:
+            if thrown["type"] != "MessageEventDefinition" or not thrown["name"]:
+                continue
+            target = self._definition_started_by(thrown["name"])
+            if target is None:
+                continue
+            if depth >= MAX_LINK_DEPTH:
+                raise InvalidInput(f"message '{thrown['name']}' would start more than {MAX_LINK_DEPTH} linked "
+                                   "cases in a row; the definitions start each other in a loop")
+            payload = thrown["payload"]
+            if isinstance(payload, dict) and "result_var" in payload:  # the Camunda flavour wraps it
+                payload = payload.get("payload")
+            data = payload if isinstance(payload, dict) else {}
+            child = self._prepare_case(target, None, "system", None, data, case_id, thrown["name"], depth + 1)
+            recorder.add("case_linked", actor="system", child_case=child.values["id"], message=thrown["name"],
+                         definition=target)
+            children.append(child)
+        return children
+
+    def _definition_started_by(self, message: str) -> str | None:
+        with self.db.reader.connect() as conn:
+            latest = [(row.key, row.version) for row in store.latest_definitions(conn)]
+        matches = [key for key, version in latest if message in self.specs.compiled(key, version).message_starts]
+        return matches[0] if len(matches) == 1 else None
 
     def _idempotent_repeat(self, actor: str, key: str, request_hash: str) -> dict | None:
         with self.db.reader.connect() as conn:
@@ -280,7 +365,7 @@ class Engine:
                 "incident": json.dumps(outcome.incident) if outcome.incident else None,
                 "next_timer_at": (datetime.fromisoformat(next_timer.replace("Z", "+00:00")).replace(tzinfo=None)
                                   if next_timer else None),
-                "updated_at": now, "workflow": None}
+                "updated_at": now, "workflow": _workflow_of(outcome.data)}
 
     @staticmethod
     def _task_row(case_id: str, definition_key: str, task, now: datetime) -> dict:
@@ -383,6 +468,38 @@ class Engine:
         with self.db.reader.connect() as conn:
             ready_rows = store.ready_tasks_of_cases(conn, [case_id])[case_id]
         return self._save(row, workflow, outcome, ready_rows, recorder)
+
+    def route_message(self, name: str, actor: str, business_key: str | None = None,
+                      correlation: dict | None = None, data: dict | None = None) -> tuple[dict, bool]:
+        """Deliver a message to the one case that waits for it, or start a case of the definition whose
+        message start event it names. Returns (case, started a new case?)."""
+        data = data or {}
+        self._check_data_size(data)
+        with self.db.reader.connect() as conn:
+            candidates = store.cases_waiting_for_message(conn, name, business_key)
+        correlation = correlation or {}
+        waiting = [row for row in candidates if all(
+            json.loads(row.data).get(key) == value for key, value in correlation.items())]
+        if len(waiting) > 1:
+            raise Conflict(f"{len(waiting)} cases wait for message '{name}'; say which with business_key or "
+                           "correlation", [{"case_id": row.id, "message": "waits for it"} for row in waiting[:10]])
+        if waiting:
+            return self.send_message(waiting[0].id, name, data, actor), False
+        target = self._definition_started_by(name)
+        if target is None:
+            raise NotFound(f"no case waits for message '{name}'" +
+                           (f" with business key '{business_key}'" if business_key else "") +
+                           (" and that correlation" if correlation else "") +
+                           ", and no deployed definition starts on it")
+        return self._start_on_message(target, name, actor, business_key, data), True
+
+    @_on_engine_clock
+    def _start_on_message(self, definition: str, message: str, actor: str, business_key, data: dict) -> dict:
+        prepared = self._prepare_case(definition, None, actor, business_key, data, start_message=message)
+        with self.db.writer.begin() as conn:
+            self._insert_prepared(conn, prepared)
+        return self._representation(prepared.values, prepared.task_rows,
+                                    [child.values["id"] for child in prepared.children])
 
     @_on_engine_clock
     def cancel_case(self, case_id: str, actor: str, if_match: str | None = None) -> dict:
@@ -495,6 +612,7 @@ class Engine:
         completed_id, actor = completed or (None, None)
         self._record_outcome(recorder, outcome, before_ids, completed_id,
                              {task.id: task.element_id for task in ready_before})
+        children = self._start_linked_cases(row.id, outcome, recorder, 0)
         event_rows, columns["event_seq"], columns["event_hash"] = seal(recorder, row.event_seq, row.event_hash)
         gone = [task_id for task_id in before_ids if task_id not in ready_now and task_id != completed_id]
         new_rows = [self._task_row(row.id, row.definition_key, task, now)
@@ -508,6 +626,8 @@ class Engine:
             store.end_tasks(conn, gone, "cancelled", now)
             store.insert_tasks(conn, new_rows)
             store.insert_events(conn, [_event_row(row.id, event, now) for event in event_rows])
+            for child in children:
+                self._insert_prepared(conn, child)
         ready_rows = [task._mapping for task in ready_before if task.id in ready_now] + new_rows
         values = {**row._mapping, **columns, "row_version": row.row_version + 1}
         return self._representation(values, ready_rows, None)

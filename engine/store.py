@@ -258,3 +258,26 @@ def due_case_ids(conn: Connection, now: datetime, limit: int) -> list[str]:
     query = (select(cases.c.id).where(cases.c.status == "running", cases.c.next_timer_at <= now)
              .order_by(cases.c.next_timer_at).limit(limit))
     return [row[0] for row in conn.execute(query)]
+
+
+def next_in_sequence(conn: Connection, name: str) -> int:
+    """Increment and return a named counter (the caller's transaction makes it atomic)."""
+    from .schema import sequences
+
+    result = conn.execute(update(sequences).where(sequences.c.name == name)
+                          .values(value=sequences.c.value + 1).returning(sequences.c.value)).first()
+    if result is not None:
+        return result[0]
+    conn.execute(insert(sequences).values(name=name, value=1))
+    return 1
+
+
+def cases_waiting_for_message(conn: Connection, name: str, business_key: str | None) -> list:
+    """Running cases whose waiting_for projection names this message (checked exactly after a coarse
+    text match, so an unusual message name cannot match by accident)."""
+    query = select(cases.c.id, cases.c.data, cases.c.waiting_for).where(
+        cases.c.status == "running", cases.c.waiting_for.contains(json.dumps(name)))
+    if business_key is not None:
+        query = query.where(cases.c.business_key == business_key)
+    return [row for row in conn.execute(query)
+            if {"type": "message", "name": name} in json.loads(row.waiting_for)]

@@ -5,7 +5,8 @@ from flask import Blueprint, g, jsonify, request
 
 from ..contract import PAGING, operation, query_param
 from ..http import engine, enum_param, json_body, paging, requires, time_param
-from ..schemas import EMPTY, SEND_MESSAGE, START_CASE
+from ..problems import ApiProblem
+from ..schemas import EMPTY, ROUTE_MESSAGE, SEND_MESSAGE, START_CASE
 
 bp = Blueprint("cases", __name__, url_prefix="/api/v1/cases")
 
@@ -26,9 +27,14 @@ def case_response(case: dict, status: int = 200):
 @requires("system")
 def start_case():
     body = json_body(START_CASE)
+    idempotency_key = request.headers.get("Idempotency-Key") or None
+    if idempotency_key is not None and len(idempotency_key) > 255:  # the column holds 255 characters
+        raise ApiProblem(422, "Unprocessable content", "the Idempotency-Key header is longer than 255 characters; "
+                                                       "use a shorter key such as a UUID",
+                         [{"field": "Idempotency-Key", "message": f"{len(idempotency_key)} characters, at most 255"}])
     case, created = engine().start_case(
         body["definition"], g.principal.user, version=body.get("version"), business_key=body.get("business_key"),
-        data=body.get("data") or {}, idempotency_key=request.headers.get("Idempotency-Key") or None)
+        data=body.get("data") or {}, idempotency_key=idempotency_key)
     return case_response(case, 201 if created else 200)
 
 
@@ -71,9 +77,24 @@ def send_message(case_id):
 
 @bp.post("/<case_id>/cancel")
 @operation("Cancel a case that has not finished", roles="system", request="optional-empty",
-           responses={200: "Case", 404: "Problem", 409: "Problem", 412: "Problem"}, tag="cases")
+           responses={200: "Case", 404: "Problem", 409: "Problem", 412: "Problem", 422: "Problem"}, tag="cases")
 @requires("system")
 def cancel_case(case_id):
     if request.get_data(cache=True).strip():
         json_body(EMPTY)
     return case_response(engine().cancel_case(case_id, g.principal.user, request.headers.get(_IF_MATCH)))
+
+
+messages_bp = Blueprint("messages", __name__, url_prefix="/api/v1/messages")
+
+
+@messages_bp.post("")
+@operation("Deliver a message to the one case waiting for it, or start a case on a message start event",
+           roles="system", request="RouteMessage", tag="cases",
+           responses={200: "Case", 201: "Case", 404: "Problem", 409: "Problem", 422: "Problem"})
+@requires("system")
+def route_message():
+    body = json_body(ROUTE_MESSAGE)
+    case, started = engine().route_message(body["name"], g.principal.user, body.get("business_key"),
+                                           body.get("correlation"), body.get("data") or {})
+    return case_response(case, 201 if started else 200)

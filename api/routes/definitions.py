@@ -66,8 +66,9 @@ def get_definition_bpmn(key, version):
 
 @bp.post("")
 @operation("Deploy BPMN (with its DMN and form files): 201 new versions, 200 nothing new, 422 problems",
-           roles="designer", request="upload", responses={200: "Deployment", 201: "Deployment", 413: "Problem",
-                                                          415: "Problem", 422: "Problem"}, tag="definitions")
+           roles="designer", request="upload", responses={200: "Deployment", 201: "Deployment", 409: "Problem",
+                                                          413: "Problem", 415: "Problem", 422: "Problem"},
+           tag="definitions")
 @requires("designer")
 def deploy():
     created, items = engine().deploy(uploaded_files(), g.principal.user)
