@@ -14,13 +14,22 @@ bp = Blueprint("definitions", __name__, url_prefix="/api/v1/definitions")
 _XML_TYPES = ("application/xml", "text/xml", "application/bpmn+xml", "application/octet-stream")
 
 
+def upload_name(filename: str | None) -> str:
+    """A safe relative path: forms are named by their path (forms/classify.schema.json), so keep
+    directories, but never let a name climb out (..) or start at the root."""
+    parts = [part for part in (filename or "").replace("\\", "/").split("/") if part not in ("", ".")]
+    if ".." in parts:
+        raise ApiProblem(422, "Unprocessable content", f"the file name '{filename}' may not contain '..'")
+    return posixpath.join(*parts) if parts else ""
+
+
 def uploaded_files() -> list[tuple[str, bytes]]:
     """A deployment is one XML document in the body, or a multipart upload of files that belong together."""
     mimetype = request.mimetype or ""
     if mimetype == "multipart/form-data":
         files = []
         for _, storage in request.files.items(multi=True):
-            name = posixpath.basename((storage.filename or "").replace("\\", "/"))
+            name = upload_name(storage.filename)
             if not name:
                 raise ApiProblem(422, "Unprocessable content", "every uploaded file needs a file name "
                                                                "ending in .bpmn, .dmn or .json")
