@@ -116,12 +116,12 @@ def time_param(name: str) -> datetime | None:
         return None
     try:
         moment = datetime.fromisoformat(raw.replace("Z", "+00:00"))
-    except ValueError:
+        if moment.tzinfo is None:
+            moment = moment.replace(tzinfo=timezone.utc)
+        return moment.astimezone(timezone.utc).replace(tzinfo=None)
+    except (ValueError, OverflowError):  # OverflowError: an offset that moves year 1 or 9999 out of range
         raise ApiProblem(422, "Unprocessable content", f"{name} must be an RFC 3339 time such as "
                                                        "2026-11-27T20:15:00Z", [{"field": name, "message": f"got '{raw}'"}]) from None
-    if moment.tzinfo is None:
-        moment = moment.replace(tzinfo=timezone.utc)
-    return moment.astimezone(timezone.utc).replace(tzinfo=None)
 
 
 def enum_param(name: str, allowed: tuple[str, ...], default: str | None = None) -> str | None:

@@ -182,7 +182,9 @@ def decode_cursor(cursor: str) -> tuple[datetime, str]:
     try:
         padded = cursor + "=" * (-len(cursor) % 4)
         moment, row_id = json.loads(base64.urlsafe_b64decode(padded.encode()))
-        return datetime.fromisoformat(moment), str(row_id)
+        if not isinstance(row_id, str) or not 0 < len(row_id) <= 64 or "\x00" in row_id:
+            raise ValueError("not an id this server hands out")
+        return datetime.fromisoformat(moment), row_id
     except (ValueError, TypeError, UnicodeDecodeError):
         raise InvalidInput("the cursor is not one this server handed out; start again without it",
                            [{"field": "cursor", "message": "invalid cursor"}]) from None

@@ -1,0 +1,473 @@
+"""Commands on cases: start, complete, deliver, route, cancel, fire timers.
+
+Each command follows one path: read the case row, restore the instance around cached specs, act, run
+engine steps, then write the case row, its task rows, its audit events and any cases it links to in
+ONE transaction guarded by the row version. A lost race writes nothing and raises ConcurrentUpdate.
+"""
+from __future__ import annotations
+
+import functools
+import hashlib
+import json
+import uuid
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Callable
+
+from sqlalchemy.exc import IntegrityError
+from SpiffWorkflow.exceptions import SpiffWorkflowException
+from SpiffWorkflow.util.task import TaskState
+
+from . import store
+from .audit import GENESIS, Recorder, data_changes, seal
+from .blueprints import Blueprint
+from .clock import rfc3339
+from .errors import (ConcurrentUpdate, Conflict, DefinitionNotFound, IdempotencyMismatch, InvalidInput,
+                     NotAllowed, NotFound, PreconditionFailed, TaskNotFound, TaskNotReady, TooLarge, CaseNotFound)
+from .projections import etag_of, event_row, lane_role
+from .runner import Outcome, advance, deliver_message, new_workflow, waiting_message_names
+from .spiff_setup import SERIALIZER_VERSION, workflow_from_dict, workflow_to_dict
+from .timers import running_on
+
+MAX_LINK_DEPTH = 5
+MAX_DATA_DEPTH = 100
+
+
+def _nesting_depth(value) -> int:
+    """How deeply lists and objects nest, measured without recursion (the input is untrusted)."""
+    deepest, stack = 0, [(value, 1)]
+    while stack:
+        current, depth = stack.pop()
+        if isinstance(current, (dict, list)):
+            deepest = max(deepest, depth)
+            if depth > MAX_DATA_DEPTH:
+                return depth
+            children = current.values() if isinstance(current, dict) else current
+            stack.extend((child, depth + 1) for child in children)
+    return deepest
+
+
+@dataclass
+class PreparedCase:
+    """A new case run to its first wait but not yet written, with the cases it links to."""
+
+    values: dict
+    task_rows: list
+    event_rows: list
+    children: list
+
+
+def _on_engine_clock(command):
+    """Run a command with SpiffWorkflow's timers reading this engine's clock."""
+
+    @functools.wraps(command)
+    def wrapper(self, *args, **kwargs):
+        with running_on(self.clock):
+            return command(self, *args, **kwargs)
+
+    return wrapper
+
+
+def _workflow_of(data: dict) -> str | None:
+    """The USM workflow (WF1…WF8) the case follows, once the process has decided it (call.workflow)."""
+    call = data.get("call")
+    value = call.get("workflow") if isinstance(call, dict) else data.get("workflow")
+    return value[:8] if isinstance(value, str) and value else None
+
+
+def _iso(moment: datetime | None) -> str | None:
+    return rfc3339(moment) if moment else None
+
+
+class CaseCommands:
+    @_on_engine_clock
+    def start_case(self, definition: str, actor: str, version: int | None = None,
+                   business_key: str | None = None, data: dict | None = None,
+                   idempotency_key: str | None = None) -> tuple[dict, bool]:
+        """Returns (case, created). With an idempotency key, a repeat of the same request returns the
+        first case; the same key with a different request is refused."""
+        data = data or {}
+        self._check_data_size(data)
+        request_hash = hashlib.sha256(json.dumps(
+            [definition, version, business_key, data], sort_keys=True).encode()).hexdigest()
+        if idempotency_key:
+            repeat = self._idempotent_repeat(actor, idempotency_key, request_hash)
+            if repeat is not None:
+                return repeat, False
+
+        prepared = self._prepare_case(definition, version, actor, business_key, data)
+        prepared.values.update({"idempotency_key": idempotency_key,
+                                "request_hash": request_hash if idempotency_key else None})
+        try:
+            with self.db.writer.begin() as conn:
+                self._insert_prepared(conn, prepared)
+        except IntegrityError:
+            if idempotency_key:  # a concurrent request with the same key won the race
+                repeat = self._idempotent_repeat(actor, idempotency_key, request_hash)
+                if repeat is not None:
+                    return repeat, False
+            raise
+        return self._representation(prepared.values, prepared.task_rows, [c.values["id"] for c in prepared.children]), True
+
+    def _prepare_case(self, definition: str, version: int | None, actor: str, business_key: str | None,
+                      data: dict, parent_case_id: str | None = None, start_message: str | None = None,
+                      depth: int = 0) -> "PreparedCase":
+        """Run a new case up to its first wait, without writing anything: the caller inserts it (and the
+        cases it links to) in its own transaction."""
+        with self.db.reader.connect() as conn:
+            row = store.find_definition(conn, definition, version)
+        if row is None:
+            if version is None:
+                raise DefinitionNotFound(f"no definition with key '{definition}' is deployed")
+            raise DefinitionNotFound(f"definition '{definition}' has no version {version}")
+        pins = self._pins(row.key, row.version)
+        blueprint = self.specs.blueprint(row.key, row.version, pins)
+        now = self._now()
+        case_id = str(uuid.uuid4())
+        recorder = self._recorder(case_id, actor, blueprint, now)
+        recorder.add("case_started", data_changes_=data_changes({}, data), business_key=business_key)
+        if parent_case_id:
+            recorder.add("case_linked", parent_case=parent_case_id, message=start_message)
+        try:
+            workflow = new_workflow(blueprint, data, self.script_engine)
+        except SpiffWorkflowException as exc:
+            raise InvalidInput(f"definition '{row.key}' version {row.version} cannot start a case: {exc}; "
+                               "deploy a corrected version") from None
+        if start_message:
+            advance(workflow, blueprint, recorder)  # to the message start event, which now waits
+            deliver_message(workflow, start_message, data)
+        outcome = advance(workflow, blueprint, recorder)
+        self._record_outcome(recorder, outcome, set())
+        children = self._start_linked_cases(case_id, outcome, recorder, depth)
+        event_rows, event_seq, event_hash = seal(recorder, 0, GENESIS)
+        values = {"id": case_id, "definition_key": row.key, "definition_version": row.version,
+                  "pins": json.dumps(pins), "business_key": business_key, "parent_case_id": parent_case_id,
+                  "created_by": actor, "created_at": now, "idempotency_key": None, "request_hash": None,
+                  "row_version": 1, "event_seq": event_seq, "event_hash": event_hash,
+                  **self._state_columns(workflow, outcome, now)}
+        task_rows = [self._task_row(case_id, row.key, task, now) for task in outcome.ready]
+        events = [event_row(case_id, event, now) for event in event_rows]
+        return PreparedCase(values, task_rows, events, children)
+
+    def _insert_prepared(self, conn, prepared: "PreparedCase") -> None:
+        store.insert_case(conn, prepared.values)
+        store.insert_tasks(conn, prepared.task_rows)
+        store.insert_events(conn, prepared.event_rows)
+        for child in prepared.children:
+            self._insert_prepared(conn, child)
+
+    def _start_linked_cases(self, case_id: str, outcome: Outcome, recorder: Recorder,
+                            depth: int) -> list["PreparedCase"]:
+        """A message the case throws that starts another process (a message start event of a deployed
+        definition) starts that process as a linked case: a hand-off, not a return."""
+        children = []
+        for thrown in outcome.thrown:
+            if thrown["type"] != "MessageEventDefinition" or not thrown["name"]:
+                continue
+            target = self._definition_started_by(thrown["name"])
+            if target is None:
+                continue
+            if depth >= MAX_LINK_DEPTH:
+                raise InvalidInput(f"message '{thrown['name']}' would start more than {MAX_LINK_DEPTH} linked "
+                                   "cases in a row; the definitions start each other in a loop")
+            payload = thrown["payload"]
+            if isinstance(payload, dict) and "result_var" in payload:  # the Camunda flavour wraps it
+                payload = payload.get("payload")
+            data = payload if isinstance(payload, dict) else {}
+            child = self._prepare_case(target, None, "system", None, data, case_id, thrown["name"], depth + 1)
+            recorder.add("case_linked", actor="system", child_case=child.values["id"], message=thrown["name"],
+                         definition=target)
+            children.append(child)
+        return children
+
+    def _definition_started_by(self, message: str) -> str | None:
+        with self.db.reader.connect() as conn:
+            latest = [(row.key, row.version) for row in store.latest_definitions(conn)]
+        matches = [key for key, version in latest if message in self.specs.compiled(key, version).message_starts]
+        return matches[0] if len(matches) == 1 else None
+
+    def _idempotent_repeat(self, actor: str, key: str, request_hash: str) -> dict | None:
+        with self.db.reader.connect() as conn:
+            previous = store.find_idempotent_case(conn, actor, key)
+        if previous is None:
+            return None
+        if previous.request_hash != request_hash:
+            raise IdempotencyMismatch(
+                f"the Idempotency-Key '{key}' was already used for a different request; "
+                "use a new key for a new case", [{"field": "Idempotency-Key", "message": "reused with another body"}])
+        return self.get_case(previous.id)
+
+    def _pins(self, key: str, version: int) -> dict[str, int]:
+        """Fix, at start, the version of every process the case can call (running cases keep theirs)."""
+        pins: dict[str, int] = {}
+        pending = list(self.specs.compiled(key, version).meta["calls"])
+        while pending:
+            missing = [k for k in pending if k not in pins and k != key]
+            if not missing:
+                break
+            with self.db.reader.connect() as conn:
+                latest = store.latest_version_numbers(conn, missing)
+            pending = []
+            for called in missing:
+                if called not in latest:
+                    raise InvalidInput(f"'{key}' calls process '{called}', which is not deployed; deploy it first")
+                pins[called] = latest[called]
+                pending.extend(self.specs.compiled(called, latest[called]).meta["calls"])
+        return pins
+
+    def _check_data_size(self, data: dict) -> None:
+        depth = _nesting_depth(data)
+        if depth > MAX_DATA_DEPTH:
+            # SpiffWorkflow's serializer recurses per level: deeper data would be stored but never load again.
+            raise InvalidInput(f"the data is nested {depth} levels deep; the limit is {MAX_DATA_DEPTH}",
+                               [{"field": "data", "message": f"nested deeper than {MAX_DATA_DEPTH} levels"}])
+        size = len(json.dumps(data))
+        if size > self.settings.max_case_data_bytes:
+            raise TooLarge(f"the data is {size} bytes; the limit per case is {self.settings.max_case_data_bytes}")
+
+    def _state_columns(self, workflow, outcome: Outcome, now: datetime) -> dict:
+        try:
+            state = json.dumps(workflow_to_dict(workflow))
+        except (TypeError, ValueError) as exc:
+            raise InvalidInput(f"the case produced data that cannot be stored as JSON ({exc}); "
+                               "nothing was saved") from None
+        data = json.dumps(outcome.data)
+        if len(data) > self.settings.max_case_data_bytes:
+            raise TooLarge(f"the case data would be {len(data)} bytes; the limit per case is "
+                           f"{self.settings.max_case_data_bytes}; nothing was saved")
+        next_timer = outcome.next_timer_at
+        return {"status": outcome.status, "state": state, "serializer_version": SERIALIZER_VERSION,
+                "data": data, "waiting_for": json.dumps(outcome.waiting_for),
+                "incident": json.dumps(outcome.incident) if outcome.incident else None,
+                "next_timer_at": (datetime.fromisoformat(next_timer.replace("Z", "+00:00")).replace(tzinfo=None)
+                                  if next_timer else None),
+                "updated_at": now, "workflow": _workflow_of(outcome.data)}
+
+    @staticmethod
+    def _task_row(case_id: str, definition_key: str, task, now: datetime) -> dict:
+        return {"id": task.id, "case_id": case_id, "definition_key": definition_key,
+                "process_id": task.process_id, "element_id": task.element_id, "name": task.name,
+                "lane": task.lane, "lane_role": lane_role(task.lane), "state": "ready", "created_at": now,
+                "ended_at": None, "completed_by": None}
+
+    @_on_engine_clock
+    def complete_task(self, task_id: str, data: dict, actor: str,
+                      may_complete: Callable[[str | None], bool], if_match: str | None = None) -> dict:
+        with self.db.reader.connect() as conn:
+            task = store.get_task(conn, task_id)
+            if task is None:
+                raise TaskNotFound(f"no task with id '{task_id}'")
+            if not may_complete(task.lane):
+                raise NotAllowed(f"completing this task needs the role '{task.lane_role}' of lane "
+                                 f"'{task.lane}' (or 'system')" if task.lane else
+                                 "this task has no lane; only 'system' or 'admin' may complete it")
+            if task.state != "ready":
+                raise TaskNotReady(f"task '{task.name or task.element_id}' is {task.state}, not ready; "
+                                   "it cannot be completed again")
+            row = store.get_case(conn, task.case_id)
+            ready_rows = store.ready_tasks_of_cases(conn, [task.case_id])[task.case_id]
+        self._check_running(row, if_match)
+        blueprint = self._blueprint_of(row)
+        info = blueprint.user_task(task.process_id, task.element_id)
+        if info is not None:
+            problems = info.form.problems(data)
+            if problems:
+                raise InvalidInput(f"the data does not match the form of task '{task.name or task.element_id}': "
+                                   f"{problems[0]['field']}: {problems[0]['message']}", problems)
+        self._check_data_size(data)
+        workflow = self._restore(row, blueprint)
+        spiff_task = workflow.get_task_from_id(uuid.UUID(task_id))
+        # SpiffWorkflow's run() completes tasks in any state (pitfall 5): check READY and manual ourselves.
+        if spiff_task is None or spiff_task.state != TaskState.READY or not spiff_task.task_spec.manual:
+            raise TaskNotReady(f"task '{task.name or task.element_id}' is not ready in the case any more")
+        now = self._now()
+        recorder = self._recorder(row.id, actor, blueprint, now)
+        before = {key: spiff_task.data.get(key) for key in data if key in spiff_task.data}
+        recorder.add("task_completed", task.element_id, data_changes(before, data), task_id=task_id)
+        spiff_task.data.update(data)
+        spiff_task.internal_data["completed_by"] = actor
+        spiff_task.run()
+        outcome = advance(workflow, blueprint, recorder)
+        return self._save(row, workflow, outcome, ready_rows, recorder, completed=(task_id, actor))
+
+    @_on_engine_clock
+    def send_message(self, case_id: str, name: str, data: dict, actor: str, if_match: str | None = None) -> dict:
+        row = self._read_case(case_id)
+        self._check_running(row, if_match)
+        self._check_data_size(data)
+        blueprint = self._blueprint_of(row)
+        workflow = self._restore(row, blueprint)
+        if not deliver_message(workflow, name, data):
+            waiting = sorted(waiting_message_names(workflow))
+            raise Conflict(f"the case waits for no message named '{name}'" +
+                           (f"; it waits for: {', '.join(waiting)}" if waiting else "; it waits for no message"))
+        # The catching element records message_received as it runs, with the sender as its actor.
+        recorder = self._recorder(row.id, actor, blueprint, self._now())
+        outcome = advance(workflow, blueprint, recorder)
+        with self.db.reader.connect() as conn:
+            ready_rows = store.ready_tasks_of_cases(conn, [case_id])[case_id]
+        return self._save(row, workflow, outcome, ready_rows, recorder)
+
+    def route_message(self, name: str, actor: str, business_key: str | None = None,
+                      correlation: dict | None = None, data: dict | None = None) -> tuple[dict, bool]:
+        """Deliver a message to the one case that waits for it, or start a case of the definition whose
+        message start event it names. Returns (case, started a new case?)."""
+        data = data or {}
+        self._check_data_size(data)
+        with self.db.reader.connect() as conn:
+            candidates = store.cases_waiting_for_message(conn, name, business_key)
+        correlation = correlation or {}
+        waiting = [row for row in candidates if all(
+            json.loads(row.data).get(key) == value for key, value in correlation.items())]
+        if len(waiting) > 1:
+            raise Conflict(f"{len(waiting)} cases wait for message '{name}'; say which with business_key or "
+                           "correlation", [{"case_id": row.id, "message": "waits for it"} for row in waiting[:10]])
+        if waiting:
+            return self.send_message(waiting[0].id, name, data, actor), False
+        target = self._definition_started_by(name)
+        if target is None:
+            raise NotFound(f"no case waits for message '{name}'" +
+                           (f" with business key '{business_key}'" if business_key else "") +
+                           (" and that correlation" if correlation else "") +
+                           ", and no deployed definition starts on it")
+        return self._start_on_message(target, name, actor, business_key, data), True
+
+    @_on_engine_clock
+    def _start_on_message(self, definition: str, message: str, actor: str, business_key, data: dict) -> dict:
+        prepared = self._prepare_case(definition, None, actor, business_key, data, start_message=message)
+        with self.db.writer.begin() as conn:
+            self._insert_prepared(conn, prepared)
+        return self._representation(prepared.values, prepared.task_rows,
+                                    [child.values["id"] for child in prepared.children])
+
+    @_on_engine_clock
+    def cancel_case(self, case_id: str, actor: str, if_match: str | None = None) -> dict:
+        row = self._read_case(case_id)
+        if row.status in ("completed", "cancelled"):
+            raise Conflict(f"the case is already {row.status}; only a case that has not finished can be cancelled")
+        self._check_if_match(row, if_match)
+        blueprint = self._blueprint_of(row)
+        workflow = self._restore(row, blueprint)
+        workflow.cancel()
+        with self.db.reader.connect() as conn:
+            ready_rows = store.ready_tasks_of_cases(conn, [case_id])[case_id]
+        recorder = self._recorder(row.id, actor, blueprint, self._now())
+        outcome = Outcome("cancelled", [], [], json.loads(row.data), None, None)
+        return self._save(row, workflow, outcome, ready_rows, recorder)
+
+    @_on_engine_clock
+    def fire_due_timers(self, limit: int = 100) -> int:
+        """Fire the timers that are due by the engine's clock; returns how many cases moved on.
+
+        Several workers may run this at once: each case is saved with the usual row-version check, so
+        a timer that two workers fire at the same moment is recorded by one and dropped by the other."""
+        with self.db.reader.connect() as conn:
+            due = store.due_case_ids(conn, self._now(), limit)
+        fired = 0
+        for case_id in due:
+            try:
+                fired += self._fire_timers_of(case_id)
+            except ConcurrentUpdate:
+                continue  # another worker or a user got there first; its state is the truth now
+        return fired
+
+    def _fire_timers_of(self, case_id: str) -> int:
+        row = self._read_case(case_id)
+        if row.status != "running":
+            return 0
+        blueprint = self._blueprint_of(row)
+        workflow = self._restore(row, blueprint)
+        recorder = self._recorder(row.id, "timer", blueprint, self._now())
+        workflow.refresh_timers()
+        outcome = advance(workflow, blueprint, recorder)
+        if not recorder.events and outcome.next_timer_at == _iso(row.next_timer_at):
+            return 0  # not actually due (e.g. a cycle timer's next slot): leave the row alone
+        with self.db.reader.connect() as conn:
+            ready_rows = store.ready_tasks_of_cases(conn, [case_id])[case_id]
+        self._save(row, workflow, outcome, ready_rows, recorder)
+        return 1
+
+    def _read_case(self, case_id: str):
+        with self.db.reader.connect() as conn:
+            row = store.get_case(conn, case_id)
+        if row is None:
+            raise CaseNotFound(f"no case with id '{case_id}'")
+        return row
+
+    @staticmethod
+    def _check_if_match(row, if_match: str | None) -> None:
+        if if_match and if_match.strip() != "*" and etag_of(row.row_version) not in [
+                tag.strip() for tag in if_match.split(",")]:
+            raise PreconditionFailed(f"the case changed since you read it (it is now {etag_of(row.row_version)}); "
+                                     "read it again and retry")
+
+    def _check_running(self, row, if_match: str | None) -> None:
+        if row.status != "running":
+            reason = {"completed": "it is completed", "cancelled": "it was cancelled",
+                      "error": "it has an incident that must be resolved first",
+                      "suspended": "it is suspended"}.get(row.status, f"it is {row.status}")
+            raise Conflict(f"the case cannot accept this now: {reason}")
+        self._check_if_match(row, if_match)
+
+    def _blueprint_of(self, row) -> Blueprint:
+        return self.specs.blueprint(row.definition_key, row.definition_version, json.loads(row.pins))
+
+    def _restore(self, row, blueprint: Blueprint):
+        workflow = workflow_from_dict(json.loads(row.state), blueprint.spec, blueprint.subprocess_specs)
+        # SpiffWorkflow does not serialize the script engine: without this the restored case would run
+        # scripts with the unrestricted default (pitfall 2).
+        workflow.script_engine = self.script_engine
+        return workflow
+
+    def _recorder(self, case_id: str, actor: str, blueprint: Blueprint, now: datetime) -> Recorder:
+        return Recorder(case_id, actor, now, blueprint.key, blueprint.version, blueprint.hash,
+                        blueprint.elements, blueprint.flows)
+
+    @staticmethod
+    def _record_outcome(recorder: Recorder, outcome: Outcome, ready_before: set[str],
+                        completed_id: str | None = None, ready_elements: dict | None = None) -> None:
+        """The events that follow from the result: tasks that became ready or were cancelled, an
+        incident, the end of the case."""
+        ready_now = {task.id for task in outcome.ready}
+        for task_id in sorted(ready_before - ready_now - {completed_id}):
+            recorder.add("task_cancelled", (ready_elements or {}).get(task_id), task_id=task_id)
+        for task in outcome.ready:
+            if task.id not in ready_before:
+                recorder.add("task_ready", task.element_id, actor="system", task_id=task.id)
+        if outcome.incident:
+            recorder.add("incident", outcome.incident.get("element_id"), actor="system",
+                         message=outcome.incident.get("message"), line=outcome.incident.get("line"))
+        if outcome.status == "completed":
+            recorder.add("case_completed", actor="system")
+        elif outcome.status == "cancelled":
+            recorder.add("case_cancelled")
+
+    def _save(self, row, workflow, outcome: Outcome, ready_before: list, recorder: Recorder,
+              completed: tuple | None = None) -> dict:
+        now = recorder.at
+        columns = self._state_columns(workflow, outcome, now)
+        ready_now = {task.id: task for task in outcome.ready}
+        before_ids = {task.id for task in ready_before}
+        completed_id, actor = completed or (None, None)
+        self._record_outcome(recorder, outcome, before_ids, completed_id,
+                             {task.id: task.element_id for task in ready_before})
+        children = self._start_linked_cases(row.id, outcome, recorder, 0)
+        event_rows, columns["event_seq"], columns["event_hash"] = seal(recorder, row.event_seq, row.event_hash)
+        gone = [task_id for task_id in before_ids if task_id not in ready_now and task_id != completed_id]
+        new_rows = [self._task_row(row.id, row.definition_key, task, now)
+                    for task_id, task in ready_now.items() if task_id not in before_ids]
+        with self.db.writer.begin() as conn:
+            if not store.update_case(conn, row.id, row.row_version, columns):
+                raise ConcurrentUpdate("another request changed this case at the same moment and won; "
+                                       "read the case again and retry if still needed")
+            if completed_id:
+                store.end_tasks(conn, [completed_id], "completed", now, actor)
+            store.end_tasks(conn, gone, "cancelled", now)
+            store.insert_tasks(conn, new_rows)
+            store.insert_events(conn, [event_row(row.id, event, now) for event in event_rows])
+            for child in children:
+                self._insert_prepared(conn, child)
+        ready_rows = [task._mapping for task in ready_before if task.id in ready_now] + new_rows
+        values = {**row._mapping, **columns, "row_version": row.row_version + 1}
+        return self._representation(values, ready_rows, None)
+

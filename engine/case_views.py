@@ -1,0 +1,96 @@
+"""Reading cases, tasks and trails: projections only, never a deserialized case."""
+from __future__ import annotations
+
+import json
+from datetime import datetime
+
+from . import store
+from .audit import event_from_row, verify_chains
+from .clock import rfc3339
+from .errors import CaseNotFound, TaskNotFound
+from .projections import etag_of
+
+
+class CaseViews:
+    def get_case(self, case_id: str) -> dict:
+        with self.db.reader.connect() as conn:
+            row = store.get_case_summary(conn, case_id)
+            if row is None:
+                raise CaseNotFound(f"no case with id '{case_id}'")
+            ready = store.ready_tasks_of_cases(conn, [case_id])[case_id]
+            children = store.child_case_ids(conn, case_id)
+        return self._representation(row._mapping, [r._mapping for r in ready], children)
+
+    def list_cases(self, filters: dict, cursor: str | None, limit: int) -> tuple[list[dict], str | None]:
+        with self.db.reader.connect() as conn:
+            rows, next_cursor = store.list_cases(conn, filters, cursor, limit)
+            ready = store.ready_tasks_of_cases(conn, [row.id for row in rows])
+        return [self._representation(row._mapping, [r._mapping for r in ready[row.id]], None)
+                for row in rows], next_cursor
+
+    def _representation(self, row, ready_rows, children) -> dict:
+        case = {"id": row["id"], "definition": row["definition_key"], "version": row["definition_version"],
+                "business_key": row["business_key"], "status": row["status"], "workflow": row["workflow"],
+                "created_at": rfc3339(row["created_at"]), "updated_at": rfc3339(row["updated_at"]),
+                "data": json.loads(row["data"]),
+                "tasks": [self._task_summary(task) for task in ready_rows],
+                "waiting_for": json.loads(row["waiting_for"]),
+                "parent_case": row["parent_case_id"], "etag": etag_of(row["row_version"])}
+        if children is not None:
+            case["child_cases"] = children
+        if row["incident"]:
+            case["incident"] = json.loads(row["incident"])
+        return case
+
+    @staticmethod
+    def _task_summary(task) -> dict:
+        return {"id": task["id"], "element_id": task["element_id"], "name": task["name"], "lane": task["lane"],
+                "state": task["state"], "created_at": rfc3339(task["created_at"])}
+
+    def get_task(self, task_id: str) -> dict:
+        with self.db.reader.connect() as conn:
+            task = store.get_task(conn, task_id)
+            if task is None:
+                raise TaskNotFound(f"no task with id '{task_id}'")
+            case = store.case_pins(conn, {task.case_id})[task.case_id]
+        return self._task_representation(task, case)
+
+    def list_tasks(self, filters: dict, lane_roles: set[str] | None, cursor: str | None,
+                   limit: int) -> tuple[list[dict], str | None]:
+        with self.db.reader.connect() as conn:
+            rows, next_cursor = store.list_tasks(conn, filters, lane_roles, cursor, limit)
+            cases = store.case_pins(conn, {task.case_id for task in rows})
+        return [self._task_representation(task, cases[task.case_id]) for task in rows], next_cursor
+
+    def _task_representation(self, task, case) -> dict:
+        blueprint = self.specs.blueprint(case.definition_key, case.definition_version, json.loads(case.pins))
+        info = blueprint.user_task(task.process_id, task.element_id)
+        return {"id": task.id, "case_id": task.case_id, "definition": task.definition_key,
+                "element_id": task.element_id, "name": task.name, "lane": task.lane, "state": task.state,
+                "created_at": rfc3339(task.created_at), "ended_at": rfc3339(task.ended_at),
+                "completed_by": task.completed_by,
+                "form": info.form.schema if info else {"type": "object"},
+                "documentation": info.documentation if info else None}
+
+    def trail(self, case_id: str, filters: dict) -> list[dict]:
+        with self.db.reader.connect() as conn:
+            if store.get_case_summary(conn, case_id) is None:
+                raise CaseNotFound(f"no case with id '{case_id}'")
+            return [event_from_row(row) for row in store.trail(conn, case_id, filters)]
+
+    def verify_trails(self) -> dict:
+        """Recompute every chain (cases and deployments) and report the first broken link."""
+        with self.db.reader.connect() as conn:
+            heads = store.case_heads(conn)
+            return verify_chains(store.stream_events(conn), heads).as_dict()
+
+    def export_events(self, since: datetime | None = None, case_id: str | None = None,
+                      business_key: str | None = None):
+        """Yield events one at a time (for bulk export); filters narrow by time, case or business key."""
+        with self.db.reader.connect() as conn:
+            case_ids = None
+            if case_id or business_key:
+                case_ids = [case_id] if case_id else store.case_ids_by_business_key(conn, business_key)
+            for row in store.stream_events(conn, case_ids, since):
+                yield event_from_row(row)
+
