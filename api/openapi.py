@@ -69,6 +69,9 @@ def _operation(rule, spec: dict) -> dict:
     elif spec["request"] == "optional-empty":
         operation["requestBody"] = {"required": False, "content": {"application/json": {
             "schema": {"type": "object", "additionalProperties": False}}}}
+    elif spec["request"] == "optional-retry":
+        operation["requestBody"] = {"required": False, "content": {"application/json": {
+            "schema": {"$ref": "#/components/schemas/Retry"}}}}
     elif spec["request"]:
         operation["requestBody"] = {"required": True, "content": {"application/json": {
             "schema": {"$ref": f"#/components/schemas/{spec['request']}"}}}}

@@ -38,6 +38,8 @@ ROUTE_MESSAGE = {
     "additionalProperties": False,
 }
 
+RETRY = {"type": "object", "properties": {"data": {"type": "object"}}, "additionalProperties": False}
+
 EMPTY = {"type": "object", "additionalProperties": False}
 
 TASK_SUMMARY = {
@@ -174,7 +176,7 @@ COMPONENTS = {
         "$ref": "#/components/schemas/Definition"}}}, "required": ["items"]},
     "DefinitionDetail": DEFINITION_DETAIL, "Deployment": DEPLOYMENT, "Validation": VALIDATION,
     "Problem": PROBLEM, "Health": HEALTH, "StartCase": START_CASE, "CompleteTask": COMPLETE_TASK,
-    "SendMessage": SEND_MESSAGE, "RouteMessage": ROUTE_MESSAGE, "Event": EVENT, "Verification": VERIFICATION,
+    "SendMessage": SEND_MESSAGE, "RouteMessage": ROUTE_MESSAGE, "Retry": RETRY, "Event": EVENT, "Verification": VERIFICATION,
     "Trail": {"type": "object", "properties": {"items": {"type": "array", "items": {"$ref": "#/components/schemas/Event"}}},
               "required": ["items"]},
 }

@@ -25,7 +25,7 @@ from .clock import rfc3339
 from .errors import (ConcurrentUpdate, Conflict, DefinitionNotFound, IdempotencyMismatch, InvalidInput,
                      NotAllowed, NotFound, PreconditionFailed, TaskNotFound, TaskNotReady, TooLarge, CaseNotFound)
 from .projections import etag_of, event_row, lane_role
-from .runner import Outcome, advance, deliver_message, new_workflow, waiting_message_names
+from .runner import Outcome, advance, deliver_message, new_workflow, run_failed_again, waiting_message_names
 from .spiff_setup import SERIALIZER_VERSION, workflow_from_dict, workflow_to_dict
 from .timers import running_on
 
@@ -353,6 +353,66 @@ class CaseCommands:
             ready_rows = store.ready_tasks_of_cases(conn, [case_id])[case_id]
         recorder = self._recorder(row.id, actor, blueprint, self._now())
         outcome = Outcome("cancelled", [], [], json.loads(row.data), None, None)
+        return self._save(row, workflow, outcome, ready_rows, recorder)
+
+    def suspend_case(self, case_id: str, actor: str, if_match: str | None = None) -> dict:
+        """Hold a case: it refuses completions, messages and timers until resumed."""
+        row = self._read_case(case_id)
+        if row.status not in ("running", "error"):
+            raise Conflict(f"only a running case or one with an incident can be suspended; this one is {row.status}")
+        self._check_if_match(row, if_match)
+        return self._change_status(row, "suspended", "case_suspended", actor)
+
+    def resume_case(self, case_id: str, actor: str, if_match: str | None = None) -> dict:
+        row = self._read_case(case_id)
+        if row.status != "suspended":
+            raise Conflict(f"only a suspended case can be resumed; this one is {row.status}")
+        self._check_if_match(row, if_match)
+        # Back to where it was: an unresolved incident stays an incident.
+        return self._change_status(row, "error" if row.incident else "running", "case_resumed", actor)
+
+    def _change_status(self, row, status: str, event_type: str, actor: str) -> dict:
+        blueprint = self._blueprint_of(row)
+        now = self._now()
+        recorder = self._recorder(row.id, actor, blueprint, now)
+        recorder.add(event_type, previous_status=row.status)
+        event_rows, event_seq, event_hash = seal(recorder, row.event_seq, row.event_hash)
+        columns = {"status": status, "updated_at": now, "event_seq": event_seq, "event_hash": event_hash}
+        with self.db.writer.begin() as conn:
+            if not store.update_case(conn, row.id, row.row_version, columns):
+                raise ConcurrentUpdate("another request changed this case at the same moment and won; "
+                                       "read the case again and retry if still needed")
+            store.insert_events(conn, [event_row(row.id, event, now) for event in event_rows])
+            ready = store.ready_tasks_of_cases(conn, [row.id])[row.id]
+        values = {**row._mapping, **columns, "row_version": row.row_version + 1}
+        return self._representation(values, [task._mapping for task in ready], None)
+
+    @_on_engine_clock
+    def retry_case(self, case_id: str, actor: str, data: dict | None = None, if_match: str | None = None) -> dict:
+        """After an incident: merge `data` into the failed step, run it again, and carry on."""
+        data = data or {}
+        row = self._read_case(case_id)
+        if row.status != "error":
+            raise Conflict(f"only a case with an incident can be retried; this one is {row.status}")
+        self._check_if_match(row, if_match)
+        self._check_data_size(data)
+        blueprint = self._blueprint_of(row)
+        workflow = self._restore(row, blueprint)
+        if workflow.is_completed():
+            raise Conflict("this incident cannot be retried: the process already ended (an uncaught BPMN error); "
+                           "cancel the case and start a new one")
+        now = self._now()
+        recorder = self._recorder(row.id, actor, blueprint, now)
+        failed = workflow.get_tasks(state=TaskState.ERROR)
+        incident = json.loads(row.incident) if row.incident else {}
+        recorder.add("case_retried", incident.get("element_id"),
+                     data_changes({k: failed[0].data.get(k) for k in data} if failed else {}, data),
+                     incident=incident.get("message"))
+        for task in failed:
+            task.data.update(data)
+        outcome = run_failed_again(workflow, blueprint, failed, recorder)
+        with self.db.reader.connect() as conn:
+            ready_rows = store.ready_tasks_of_cases(conn, [case_id])[case_id]
         return self._save(row, workflow, outcome, ready_rows, recorder)
 
     @_on_engine_clock

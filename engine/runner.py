@@ -80,6 +80,22 @@ def advance(workflow: BpmnWorkflow, blueprint: Blueprint, recorder=None) -> Outc
     return _outcome(workflow, blueprint)
 
 
+def run_failed_again(workflow: BpmnWorkflow, blueprint: Blueprint, failed: list, recorder=None) -> Outcome:
+    """Re-run the steps that failed (a task left in ERROR), then carry on as usual."""
+    for task in failed:
+        try:
+            if recorder is not None:
+                recorder.will_run(task)
+            task.run()
+            if recorder is not None:
+                recorder.did_run(task)
+        except SpiffWorkflowException as exc:
+            return _outcome(workflow, blueprint, incident=_incident_from_exception(exc, blueprint))
+        except Exception as exc:  # noqa: BLE001 - a script can raise anything; it stays the case's incident
+            return _outcome(workflow, blueprint, incident=_element_incident(task, blueprint, f"{type(exc).__name__}: {exc}"))
+    return advance(workflow, blueprint, recorder)
+
+
 def deliver_message(workflow: BpmnWorkflow, name: str, payload: dict) -> bool:
     """Deliver an external message; False when nothing in the case waits for it (send_event raises, and
     unlike catch() it never queues the message silently, SPIFF_NOTES pitfall 12).

@@ -6,7 +6,7 @@ from flask import Blueprint, g, jsonify, request
 from ..contract import PAGING, operation, query_param
 from ..http import engine, enum_param, json_body, paging, requires, time_param
 from ..problems import ApiProblem
-from ..schemas import EMPTY, ROUTE_MESSAGE, SEND_MESSAGE, START_CASE
+from ..schemas import EMPTY, RETRY, ROUTE_MESSAGE, SEND_MESSAGE, START_CASE
 
 bp = Blueprint("cases", __name__, url_prefix="/api/v1/cases")
 
@@ -83,6 +83,38 @@ def cancel_case(case_id):
     if request.get_data(cache=True).strip():
         json_body(EMPTY)
     return case_response(engine().cancel_case(case_id, g.principal.user, request.headers.get(_IF_MATCH)))
+
+
+@bp.post("/<case_id>/suspend")
+@operation("Suspend a case: completions, messages and timers wait until it is resumed", roles="system",
+           request="optional-empty", responses={200: "Case", 404: "Problem", 409: "Problem", 412: "Problem",
+                                                422: "Problem"}, tag="cases")
+@requires("system")
+def suspend_case(case_id):
+    if request.get_data(cache=True).strip():
+        json_body(EMPTY)
+    return case_response(engine().suspend_case(case_id, g.principal.user, request.headers.get(_IF_MATCH)))
+
+
+@bp.post("/<case_id>/resume")
+@operation("Resume a suspended case", roles="system", request="optional-empty",
+           responses={200: "Case", 404: "Problem", 409: "Problem", 412: "Problem", 422: "Problem"}, tag="cases")
+@requires("system")
+def resume_case(case_id):
+    if request.get_data(cache=True).strip():
+        json_body(EMPTY)
+    return case_response(engine().resume_case(case_id, g.principal.user, request.headers.get(_IF_MATCH)))
+
+
+@bp.post("/<case_id>/retry")
+@operation("After an incident: merge optional data into the failed step and run it again", roles="system",
+           request="optional-retry", responses={200: "Case", 404: "Problem", 409: "Problem", 412: "Problem",
+                                                413: "Problem", 422: "Problem"}, tag="cases")
+@requires("system")
+def retry_case(case_id):
+    body = json_body(RETRY) if request.get_data(cache=True).strip() else {}
+    return case_response(engine().retry_case(case_id, g.principal.user, body.get("data") or {},
+                                             request.headers.get(_IF_MATCH)))
 
 
 messages_bp = Blueprint("messages", __name__, url_prefix="/api/v1/messages")
