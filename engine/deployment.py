@@ -2,14 +2,17 @@
 
 Everything that can be checked is checked here, at deploy time, so that a case never meets a problem a
 designer could have been told about: well-formed and safe XML, the BPMN/DMN XSDs, SpiffWorkflow's own
-parse, forms that are valid JSON Schemas, and call activities whose called process exists.
+parse, forms that are valid JSON Schemas, call activities whose called process exists, and specs that
+the serializer can store and restore.
 A deployment is all or nothing: one problem anywhere and nothing is compiled.
 
 Uploads come from any modeler (the conformance corpus in ../shared/corpus holds 581 of them), so every
-failure must end as a problem a person can act on: SpiffWorkflow's messages are terse, some of its
-failures are bare KeyErrors or reprs of lxml elements, and its exceptions carry the element id but no
-line. The section "Explaining SpiffWorkflow's failures" translates them; checks SpiffWorkflow would
-only fail on without saying where run first, on the XML (`_check_supported`).
+failure must end as a problem a person can act on, and none may crash or hang the engine.
+SpiffWorkflow's messages are terse, some of its failures are bare KeyErrors or reprs of lxml elements,
+its exceptions carry the element id but no line, and on a few inputs it loops forever. Hence three
+layers: checks on the XML before SpiffWorkflow sees it (`_check_supported`, `_check_data_objects`),
+the parse itself with every exception caught, and "Explaining SpiffWorkflow's failures", which turns
+what it raises into located, actionable problems.
 """
 from __future__ import annotations
 
@@ -111,6 +114,10 @@ class _Bundle:
             if element_id in index:
                 return name, index[element_id]
         return file, None
+
+    def in_file(self, file: str | None, element_id: str | None):
+        """The element with this id in this file only, as SpiffWorkflow resolves references."""
+        return self._elements.get(file, {}).get(element_id) if element_id else None
 
     def files_defining(self, element_id: str) -> list[str]:
         return [name for name, index in self._elements.items() if element_id in index]
@@ -224,7 +231,7 @@ def _load_bpmn(bundle: _Bundle, filename: str, content: bytes, limits: Limits) -
         bundle.problems.extend(schema_problems)
         return
     bundle.index_ids(filename, tree)
-    unsupported = _check_supported(filename, tree)
+    unsupported = _check_supported(filename, tree) + _check_data_objects(bundle, filename, tree)
     if unsupported:
         bundle.problems.extend(unsupported)
         return
@@ -334,7 +341,6 @@ def _check_supported(filename: str, tree) -> list[dict]:
     element id that collides with an internal step name yields a spec that cannot start.
     """
     problems = []
-    lookup = _locator(filename)
     for task in tree.iter(f"{{{BPMN_NS}}}businessRuleTask"):
         if task.get(f"{{{CAMUNDA_NS}}}decisionRef"):
             continue
@@ -345,25 +351,78 @@ def _check_supported(filename: str, tree) -> list[dict]:
         if spiff_ref is not None and (spiff_ref.text or "").strip():
             message += (f"; its spiffworkflow:calledDecisionId '{spiff_ref.text.strip()}' is not read by this "
                         "engine")
-        problems.append(lookup(task, message))
+        problems.append(_problem_at(filename, task, message))
     for element in tree.iter(f"{{{BPMN_NS}}}*"):
         element_id = element.get("id") or ""
         if _is_flow_node(element) and (element_id in _RESERVED_IDS or element_id.endswith(_RESERVED_SUFFIXES)):
             local = etree.QName(element).localname
-            problems.append(lookup(element, f"{_kind(element)} {_label(element)} uses an id the engine reserves for "
-                                            f"its own steps: rename the element (e.g. to {local[0].upper()}"
-                                            f"{local[1:]}_1)"))
+            problems.append(_problem_at(filename, element, f"{_describe(element)} uses an id the engine reserves "
+                                                           f"for its own steps: rename the element (e.g. to "
+                                                           f"{local[0].upper()}{local[1:]}_1)"))
     for store in tree.iter(f"{{{BPMN_NS}}}dataStore"):
-        problems.append(lookup(store, f"data store {_label(store)} is not supported: this engine has no data "
-                                      "store implementations; remove the data store and its references, and "
-                                      "keep the data in process variables or a data object"))
+        problems.append(_problem_at(filename, store, f"data store {_label(store)} is not supported: this engine has "
+                                                     "no data store implementations; remove the data store and its "
+                                                     "references, and keep the data in process variables or a data "
+                                                     "object"))
     return problems
 
 
-def _locator(filename: str):
-    def problem(element, message: str) -> dict:
-        return _problem(filename, message, element.sourceline, _nearest_id(element))
-    return problem
+_CONTAINERS = {f"{{{BPMN_NS}}}{name}" for name in ("process", "subProcess", "transaction", "adHocSubProcess")}
+
+
+def _check_data_objects(bundle: _Bundle, filename: str, tree) -> list[dict]:
+    """Data associations whose data object SpiffWorkflow cannot find: it would hang, not fail.
+
+    SpiffWorkflow 3.2 looks a data object up in the activity's own (sub)process and then in that one's
+    parent, but its loop re-reads the same parent (`current = self.process_parser.parent`), so a data
+    object that is in neither, or missing, makes it loop forever for any activity inside a subprocess.
+    """
+    problems = []
+    for path, direction in ((f"{{{BPMN_NS}}}dataInputAssociation/{{{BPMN_NS}}}sourceRef", "reads from"),
+                            (f"{{{BPMN_NS}}}dataOutputAssociation/{{{BPMN_NS}}}targetRef", "writes to")):
+        for ref in tree.iterfind(f".//{path}"):
+            activity = ref.getparent().getparent()
+            reference = bundle.in_file(filename, (ref.text or "").strip())
+            if reference is None or reference.tag != f"{{{BPMN_NS}}}dataObjectReference":
+                continue  # data stores and dangling ids fail in SpiffWorkflow, with a message we explain
+            scope = _container(activity)
+            if scope is None:
+                continue
+            visible = [scope] if scope.tag == f"{{{BPMN_NS}}}process" else [scope, _container(scope)]
+            object_id = reference.get("dataObjectRef")
+            if object_id and any(d.get("id") == object_id for v in visible if v is not None
+                                 for d in v.iterchildren(f"{{{BPMN_NS}}}dataObject")):
+                continue
+            what = f"{_describe(activity)} {direction} data object reference '{reference.get('id')}'"
+            data_object = bundle.in_file(filename, object_id)
+            if not object_id:
+                message = f"{what}, which names no data object: set its dataObjectRef"
+            elif data_object is None or data_object.tag != f"{{{BPMN_NS}}}dataObject":
+                message = (f"{what}, whose data object '{object_id}' is not defined: define it, or reconnect "
+                           "the reference")
+            else:
+                message = (f"{what}, whose data object '{object_id}' is defined too far out: the engine sees only "
+                           "the data objects of the activity's own (sub)process and of its direct parent: define "
+                           "the data object there")
+            problems.append(_problem_at(filename, activity, message))
+    return problems
+
+
+def _container(element):
+    """The process or subprocess an element is directly part of."""
+    element = element.getparent()
+    while element is not None and element.tag not in _CONTAINERS:
+        element = element.getparent()
+    return element
+
+
+def _problem_at(filename: str, element, message: str) -> dict:
+    return _problem(filename, message, element.sourceline, _nearest_id(element))
+
+
+def _describe(element) -> str:
+    """exclusive gateway 'Approved?' (Gateway_1)"""
+    return f"{_kind(element)} {_label(element)}"
 
 
 def _label(element=None, name: str | None = None, element_id: str | None = None) -> str:
@@ -603,7 +662,7 @@ def _unstorable(bundle: _Bundle, file: str, spec_dicts: list[dict]) -> list[dict
             if bad is None:
                 continue
             file_of, element = bundle.element(element_id, file)
-            what = f"{_kind(element)} {_label(element)}" if element is not None else f"'{element_id}'"
+            what = _describe(element) if element is not None else f"'{element_id}'"
             if "MessageEventDefinition" in bad:
                 hint = " (use intermediate message throw and catch events instead of send and receive tasks)"
             elif "MultiInstance" in bad:
@@ -649,8 +708,8 @@ def _spiff_problem(bundle: _Bundle, exc: Exception, default_file: str | None) ->
     """A problem for anything the parser raised, located by the element id SpiffWorkflow names.
 
     Uploads are untrusted and the parser was not written for hostile or foreign input: besides its
-    ValidationExceptions it raises KeyError, AttributeError, AssertionError, NotImplementedError and
-    RecursionError on diagrams it cannot handle. Every one of them means "this upload cannot be
+    ValidationExceptions it raises KeyError, AttributeError, AssertionError, TypeError,
+    NotImplementedError and RecursionError on diagrams it cannot handle. Every one of them means "this upload cannot be
     deployed", so all are turned into problems rather than 500s; the unexpected ones are logged with
     their traceback, because they may also point at a bug of ours.
     """
@@ -665,14 +724,16 @@ def _spiff_problem(bundle: _Bundle, exc: Exception, default_file: str | None) ->
     if isinstance(exc, ValidationException) and exc.__context__ is not None and raw == repr(exc.__context__):
         cause = exc.__context__
     what = _what(element, exc, element_id)
+    unresolved = (_explain_missing_reference(what, element, bundle, file)
+                  if isinstance(cause, (AssertionError, TypeError)) else None)
 
     if isinstance(cause, RecursionError):
         message = (f"the process is too long to parse in one piece (the path through {what} is too deep): "
                    "split it into call activities")
     elif isinstance(exc, ValidationException) and cause is exc:
         message = _explain_validation(raw, what, element, bundle, exc)
-    elif isinstance(cause, AssertionError) and "Expected 1 result" in str(cause):
-        message = _explain_missing_reference(what, element)
+    elif unresolved:
+        message = unresolved
     elif isinstance(cause, NotImplementedError) and "Unsupported Catch Event" in str(cause.args[:1]):
         message = (f"{what} has no event definition the engine can wait for: give the boundary event a timer, "
                    "message, signal, error, escalation, conditional or cancel definition")
@@ -686,7 +747,7 @@ def _spiff_problem(bundle: _Bundle, exc: Exception, default_file: str | None) ->
 def _what(element, exc, element_id) -> str:
     tag = getattr(exc, "tag", None) or None
     if element is not None:
-        return f"{_kind(element)} {_label(element)}"
+        return _describe(element)
     if element_id:
         return f"{_kind(tag=tag)} {_label(name=getattr(exc, 'name', None), element_id=element_id)}"
     return "the diagram"
@@ -776,17 +837,23 @@ def _explain_data_association(raw: str, what: str, element) -> str:
             "connect the association to a data object reference of the same process, or remove it")
 
 
-def _explain_missing_reference(what: str, element) -> str:
-    """`one()` found no element for a reference; the usual culprit is a messageRef (corpus: Trisotech
-    writes prefixed references such as 'semantic:sid-…', which match no id)."""
-    if element is not None:
-        for definition in element.iter(f"{{{BPMN_NS}}}messageEventDefinition"):
-            ref = definition.get("messageRef")
-            if ref:
-                return (f"{what} refers to message '{ref}', which is not defined exactly once in this file: "
-                        "point messageRef at the id of a <bpmn:message> (without a namespace prefix)")
-    return (f"{what} refers to an element that is not defined exactly once in this file: check the references "
-            "of its definitions (message, signal, error, script)")
+def _explain_missing_reference(what: str, element, bundle: _Bundle, file: str | None) -> str | None:
+    """Name the messageRef/signalRef/errorRef/escalationRef of `element` that points at nothing.
+
+    SpiffWorkflow does not check these: an unresolved one ends in an AssertionError from its `one()`
+    helper or a TypeError from a mistyped call on its error path (corpus: Trisotech writes prefixed
+    references such as 'semantic:sid-…', which match no id). None when every reference resolves.
+    """
+    if element is None:
+        return None
+    for holder in [element, *element.iter()]:
+        for attribute in ("messageRef", "signalRef", "errorRef", "escalationRef"):
+            ref = holder.get(attribute)
+            if ref and bundle.in_file(file, ref) is None:
+                kind = attribute[: -len("Ref")]
+                return (f"{what} refers to {kind} '{ref}', which is not defined in this file: point {attribute} "
+                        f"at the id of a <bpmn:{kind}> (without a namespace prefix), or define it")
+    return None
 
 
 def _explain_missing_decision(decision_id: str, what: str, bundle: _Bundle) -> str:

@@ -15,8 +15,7 @@ Script locals become task data (pitfall 4) and SpiffWorkflow only removes callab
 script we also drop everything that is not JSON data; otherwise modules or arbitrary objects would
 travel with the case and break (or bloat) its serialization.
 
-Not covered here: CPU time and memory limits (a script can still loop forever or build a huge
-string). Those need a separate mechanism.
+Time and memory limits that work in any thread are in script_limits.py.
 """
 from __future__ import annotations
 
@@ -45,6 +44,8 @@ from RestrictedPython.Guards import (
 )
 from RestrictedPython.PrintCollector import PrintCollector
 from SpiffWorkflow.bpmn.script_engine import PythonScriptEngine, TaskDataEnvironment
+
+from .script_limits import GUARD_FUNCTIONS, LimitingTransformer, bound_method, bounded_range, run_limited
 
 __all__ = [
     "COMPILE_CACHE_SIZE",
@@ -83,6 +84,12 @@ _INPLACE_OPERATORS = {
 
 def _inplacevar(op: str, target: Any, value: Any) -> Any:
     # RestrictedPython rewrites `name += value` into a call to this guard.
+    if op == "*=":
+        return GUARD_FUNCTIONS["_mul_"](target, value)
+    if op == "**=":
+        return GUARD_FUNCTIONS["_pow_"](target, value)
+    if op == "<<=":
+        return GUARD_FUNCTIONS["_lshift_"](target, value)
     return _INPLACE_OPERATORS[op](target, value)
 
 
@@ -115,6 +122,7 @@ def _build_builtins() -> dict[str, Any]:
     names.update(utility_builtins)
     for name in _PLAIN_BUILTINS:
         names[name] = getattr(builtins, name)
+    names["range"] = bounded_range  # range(10**12) fed to sum() would run in C, out of the time limit's reach
     for name in _PROCESS_EXIT_EXCEPTIONS:
         names.pop(name, None)
     leaked = _FORBIDDEN_BUILTINS.intersection(names)
@@ -125,11 +133,16 @@ def _build_builtins() -> dict[str, Any]:
 
 _BUILTINS = _build_builtins()
 
+
+def _guarded_getattr(obj: Any, name: str, *default: Any) -> Any:
+    return bound_method(obj, name, safer_getattr(obj, name, *default))
+
+
 # The names RestrictedPython's rewritten code calls. They must always win over task data and
 # caller-supplied globals: replacing one would switch a guard off.
 _GUARDS: dict[str, Any] = {
     "__builtins__": _BUILTINS,
-    "_getattr_": safer_getattr,
+    "_getattr_": _guarded_getattr,
     "_getitem_": default_guarded_getitem,
     "_getiter_": default_guarded_getiter,
     "_iter_unpack_sequence_": guarded_iter_unpack_sequence,
@@ -139,6 +152,8 @@ _GUARDS: dict[str, Any] = {
     # Without it any script calling print() fails with a puzzling NameError; the output is
     # collected and discarded.
     "_print_": PrintCollector,
+    # Operators that can build a huge value in one C call are size-checked first (script_limits.py).
+    **GUARD_FUNCTIONS,
 }
 
 _LINE_RE = re.compile(r"Line (\d+)")
@@ -164,7 +179,7 @@ def _compile(source: str, mode: str) -> CodeType:
     # compile_restricted_* rather than compile_restricted: the latter reports RestrictedPython's
     # warnings through warnings.warn (noisy, and an error under `-W error`).
     compiler = compile_restricted_exec if mode == "exec" else compile_restricted_eval
-    result = compiler(source, filename=SCRIPT_FILENAME)
+    result = compiler(source, filename=SCRIPT_FILENAME, policy=LimitingTransformer)
     if result.errors:
         raise _syntax_error(result.errors, source)
     return result.code
@@ -256,7 +271,7 @@ class RestrictedEnvironment(TaskDataEnvironment):
         namespace.update(external_context or {})
         namespace.update(context)
         namespace.update(_GUARDS)
-        return eval(code, namespace)
+        return run_limited(eval, code, namespace)
 
     def execute(self, script: str, context: dict, external_context: dict | None = None) -> bool:
         code = _compile(script, "exec")
@@ -270,7 +285,7 @@ class RestrictedEnvironment(TaskDataEnvironment):
         # behaviour process designers expect from SpiffWorkflow.
         context.update(namespace)
         try:
-            exec(code, context)
+            run_limited(exec, code, context)
         except Exception as err:
             _ensure_str_message(err)
             raise
