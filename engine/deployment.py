@@ -35,6 +35,7 @@ from SpiffWorkflow.camunda.specs.business_rule_task import BusinessRuleTask
 from SpiffWorkflow.dmn.parser.BpmnDmnParser import SCHEMAS as DMN_SCHEMAS
 
 from .errors import DefinitionInvalid, TooLarge
+from .spec_adjustments import adjust_spec, flow_index
 from .spiff_setup import new_parser, spec_to_dict, xsd_validator
 from .xml_safety import UnsafeXml, parse_untrusted
 
@@ -581,6 +582,15 @@ def _compile_process(parser, bundle: _Bundle, pid: str, top_level: set[str], cal
                 embedded[called] = parser.get_spec(called)
                 pending.append(embedded[called])
 
+    flows: dict[str, dict[str, str]] = {}
+    for current in all_specs:
+        for element_id, message in adjust_spec(current):
+            file, element = bundle.element(element_id, current.file)
+            problems.append(_problem(file, f"{_describe(element) if element is not None else element_id}: {message}",
+                                     _line(element), element_id))
+        for source, targets in flow_index(parser.process_parsers[current.name].node).items():
+            flows.setdefault(source, {}).update(targets)
+
     user_tasks, forms_used = [], set()
     decisions: list[dict] = []
     lanes: set[str] = set()
@@ -631,7 +641,7 @@ def _compile_process(parser, bundle: _Bundle, pid: str, top_level: set[str], cal
     for name in sorted(sources):
         digest.update(name.encode() + b"\0" + hashlib.sha256(sources[name]).digest())
     meta = {"user_tasks": user_tasks, "lanes": sorted(lanes), "calls": sorted(calls),
-            "elements": elements, "embedded": sorted(embedded),
+            "elements": elements, "embedded": sorted(embedded), "flows": flows,
             "decisions": sorted(decisions, key=lambda d: (d["element_id"], d["decision_id"] or ""))}
     spec_dict = spec_to_dict(spec)
     embedded_dicts = {name: spec_to_dict(sub) for name, sub in embedded.items()}

@@ -157,3 +157,15 @@ def test_instance_state_is_stored_without_its_spec(engine):
     state = stored_state(engine, case["id"])
     assert "spec" not in state and "subprocess_specs" not in state
     assert state["tasks"]  # but the instance itself is there
+
+
+def test_message_throw_without_payload_expression_sends_no_payload(engine):
+    from tests.conftest import FIXTURES
+
+    xml = (FIXTURES / "messages.bpmn").read_bytes().replace(
+        b""" camunda:expression="{'approved_by': approved['by']}\"""", b"")
+    assert b"camunda:expression" not in xml
+    engine.deploy([("messages.bpmn", xml)], "designer")
+    case, _ = engine.start_case("messages", "system")
+    after = engine.send_message(case["id"], "approved", {"by": "bob"}, "crm")
+    assert after["status"] == "running" and [t["element_id"] for t in after["tasks"]] == ["Activity_Close"]

@@ -65,3 +65,33 @@ def test_a_bad_timer_expression_is_an_incident(timed):
     case, _ = engine.start_case("timers", "system", data={"resolution_target": "eight hours"})
     assert case["status"] == "error"
     assert case["incident"]["element_id"] == "Event_Deadline"
+
+
+def test_unquoted_iso_durations_from_camunda_modeler_work(database_url):
+    from tests.conftest import FIXTURES
+
+    clock = FixedClock()
+    engine = Engine(EngineSettings(database_url), clock=clock)
+    engine.migrate()
+    try:
+        xml = (FIXTURES / "timers.bpmn").read_bytes().replace(b'"PT1H"', b"PT1H")
+        engine.deploy([("timers.bpmn", xml)], "designer")
+        case, _ = engine.start_case("timers", "system", data={"resolution_target": "PT8H"})
+        assert case["status"] == "running"
+        clock.advance(minutes=61)
+        assert engine.fire_due_timers() == 1
+    finally:
+        engine.close()
+
+
+def test_juel_timer_expressions_are_refused_at_deploy(engine):
+    import pytest
+
+    from engine.errors import DefinitionInvalid
+    from tests.conftest import FIXTURES
+
+    xml = (FIXTURES / "timers.bpmn").read_bytes().replace(b'"PT1H"', b"${reminder}")
+    with pytest.raises(DefinitionInvalid) as raised:
+        engine.deploy([("timers.bpmn", xml)], "designer")
+    problem = raised.value.errors[0]
+    assert problem["element_id"] == "Event_Remind" and "JUEL" in problem["message"] and problem["line"]
