@@ -12,7 +12,7 @@ from engine.service import Engine, EngineSettings
 from . import problems
 from .auth import TokenRegistry
 from .openapi import build_document
-from .routes import audit, cases, definitions, meta, tasks
+from .routes import audit, cases, definitions, diagram, meta, tasks
 
 API_VERSION = "1.0.0"
 
@@ -50,7 +50,7 @@ def create_app(overrides: dict | None = None, *, clock=None, migrate: bool = Tru
     app.extensions["usm_tokens"] = TokenRegistry(config["USM_ADMIN_TOKEN"], config["USM_TOKENS_FILE"])
 
     problems.install(app)
-    for blueprint in (meta.bp, definitions.bp, cases.bp, cases.messages_bp, tasks.bp, audit.bp):
+    for blueprint in (meta.bp, definitions.bp, cases.bp, cases.messages_bp, tasks.bp, audit.bp, diagram.bp):
         app.register_blueprint(blueprint)
     app.extensions["usm_openapi"] = build_document(app, API_VERSION)
 

@@ -72,6 +72,20 @@ class CaseViews:
                 "form": info.form.schema if info else {"type": "object"},
                 "documentation": info.documentation if info else None}
 
+    def case_diagram(self, case_id: str) -> dict:
+        """What a picture of the case's path needs: its exact BPMN, what ran, where it stands, its trail."""
+        case = self.get_case(case_id)
+        trail = self.trail(case_id, {})
+        with self.db.reader.connect() as conn:
+            row = store.find_definition(conn, case["definition"], case["version"])
+            bpmn = store.definition_file(conn, row.id, row.bpmn_file)
+            pins = store.case_pins(conn, {case_id})[case_id]
+        blueprint = self.specs.blueprint(pins.definition_key, pins.definition_version, json.loads(pins.pins))
+        current = [task["element_id"] for task in case["tasks"]]
+        executed, flows = executed_path(trail, blueprint.flows, current)
+        return {"case": case, "bpmn": bpmn.decode("utf-8", errors="replace"), "trail": trail,
+                "executed": executed, "flows": flows, "current": current}
+
     def trail(self, case_id: str, filters: dict) -> list[dict]:
         with self.db.reader.connect() as conn:
             if store.get_case_summary(conn, case_id) is None:
@@ -94,3 +108,30 @@ class CaseViews:
             for row in store.stream_events(conn, case_ids, since):
                 yield event_from_row(row)
 
+
+
+def executed_path(trail: list[dict], flows: dict[str, dict[str, str]],
+                  current: list[str] = ()) -> tuple[list[str], list[str]]:
+    """The elements a case executed and the sequence flows it took, from its trail.
+
+    Gateways record the flows they chose; for every other element a flow counts as taken when both its
+    ends were reached (executed, or waiting there now): an element with one way out can only have left by it."""
+    executed_types = {"task_completed", "activity_completed", "event_passed", "gateway_taken", "timer_fired",
+                      "message_received", "message_sent"}
+    executed: list[str] = []
+    taken: list[str] = []
+    gateway_flows: dict[str, set[str]] = {}
+    for event in trail:
+        element_id = event["element_id"]
+        if event["type"] in executed_types and element_id:
+            if element_id not in executed:
+                executed.append(element_id)
+            if event["type"] == "gateway_taken":
+                gateway_flows.setdefault(element_id, set()).update(event["details"].get("flows", []))
+    done = set(executed) | set(current)
+    for source in executed:
+        for target, flow_id in flows.get(source, {}).items():
+            chosen = flow_id in gateway_flows[source] if source in gateway_flows else target in done
+            if chosen and flow_id not in taken:
+                taken.append(flow_id)
+    return executed, taken

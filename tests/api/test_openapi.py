@@ -22,7 +22,9 @@ from tests.conftest import APPROVAL, FIXTURES, bearer, deploy
 
 HTTP_METHODS = {"get", "put", "post", "delete", "options", "head", "patch", "trace"}
 PATH_ITEM_KEYS = HTTP_METHODS | {"$ref", "summary", "description", "servers", "parameters"}
-PUBLIC = {("/healthz", "get"), ("/api/v1/openapi.json", "get")}
+# No token: health, the document itself, and the static files of the diagram page (library code).
+PUBLIC = {("/healthz", "get"), ("/api/v1/openapi.json", "get"), ("/assets/bpmn-js/{filename}", "get"),
+          ("/assets/usm/{filename}", "get")}
 DOC_URI = "urn:usm-engine:openapi"
 
 SIMPLE_BPMN = b"""<?xml version="1.0" encoding="UTF-8"?>
