@@ -11,10 +11,9 @@ from pathlib import Path
 
 import click
 
-from engine.deployment import compile_bundle
 from engine.errors import DefinitionInvalid, TooLarge
 
-DEFINITION_SUFFIXES = (".bpmn", ".dmn", ".json")
+DEFINITION_SUFFIXES = (".bpmn", ".dmn", ".json", ".toml")
 
 
 def collect_files(paths: tuple[str, ...], root: Path | None = None) -> list[tuple[str, bytes]]:
@@ -145,19 +144,29 @@ def worker(interval, once):
 @main.command()
 @click.argument("paths", nargs=-1, required=True)
 def validate(paths):
-    """Check BPMN/DMN/form files as a deployment would; print each problem as file:line: element: message."""
+    """Check BPMN/DMN/form/compliance files as a deployment would; print each problem as
+    file:line: element: message. Call activities may only call processes among the files given."""
+    import tempfile
+
+    from engine.service import Engine, EngineSettings
+
     files = collect_files(paths)
-    try:
-        compiled = compile_bundle(files, set())
-    except DefinitionInvalid as exc:
-        for problem in exc.errors:
-            click.echo(format_problem(problem))
-        raise SystemExit(1) from None
-    except TooLarge as exc:
-        click.echo(f"<upload>: {exc.detail}")
-        raise SystemExit(1) from None
-    click.echo(f"ok: {len(files)} files, {len(compiled)} executable processes "
-               f"({', '.join(c.key for c in compiled)})")
+    with tempfile.TemporaryDirectory() as scratch:  # an empty database: nothing is "already deployed"
+        engine = Engine(EngineSettings(f"sqlite:///{scratch}/validate.db"))
+        engine.migrate()
+        try:
+            compiled, requirements, _ = engine._compile_upload(files)
+        except DefinitionInvalid as exc:
+            for problem in exc.errors:
+                click.echo(format_problem(problem))
+            raise SystemExit(1) from None
+        except TooLarge as exc:
+            click.echo(f"<upload>: {exc.detail}")
+            raise SystemExit(1) from None
+        finally:
+            engine.close()
+    click.echo(f"ok: {len(files)} files, {len(compiled)} executable processes, {len(requirements)} compliance "
+               f"requirements ({', '.join(c.key for c in compiled)})")
 
 
 @main.command()

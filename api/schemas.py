@@ -169,6 +169,18 @@ VERIFICATION = {
     "required": ["ok", "cases", "events"],
 }
 
+REQUIREMENT = {
+    "type": "object",
+    "properties": {
+        "ref": {"type": "string"}, "standard": {"type": "string"}, "id": {"type": "string"},
+        "title": {"type": "string"}, "note": {"type": ["string", "null"]},
+        "activities": {"type": "array", "items": {"type": "object", "properties": {
+            "definition": {"type": "string"}, "element_id": {"type": "string"}, "name": {"type": ["string", "null"]},
+            "lane": {"type": ["string", "null"]}}, "required": ["definition", "element_id"]}},
+    },
+    "required": ["ref", "standard", "id", "title", "activities"],
+}
+
 COMPONENTS = {
     "Case": CASE, "CasePage": page_of("Case"), "Task": TASK, "TaskPage": page_of("Task"),
     "TaskSummary": TASK_SUMMARY, "Incident": INCIDENT, "Definition": DEFINITION,
@@ -176,7 +188,17 @@ COMPONENTS = {
         "$ref": "#/components/schemas/Definition"}}}, "required": ["items"]},
     "DefinitionDetail": DEFINITION_DETAIL, "Deployment": DEPLOYMENT, "Validation": VALIDATION,
     "Problem": PROBLEM, "Health": HEALTH, "StartCase": START_CASE, "CompleteTask": COMPLETE_TASK,
-    "SendMessage": SEND_MESSAGE, "RouteMessage": ROUTE_MESSAGE, "Retry": RETRY, "Event": EVENT, "Verification": VERIFICATION,
+    "SendMessage": SEND_MESSAGE, "RouteMessage": ROUTE_MESSAGE, "Retry": RETRY, "Requirement": REQUIREMENT,
+    "ComplianceList": {"type": "object", "properties": {"items": {"type": "array", "items": {
+        "$ref": "#/components/schemas/Requirement"}}}, "required": ["items"]},
+    "RequirementCases": {"type": "object", "properties": {
+        "requirement": {"$ref": "#/components/schemas/Requirement"},
+        "items": {"type": "array", "items": {"type": "object", "properties": {
+            "case_id": {"type": "string"}, "definition": {"type": "string"}, "version": {"type": "integer"},
+            "business_key": {"type": ["string", "null"]}, "status": {"type": "string"}, "created_at": _TIME,
+            "executed": {"type": "array", "items": {"type": "string"}}, "trail": {"type": "string"},
+            "diagram": {"type": "string"}}, "required": ["case_id", "executed", "trail"]}},
+        "next": {"type": ["string", "null"]}}, "required": ["requirement", "items", "next"]}, "Event": EVENT, "Verification": VERIFICATION,
     "Trail": {"type": "object", "properties": {"items": {"type": "array", "items": {"$ref": "#/components/schemas/Event"}}},
               "required": ["items"]},
 }

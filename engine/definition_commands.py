@@ -10,8 +10,10 @@ from sqlalchemy.exc import IntegrityError
 from . import store
 from .audit import GENESIS, Recorder, seal
 from .clock import rfc3339
+from . import compliance
+from .compliance import is_compliance_file
 from .deployment import compile_bundle
-from .errors import ConcurrentUpdate, DefinitionNotFound
+from .errors import ConcurrentUpdate, DefinitionInvalid, DefinitionNotFound, NotFound
 from .projections import event_row
 
 DEPLOYMENT_CHAIN = "definitions"
@@ -19,20 +21,42 @@ DEPLOYMENT_CHAIN = "definitions"
 
 class DefinitionCommands:
     def validate(self, files: list[tuple[str, bytes]]) -> None:
+        self._compile_upload(files)
+
+    def _compile_upload(self, files: list[tuple[str, bytes]]):
+        """Diagrams through compile_bundle, compliance files checked against them; all problems or none."""
+        diagrams = [(name, content) for name, content in files if not is_compliance_file(name)]
+        compliance_files = [(name, content) for name, content in files if is_compliance_file(name)]
         with self.db.reader.connect() as conn:
             known = store.deployed_keys(conn)
-        compile_bundle(files, known, self.settings.limits)
+        compiled = compile_bundle(diagrams, known, self.settings.limits) if diagrams or not compliance_files else []
+        requirements, problems = compliance.parse(compliance_files)
+        if requirements:
+            wanted = {activity.partition("/")[0] for r in requirements for activity in r.activities}
+            with self.db.reader.connect() as conn:
+                elements = store.latest_elements(conn, wanted)
+            elements.update({definition.key: definition.meta["elements"] for definition in compiled})
+            texts = {name: content.decode("utf-8", errors="replace") for name, content in compliance_files}
+            problems += compliance.check_references(requirements, elements, texts)
+        if problems:
+            raise DefinitionInvalid(f"the compliance cross-reference is not valid: {problems[0]['file']}"
+                                    f"{':' + str(problems[0]['line']) if problems[0]['line'] else ''}: "
+                                    f"{problems[0]['message']}", problems)
+        return compiled, requirements, [name for name, _ in compliance_files]
 
     def deploy(self, files: list[tuple[str, bytes]], actor: str) -> tuple[bool, list[dict]]:
         """Deploy an upload; returns (anything new?, one entry per process). Identical content keeps the
         existing version; changed content becomes the next version. All or nothing."""
-        with self.db.reader.connect() as conn:
-            known = store.deployed_keys(conn)
-        compiled = compile_bundle(files, known, self.settings.limits)
+        compiled, requirements, compliance_files = self._compile_upload(files)
         now = self._now()
         results, created_any = [], False
         try:
             with self.db.writer.begin() as conn:
+                if compliance_files:
+                    store.replace_compliance(conn, compliance_files, [
+                        {"ref": r.ref, "standard": r.standard, "requirement_id": r.id, "title": r.title,
+                         "note": r.note, "activities": json.dumps(r.activities), "source_file": r.source_file,
+                         "deployed_at": now, "deployed_by": actor} for r in requirements])
                 for definition in compiled:
                     latest = store.find_definition(conn, definition.key)
                     if latest is not None and latest.hash == definition.hash:
@@ -94,3 +118,45 @@ class DefinitionCommands:
                 raise DefinitionNotFound(f"definition '{key}' has no version {version}")
             return row.bpmn_file, store.definition_file(conn, row.id, row.bpmn_file)
 
+
+    # --- compliance cross-reference ------------------------------------------------------------
+
+    def list_compliance(self) -> list[dict]:
+        with self.db.reader.connect() as conn:
+            rows = store.compliance(conn)
+            keys = {a.partition("/")[0] for row in rows for a in json.loads(row.activities)}
+            elements = store.latest_elements(conn, keys)
+        return [self._requirement(row, elements) for row in rows]
+
+    @staticmethod
+    def _requirement(row, elements: dict) -> dict:
+        activities = []
+        for activity in json.loads(row.activities):
+            key, _, element_id = activity.partition("/")
+            info = elements.get(key, {}).get(element_id, {})
+            activities.append({"definition": key, "element_id": element_id, "name": info.get("name"),
+                               "lane": info.get("lane")})
+        return {"ref": row.ref, "standard": row.standard, "id": row.requirement_id, "title": row.title,
+                "note": row.note, "activities": activities}
+
+    def find_requirement(self, reference: str) -> dict:
+        """By its ref ("iso20000:8.6.1") or, when only one standard uses it, by its id ("8.6.1")."""
+        requirements = self.list_compliance()
+        matches = [r for r in requirements if r["ref"] == reference] or [r for r in requirements if r["id"] == reference]
+        if not matches:
+            raise NotFound(f"no requirement '{reference}' in the deployed compliance cross-reference")
+        if len(matches) > 1:
+            raise NotFound(f"'{reference}' names a requirement in several standards; use one of: "
+                           + ", ".join(r["ref"] for r in matches))
+        return matches[0]
+
+    def requirement_cases(self, reference: str, cursor: str | None, limit: int) -> tuple[dict, list[dict], str | None]:
+        requirement = self.find_requirement(reference)
+        element_ids = sorted({a["element_id"] for a in requirement["activities"]})
+        with self.db.reader.connect() as conn:
+            rows, next_cursor = store.cases_executing(conn, element_ids, cursor, limit)
+        items = [{"case_id": row.id, "definition": row.definition_key, "version": row.definition_version,
+                  "business_key": row.business_key, "status": row.status, "created_at": rfc3339(row.created_at),
+                  "executed": executed, "trail": f"/api/v1/cases/{row.id}/trail",
+                  "diagram": f"/api/v1/cases/{row.id}/diagram"} for row, executed in rows]
+        return requirement, items, next_cursor

@@ -34,6 +34,7 @@ from SpiffWorkflow.bpmn.specs.mixins.subworkflow_task import SubWorkflowTask
 from SpiffWorkflow.camunda.specs.business_rule_task import BusinessRuleTask
 from SpiffWorkflow.dmn.parser.BpmnDmnParser import SCHEMAS as DMN_SCHEMAS
 
+from .compliance import is_compliance_file
 from .errors import DefinitionInvalid, TooLarge
 from .spec_adjustments import adjust_spec, flow_index
 from .spiff_setup import new_parser, spec_to_dict, xsd_validator
@@ -479,9 +480,10 @@ def _recursion_headroom():
 def compile_bundle(files: list[tuple[str, bytes]], deployed_keys: set[str],
                    limits: Limits | None = None) -> list[CompiledDefinition]:
     """Validate and compile an upload. `deployed_keys` are processes already deployed that call
-    activities may refer to. Raises DefinitionInvalid listing every problem found."""
+    activities may refer to. Raises DefinitionInvalid listing every problem found. Compliance files
+    (.toml) travel in the same uploads but are checked by engine/compliance.py, not here."""
     limits = limits or Limits()
-    bundle = _load_files(files, limits)
+    bundle = _load_files([(name, content) for name, content in files if not is_compliance_file(name)], limits)
     if bundle.problems:
         raise DefinitionInvalid(_summary(bundle.problems), bundle.problems)
     if not bundle.bpmn:

@@ -122,3 +122,17 @@ sequences = Table(
     Column("name", String(64), primary_key=True),
     Column("value", Integer, nullable=False),
 )
+
+# The compliance cross-reference as last deployed (not versioned: it describes, it does not run).
+compliance_requirements = Table(
+    "compliance_requirements", metadata,
+    Column("ref", String(255), primary_key=True),
+    Column("standard", String(255), nullable=False),
+    Column("requirement_id", String(255), nullable=False),
+    Column("title", String(1000), nullable=False),
+    Column("note", Text),
+    Column("activities", Text, nullable=False),
+    Column("source_file", String(255), nullable=False),
+    Column("deployed_at", DateTime, nullable=False),
+    Column("deployed_by", String(255), nullable=False),
+)

@@ -5,7 +5,7 @@ import base64
 import json
 from datetime import datetime
 
-from sqlalchemy import and_, func, insert, or_, select, update
+from sqlalchemy import and_, delete, func, insert, or_, select, update
 from sqlalchemy.engine import Connection
 
 from .blueprints import StoredDefinition
@@ -283,3 +283,46 @@ def cases_waiting_for_message(conn: Connection, name: str, business_key: str | N
         query = query.where(cases.c.business_key == business_key)
     return [row for row in conn.execute(query)
             if {"type": "message", "name": name} in json.loads(row.waiting_for)]
+
+
+# --- compliance cross-reference --------------------------------------------------------------------
+
+def replace_compliance(conn: Connection, source_files: list[str], rows: list[dict]) -> None:
+    from .schema import compliance_requirements
+
+    conn.execute(delete(compliance_requirements).where(compliance_requirements.c.source_file.in_(source_files)))
+    if rows:
+        conn.execute(insert(compliance_requirements), rows)
+
+
+def compliance(conn: Connection) -> list:
+    from .schema import compliance_requirements
+
+    return list(conn.execute(select(compliance_requirements).order_by(compliance_requirements.c.ref)))
+
+
+def latest_elements(conn: Connection, keys) -> dict[str, dict]:
+    """{key: elements} of the latest version of each deployed definition named."""
+    found = {}
+    for row in latest_definitions(conn):
+        if row.key in keys:
+            found[row.key] = json.loads(row.meta)["elements"]
+    return found
+
+
+def cases_executing(conn: Connection, element_ids: list[str], cursor: str | None, limit: int):
+    """Cases whose trail shows any of these elements executed, oldest first, with what they executed."""
+    executed = ("task_completed", "activity_completed", "event_passed", "gateway_taken", "timer_fired",
+                "message_received", "message_sent")
+    hits = (select(events.c.case_id, events.c.element_id).where(
+        events.c.element_id.in_(element_ids), events.c.type.in_(executed), events.c.case_id.is_not(None))
+        .distinct().subquery())
+    query = select(cases.c.id, cases.c.definition_key, cases.c.definition_version, cases.c.business_key,
+                   cases.c.status, cases.c.created_at).where(cases.c.id.in_(select(hits.c.case_id)))
+    rows, next_cursor = _page(conn, query, cases.c.created_at, cases.c.id, cursor, limit)
+    by_case: dict[str, list[str]] = {row.id: [] for row in rows}
+    if rows:
+        for case_id, element_id in conn.execute(select(hits.c.case_id, hits.c.element_id).where(
+                hits.c.case_id.in_(list(by_case)))):
+            by_case[case_id].append(element_id)
+    return [(row, sorted(by_case[row.id])) for row in rows], next_cursor

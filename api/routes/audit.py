@@ -6,8 +6,8 @@ import io
 
 from flask import Blueprint, Response, jsonify, request
 
-from ..contract import operation, query_param
-from ..http import engine, enum_param, requires, time_param
+from ..contract import PAGING, operation, query_param
+from ..http import engine, enum_param, paging, requires, time_param
 
 bp = Blueprint("audit", __name__, url_prefix="/api/v1")
 
@@ -56,3 +56,22 @@ def case_trail(case_id):
 @requires(*READERS)
 def verify():
     return jsonify(engine().verify_trails())
+
+
+@bp.get("/compliance")
+@operation("Requirements (ISO/IEC 20000-1 clauses, ISO/IEC 27001 controls) with the activities that evidence them",
+           roles="auditor, system", tag="audit", responses={200: "ComplianceList"})
+@requires(*READERS)
+def compliance():
+    return jsonify({"items": engine().list_compliance()})
+
+
+@bp.get("/compliance/<path:requirement>/cases")
+@operation("The cases that executed a requirement's activities, with links to their trails",
+           roles="auditor, system", tag="audit", responses={200: "RequirementCases", 404: "Problem", 422: "Problem"},
+           query=PAGING)
+@requires(*READERS)
+def requirement_cases(requirement):
+    cursor, limit = paging()
+    found, items, next_cursor = engine().requirement_cases(requirement, cursor, limit)
+    return jsonify({"requirement": found, "items": items, "next": next_cursor})
