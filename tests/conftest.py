@@ -32,10 +32,27 @@ def bearer(role: str) -> dict:
 
 
 def reset_postgres(url: str) -> None:
+    """An empty database at the newest schema. Emptying the tables is much faster than dropping and
+    migrating for every test; the schema is rebuilt only when it is not at the newest revision."""
+    from alembic.script import ScriptDirectory
+
+    from engine.database import MIGRATIONS_DIR
+    from engine.schema import metadata
+
+    head = ScriptDirectory(str(MIGRATIONS_DIR)).get_current_head()
     engine = create_engine(url, poolclass=NullPool)
     with engine.begin() as conn:
-        conn.execute(text("DROP SCHEMA IF EXISTS public CASCADE"))
-        conn.execute(text("CREATE SCHEMA public"))
+        present = conn.execute(text("SELECT to_regclass('public.alembic_version')")).scalar()
+        current = conn.execute(text("SELECT version_num FROM alembic_version")).scalar() if present else None
+        if current == head:
+            tables = ", ".join(table.name for table in metadata.sorted_tables)
+            # The append-only trigger refuses TRUNCATE on events: lift it for the reset only.
+            conn.execute(text("ALTER TABLE events DISABLE TRIGGER USER"))
+            conn.execute(text(f"TRUNCATE {tables} RESTART IDENTITY CASCADE"))
+            conn.execute(text("ALTER TABLE events ENABLE TRIGGER USER"))
+        else:
+            conn.execute(text("DROP SCHEMA IF EXISTS public CASCADE"))
+            conn.execute(text("CREATE SCHEMA public"))
     engine.dispose()
 
 
