@@ -54,9 +54,16 @@ def create_app(overrides: dict | None = None, *, clock=None, migrate: bool = Tru
         app.register_blueprint(blueprint)
     app.extensions["usm_openapi"] = build_document(app, API_VERSION)
 
+    app.debug = False  # never, whatever the environment says: debug mode runs code sent by the browser
+
     @app.after_request
     def _headers(response):
+        # JSON needs no sources at all; the diagram page sets its own, narrower-than-default policy.
+        response.headers.setdefault("Content-Security-Policy", "default-src 'none'; frame-ancestors 'none'")
         response.headers.setdefault("X-Content-Type-Options", "nosniff")
+        response.headers.setdefault("X-Frame-Options", "DENY")
+        response.headers.setdefault("Referrer-Policy", "no-referrer")
+        response.headers.setdefault("Cross-Origin-Resource-Policy", "same-origin")
         response.headers.setdefault("Cache-Control", "no-store")
         return response
 
