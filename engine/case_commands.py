@@ -25,7 +25,8 @@ from .clock import rfc3339
 from .errors import (ConcurrentUpdate, Conflict, DefinitionNotFound, IdempotencyMismatch, InvalidInput,
                      NotAllowed, NotFound, PreconditionFailed, TaskNotFound, TaskNotReady, TooLarge, CaseNotFound)
 from .projections import etag_of, event_row, lane_role
-from .runner import Outcome, advance, deliver_message, new_workflow, run_failed_again, waiting_message_names
+from .runner import (Outcome, advance, deliver_message, drop_unstorable_data, new_workflow, run_failed_again,
+                     waiting_message_names)
 from .spiff_setup import SERIALIZER_VERSION, workflow_from_dict, workflow_to_dict
 from .timers import running_on
 
@@ -137,6 +138,7 @@ class CaseCommands:
             advance(workflow, blueprint, recorder)  # to the message start event, which now waits
             deliver_message(workflow, start_message, data)
         outcome = advance(workflow, blueprint, recorder)
+        state = self._serialize_state(workflow, outcome)
         self._record_outcome(recorder, outcome, set())
         children = self._start_linked_cases(case_id, outcome, recorder, depth)
         event_rows, event_seq, event_hash = seal(recorder, 0, GENESIS)
@@ -144,7 +146,7 @@ class CaseCommands:
                   "pins": json.dumps(pins), "business_key": business_key, "parent_case_id": parent_case_id,
                   "created_by": actor, "created_at": now, "idempotency_key": None, "request_hash": None,
                   "row_version": 1, "event_seq": event_seq, "event_hash": event_hash,
-                  **self._state_columns(workflow, outcome, now)}
+                  **self._state_columns(workflow, outcome, now, state)}
         task_rows = [self._task_row(case_id, row.key, task, now) for task in outcome.ready]
         events = [event_row(case_id, event, now) for event in event_rows]
         return PreparedCase(values, task_rows, events, children)
@@ -225,12 +227,25 @@ class CaseCommands:
         if size > self.settings.max_case_data_bytes:
             raise TooLarge(f"the data is {size} bytes; the limit per case is {self.settings.max_case_data_bytes}")
 
-    def _state_columns(self, workflow, outcome: Outcome, now: datetime) -> dict:
+    @staticmethod
+    def _serialize_state(workflow, outcome: Outcome) -> str:
+        """The instance as JSON. Data no script should have left (the sandbox already drops non-JSON
+        values) is removed here too, and then the case gets an incident saying what and where, rather
+        than the save failing."""
         try:
-            state = json.dumps(workflow_to_dict(workflow))
-        except (TypeError, ValueError) as exc:
-            raise InvalidInput(f"the case produced data that cannot be stored as JSON ({exc}); "
-                               "nothing was saved") from None
+            return json.dumps(workflow_to_dict(workflow))
+        except (TypeError, ValueError):
+            removed = drop_unstorable_data(workflow)
+        element_id, field_name, kind = removed[0] if removed else (None, "?", "?")
+        outcome.status = "error"
+        outcome.incident = outcome.incident or {
+            "element_id": element_id, "element_name": None, "line": None,
+            "message": f"the step left data that cannot be stored: '{field_name}' holds a Python {kind}, not JSON; it was "
+                       "removed. Make the step produce JSON values (text, numbers, lists, objects), then retry"}
+        return json.dumps(workflow_to_dict(workflow))
+
+    def _state_columns(self, workflow, outcome: Outcome, now: datetime, state: str | None = None) -> dict:
+        state = state if state is not None else self._serialize_state(workflow, outcome)
         data = json.dumps(outcome.data)
         if len(data) > self.settings.max_case_data_bytes:
             raise TooLarge(f"the case data would be {len(data)} bytes; the limit per case is "

@@ -258,6 +258,30 @@ def _current_data(workflow: BpmnWorkflow) -> dict:
     return _jsonable(last.data if last is not None else workflow.task_tree.data)
 
 
+def drop_unstorable_data(workflow: BpmnWorkflow) -> list[tuple[str | None, str, str]]:
+    """Remove every data value the serializer cannot store; returns (element id, field, type) of each."""
+    from .spiff_setup import SERIALIZER
+
+    def storable(value) -> bool:
+        try:
+            json.dumps(SERIALIZER.registry.convert(value))
+            return True
+        except (TypeError, ValueError, RecursionError):
+            return False
+
+    removed = []
+    for task in workflow.get_tasks():
+        for key, value in list(task.data.items()):
+            if not storable(value):
+                removed.append((getattr(task.task_spec, "bpmn_id", None), key, type(value).__name__))
+                del task.data[key]
+    for key, value in list(workflow.data.items()):
+        if not storable(value):
+            removed.append((None, key, type(value).__name__))
+            del workflow.data[key]
+    return removed
+
+
 def _jsonable(value):
     """Task data as JSON: values SpiffWorkflow can carry but JSON cannot (dates, UUIDs) become strings."""
     return json.loads(json.dumps(value, default=str))

@@ -169,3 +169,25 @@ def test_message_throw_without_payload_expression_sends_no_payload(engine):
     case, _ = engine.start_case("messages", "system")
     after = engine.send_message(case["id"], "approved", {"by": "bob"}, "crm")
     assert after["status"] == "running" and [t["element_id"] for t in after["tasks"]] == ["Activity_Close"]
+
+
+def test_data_that_cannot_be_stored_becomes_an_incident_not_a_failed_save(engine, monkeypatch):
+    """The sandbox drops non-JSON values a script leaves; should anything else put one in task data (a
+    library step, a future helper), the case records an incident naming the field instead of failing."""
+    import engine.runner as runner_module
+
+    engine.deploy(fixture_files("approval.bpmn", "submit.schema.json", "decide.schema.json"), "designer")
+    case, _ = engine.start_case("approval", "system")
+    original = runner_module.advance
+
+    def advance_leaving_an_object(workflow, blueprint, recorder=None):
+        outcome = original(workflow, blueprint, recorder)
+        workflow.get_tasks(state=16, manual=True)[0].data["connection"] = object()
+        return outcome
+
+    monkeypatch.setattr("engine.case_commands.advance", advance_leaving_an_object)
+    after = engine.complete_task(case["tasks"][0]["id"], {"item": "pen", "quantity": 1}, "alice", ANYONE)
+    assert after["status"] == "error"
+    assert "'connection' holds a Python object" in after["incident"]["message"]
+    assert after["incident"]["element_id"] == "Activity_Decide"
+    assert "incident" in [e["type"] for e in engine.trail(case["id"], {})]
