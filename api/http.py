@@ -10,6 +10,8 @@ from flask import current_app, g, request
 from jsonschema import Draft202012Validator
 
 from .contract import OPERATION_ATTR
+from engine.case_commands import MAX_DATA_DEPTH, nesting_depth
+
 from .problems import ApiProblem
 
 
@@ -27,7 +29,7 @@ def json_body(schema: dict) -> dict:
                                              f"column {exc.colno}") from None
     except RecursionError:
         raise _too_deep() from None
-    if _depth(body) > MAX_JSON_DEPTH:
+    if nesting_depth(body) > MAX_JSON_DEPTH:
         raise _too_deep()
     problems = []
     for error in sorted(_validator(schema).iter_errors(body), key=lambda e: list(e.absolute_path)):
@@ -66,25 +68,13 @@ def _finite_float(text: str) -> float:
 
 
 # Deeper bodies cannot be parsed, stored and restored within Python's recursion limit.
-MAX_JSON_DEPTH = 100
+MAX_JSON_DEPTH = MAX_DATA_DEPTH
 
 
 def _too_deep() -> ApiProblem:
     return ApiProblem(422, "Unprocessable content", f"the request body nests objects and arrays more than "
                                                     f"{MAX_JSON_DEPTH} levels deep; flatten it",
                       [{"field": "body", "message": f"nested more than {MAX_JSON_DEPTH} levels deep"}])
-
-
-def _depth(value) -> int:
-    deepest, pending = 0, [(value, 1)]
-    while pending:
-        current, level = pending.pop()
-        if isinstance(current, (dict, list)):
-            deepest = max(deepest, level)
-            if level > MAX_JSON_DEPTH:
-                break
-            pending.extend((item, level + 1) for item in (current.values() if isinstance(current, dict) else current))
-    return deepest
 
 
 _validators: dict[int, Draft202012Validator] = {}

@@ -88,7 +88,8 @@ def _operation(rule, spec: dict) -> dict:
         media = spec["response_content"].get(status) or (
             "application/problem+json" if schema == "Problem" else "application/json")
         if isinstance(media, (list, tuple)):  # alternatives, e.g. JSON or CSV: the first carries the schema
-            entry["content"] = {media[0]: {"schema": {"$ref": f"#/components/schemas/{schema}"}},
+            first = {"$ref": f"#/components/schemas/{schema}"} if schema else {"type": "string"}
+            entry["content"] = {media[0]: {"schema": first},
                                 **{other: {"schema": {"type": "string"}} for other in media[1:]}}
         elif schema:
             entry["content"] = {media: {"schema": {"$ref": f"#/components/schemas/{schema}"}}}

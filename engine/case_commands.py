@@ -34,7 +34,7 @@ MAX_LINK_DEPTH = 5
 MAX_DATA_DEPTH = 100
 
 
-def _nesting_depth(value) -> int:
+def nesting_depth(value) -> int:
     """How deeply lists and objects nest, measured without recursion (the input is untrusted)."""
     deepest, stack = 0, [(value, 1)]
     while stack:
@@ -218,7 +218,7 @@ class CaseCommands:
         return pins
 
     def _check_data_size(self, data: dict) -> None:
-        depth = _nesting_depth(data)
+        depth = nesting_depth(data)
         if depth > MAX_DATA_DEPTH:
             # SpiffWorkflow's serializer recurses per level: deeper data would be stored but never load again.
             raise InvalidInput(f"the data is nested {depth} levels deep; the limit is {MAX_DATA_DEPTH}",

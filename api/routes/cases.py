@@ -75,14 +75,19 @@ def send_message(case_id):
     return case_response(case)
 
 
+def _bodiless_command(command, case_id):
+    """Cancel, suspend, resume: no body needed, but a body that is sent must be an empty object."""
+    if request.get_data(cache=True).strip():
+        json_body(EMPTY)
+    return case_response(command(case_id, g.principal.user, request.headers.get(_IF_MATCH)))
+
+
 @bp.post("/<case_id>/cancel")
 @operation("Cancel a case that has not finished", roles="system", request="optional-empty",
            responses={200: "Case", 404: "Problem", 409: "Problem", 412: "Problem", 422: "Problem"}, tag="cases")
 @requires("system")
 def cancel_case(case_id):
-    if request.get_data(cache=True).strip():
-        json_body(EMPTY)
-    return case_response(engine().cancel_case(case_id, g.principal.user, request.headers.get(_IF_MATCH)))
+    return _bodiless_command(engine().cancel_case, case_id)
 
 
 @bp.post("/<case_id>/suspend")
@@ -91,9 +96,7 @@ def cancel_case(case_id):
                                                 422: "Problem"}, tag="cases")
 @requires("system")
 def suspend_case(case_id):
-    if request.get_data(cache=True).strip():
-        json_body(EMPTY)
-    return case_response(engine().suspend_case(case_id, g.principal.user, request.headers.get(_IF_MATCH)))
+    return _bodiless_command(engine().suspend_case, case_id)
 
 
 @bp.post("/<case_id>/resume")
@@ -101,9 +104,7 @@ def suspend_case(case_id):
            responses={200: "Case", 404: "Problem", 409: "Problem", 412: "Problem", 422: "Problem"}, tag="cases")
 @requires("system")
 def resume_case(case_id):
-    if request.get_data(cache=True).strip():
-        json_body(EMPTY)
-    return case_response(engine().resume_case(case_id, g.principal.user, request.headers.get(_IF_MATCH)))
+    return _bodiless_command(engine().resume_case, case_id)
 
 
 @bp.post("/<case_id>/retry")

@@ -11,6 +11,7 @@ from ..problems import ApiProblem
 
 bp = Blueprint("definitions", __name__, url_prefix="/api/v1/definitions")
 
+MAX_VERSION = 2147483647  # versions are 32-bit integers in the database (and StartCase's `version` maximum)
 _XML_TYPES = ("application/xml", "text/xml", "application/bpmn+xml", "application/octet-stream")
 
 
@@ -67,6 +68,8 @@ def get_definition(key):
            responses={200: "", 404: "Problem"}, response_content={200: "application/xml"}, tag="definitions")
 @requires()
 def get_definition_bpmn(key, version):
+    if version > MAX_VERSION:  # no such version, and a larger number does not fit the database's integer column
+        raise ApiProblem(404, "Not found", f"definition '{key}' has no version {version}")
     filename, content = engine().definition_source(key, version)
     response = Response(content, mimetype="application/xml")
     response.headers["Content-Disposition"] = f'inline; filename="{filename}"'

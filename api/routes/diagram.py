@@ -43,6 +43,20 @@ PAGE = """<!doctype html>
 </body></html>"""
 
 
+# The media type of every kind of file the asset routes serve, fixed here (not guessed from the host's
+# mime.types, which differs between systems) so the OpenAPI document can name them all.
+ASSET_TYPES = {".js": "text/javascript", ".css": "text/css", ".svg": "image/svg+xml", ".woff": "font/woff",
+               ".woff2": "font/woff2", ".ttf": "font/ttf", ".eot": "application/vnd.ms-fontobject",
+               ".map": "application/json"}
+OTHER_ASSET = "application/octet-stream"
+ASSET_CONTENT = {200: [OTHER_ASSET, *dict.fromkeys(ASSET_TYPES.values())]}
+
+
+def _send_asset(directory: Path, filename: str):
+    mimetype = ASSET_TYPES.get(Path(filename).suffix.lower(), OTHER_ASSET)
+    return send_from_directory(directory, filename, max_age=3600, mimetype=mimetype)
+
+
 def _json_for_html(value) -> str:
     # Inside <script type="application/json"> only "</" could end the block early; escape it (and &, <, >).
     return (json.dumps(value).replace("&", "\\u0026").replace("<", "\\u003c").replace(">", "\\u003e"))
@@ -66,15 +80,15 @@ def case_diagram(case_id):
 
 @bp.get("/assets/bpmn-js/<path:filename>")
 @operation("bpmn-js files (from the npm package) for the diagram page", roles="anyone", tag="meta", public=True,
-           responses={200: "", 404: "Problem"}, response_content={200: "application/octet-stream"})
+           responses={200: "", 404: "Problem"}, response_content=ASSET_CONTENT)
 def bpmn_js_asset(filename):
     if not BPMN_JS_DIST.is_dir():
         abort(404, description="bpmn-js is not installed: run `npm ci` in the repository (the set-up command does)")
-    return send_from_directory(BPMN_JS_DIST, filename, max_age=3600)
+    return _send_asset(BPMN_JS_DIST, filename)
 
 
 @bp.get("/assets/usm/<path:filename>")
 @operation("The diagram page's own script and style", roles="anyone", tag="meta", public=True,
-           responses={200: "", 404: "Problem"}, response_content={200: "application/octet-stream"})
+           responses={200: "", 404: "Problem"}, response_content=ASSET_CONTENT)
 def usm_asset(filename):
-    return send_from_directory(STATIC, filename, max_age=3600)
+    return _send_asset(STATIC, filename)
