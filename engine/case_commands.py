@@ -34,6 +34,23 @@ MAX_LINK_DEPTH = 5
 MAX_DATA_DEPTH = 100
 
 
+SERIALIZER_MARKER = "typename"  # SpiffWorkflow's serializer reads an object with this key as one of its own
+
+
+def marker_path(value) -> str | None:
+    """Where in the data an object uses SpiffWorkflow's serializer marker, if anywhere."""
+    stack = [(value, "data")]
+    while stack:
+        current, path = stack.pop()
+        if isinstance(current, dict):
+            if SERIALIZER_MARKER in current:
+                return f"{path}.{SERIALIZER_MARKER}"
+            stack.extend((child, f"{path}.{key}") for key, child in current.items())
+        elif isinstance(current, list):
+            stack.extend((child, f"{path}[{index}]") for index, child in enumerate(current))
+    return None
+
+
 def nesting_depth(value) -> int:
     """How deeply lists and objects nest, measured without recursion (the input is untrusted)."""
     deepest, stack = 0, [(value, 1)]
@@ -223,6 +240,11 @@ class CaseCommands:
             # SpiffWorkflow's serializer recurses per level: deeper data would be stored but never load again.
             raise InvalidInput(f"the data is nested {depth} levels deep; the limit is {MAX_DATA_DEPTH}",
                                [{"field": "data", "message": f"nested deeper than {MAX_DATA_DEPTH} levels"}])
+        marked = marker_path(data)
+        if marked:
+            # Stored, such an object would be taken for a serialized object when the case is loaded again.
+            raise InvalidInput(f"'{SERIALIZER_MARKER}' is a reserved field name in case data ({marked}); rename it",
+                               [{"field": marked, "message": f"'{SERIALIZER_MARKER}' is reserved"}])
         size = len(json.dumps(data))
         if size > self.settings.max_case_data_bytes:
             raise TooLarge(f"the data is {size} bytes; the limit per case is {self.settings.max_case_data_bytes}")

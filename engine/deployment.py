@@ -38,6 +38,10 @@ from .deploy_explanations import _spiff_problem
 from .deploy_files import (BPMN_NS, CAMUNDA_NS, PARSE_RECURSION_LIMIT, Limits, _Bundle, _describe, _label, _line,
                            _load_files, _problem)
 
+# Ids, names and lane names are stored in columns of this width.
+MAX_NAME_LENGTH = 255
+
+
 @dataclass
 class CompiledDefinition:
     """One executable process, ready to store as an immutable version."""
@@ -160,6 +164,11 @@ def _compile_process(parser, bundle: _Bundle, pid: str, top_level: set[str], cal
     spec = parser.get_spec(pid)
     process_parser = parser.process_parsers[pid]
     problems: list[dict] = []
+    for what, text in (("id", pid), ("name", process_parser.get_name())):
+        if text and len(text) > MAX_NAME_LENGTH:
+            file, element = bundle.element(pid, process_parser.filename)
+            problems.append(_problem(file, f"the process {what} is {len(text)} characters long; the limit is "
+                                           f"{MAX_NAME_LENGTH}", _line(element), pid[:MAX_NAME_LENGTH]))
 
     # Walk the process and the subprocesses embedded in it; called top-level processes are their own
     # definitions, pinned per case at start, so that each is deployed and versioned once.
@@ -208,6 +217,12 @@ def _compile_process(parser, bundle: _Bundle, pid: str, top_level: set[str], cal
                 continue
             elements[bpmn_id] = {"name": task_spec.bpmn_name, "lane": task_spec.lane,
                                  "type": type(task_spec).__name__}
+            for what, text in (("id", bpmn_id), ("name", task_spec.bpmn_name), ("lane name", task_spec.lane)):
+                if text and len(text) > MAX_NAME_LENGTH:
+                    file, element = bundle.element(bpmn_id, current.file)
+                    problems.append(_problem(file, f"the {what} of {_describe(element) if element is not None else bpmn_id}"
+                                                   f" is {len(text)} characters long; the limit is {MAX_NAME_LENGTH}",
+                                             _line(element), bpmn_id[:MAX_NAME_LENGTH]))
             if task_spec.lane:
                 lanes.add(task_spec.lane)
             if isinstance(task_spec, BusinessRuleTask):

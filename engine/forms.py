@@ -18,9 +18,12 @@ class Form:
         for error in sorted(self._validator.iter_errors(data), key=lambda e: list(e.absolute_path)):
             path = list(error.absolute_path)
             if error.validator == "required":
-                # jsonschema reports a missing field on its parent; name the field itself.
-                missing = error.message.split("'")[1] if "'" in error.message else ""
-                path = path + [missing] if missing else path
+                # jsonschema reports a missing field on its parent; name the field itself (from the schema's
+                # list, not the message, which quotes names with quotes in them differently).
+                instance = error.instance if isinstance(error.instance, dict) else {}
+                missing = [name for name in error.validator_value if name not in instance]
+                for name in missing[:1]:
+                    path = path + [name]
                 message = "this field is required"
             elif error.validator == "additionalProperties":
                 message = error.message

@@ -33,7 +33,12 @@ def definition_versions(conn: Connection, key: str) -> list:
                              .order_by(definitions.c.version)))
 
 
+MAX_VERSION = 2**31 - 1  # the column is a 32-bit integer on PostgreSQL
+
+
 def find_definition(conn: Connection, key: str, version: int | None = None):
+    if version is not None and not 0 < version <= MAX_VERSION:
+        return None  # no such version can exist; asking the database would overflow its integer
     query = select(*DEFINITION_SUMMARY, definitions.c.meta).where(definitions.c.key == key)
     if version is None:
         query = query.order_by(definitions.c.version.desc()).limit(1)
@@ -180,12 +185,14 @@ def encode_cursor(moment: datetime, row_id: str) -> str:
 
 def decode_cursor(cursor: str) -> tuple[datetime, str]:
     try:
+        if len(cursor) > 512:
+            raise ValueError("longer than any cursor this server hands out")
         padded = cursor + "=" * (-len(cursor) % 4)
         moment, row_id = json.loads(base64.urlsafe_b64decode(padded.encode()))
         if not isinstance(row_id, str) or not 0 < len(row_id) <= 64 or "\x00" in row_id:
             raise ValueError("not an id this server hands out")
         return datetime.fromisoformat(moment), row_id
-    except (ValueError, TypeError, UnicodeDecodeError):
+    except (ValueError, TypeError, UnicodeDecodeError, RecursionError):
         raise InvalidInput("the cursor is not one this server handed out; start again without it",
                            [{"field": "cursor", "message": "invalid cursor"}]) from None
 
