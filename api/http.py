@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import json
 import math
+import sys
 from datetime import datetime, timezone
 from functools import wraps
 
@@ -21,7 +22,7 @@ def json_body(schema: dict) -> dict:
     if not raw.strip():
         raise ApiProblem(400, "Bad request", "the request body is empty; send a JSON object")
     try:
-        body = json.loads(raw, parse_constant=_refuse_constant, parse_float=_finite_float)
+        body = json.loads(raw, parse_constant=_refuse_constant, parse_float=_finite_float, parse_int=_readable_int)
     except UnicodeDecodeError:
         raise ApiProblem(400, "Bad request", "the request body is not UTF-8 text") from None
     except json.JSONDecodeError as exc:
@@ -65,6 +66,16 @@ def _finite_float(text: str) -> float:
         raise ApiProblem(400, "Bad request", f"the request body holds the number {text[:40]}, which is too large "
                                              "to represent; send it as a string")
     return value
+
+
+def _readable_int(text: str) -> int:
+    """Python refuses to convert integers of more than sys.get_int_max_str_digits() digits (4300 by
+    default) with a ValueError, which would otherwise surface as a 500."""
+    limit = sys.get_int_max_str_digits()
+    if limit and len(text.lstrip("-")) > limit:
+        raise ApiProblem(400, "Bad request", f"the request body holds an integer of {len(text.lstrip('-'))} digits; "
+                                             f"the limit is {limit}; send it as a string")
+    return int(text)
 
 
 # Deeper bodies cannot be parsed, stored and restored within Python's recursion limit.

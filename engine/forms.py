@@ -20,8 +20,10 @@ class Form:
             if error.validator == "required":
                 # jsonschema reports a missing field on its parent; name the field itself (from the schema's
                 # list, not the message, which quotes names with quotes in them differently).
+                # jsonschema raises one error per missing name, saying "<repr(name)> is a required property".
                 instance = error.instance if isinstance(error.instance, dict) else {}
-                missing = [name for name in error.validator_value if name not in instance]
+                missing = [name for name in error.validator_value if name not in instance
+                           and error.message == f"{name!r} is a required property"]
                 for name in missing[:1]:
                     path = path + [name]
                 message = "this field is required"

@@ -32,6 +32,10 @@ def start_case():
         raise ApiProblem(422, "Unprocessable content", "the Idempotency-Key header is longer than 255 characters; "
                                                        "use a shorter key such as a UUID",
                          [{"field": "Idempotency-Key", "message": f"{len(idempotency_key)} characters, at most 255"}])
+    if idempotency_key is not None and "\0" in idempotency_key:  # the key reaches SQL; PostgreSQL refuses NUL
+        raise ApiProblem(422, "Unprocessable content", "the Idempotency-Key header contains a NUL character; "
+                                                       "use a key such as a UUID",
+                         [{"field": "Idempotency-Key", "message": "must not contain the NUL character"}])
     case, created = engine().start_case(
         body["definition"], g.principal.user, version=body.get("version"), business_key=body.get("business_key"),
         data=body.get("data") or {}, idempotency_key=idempotency_key)

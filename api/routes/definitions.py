@@ -15,13 +15,28 @@ MAX_VERSION = 2147483647  # versions are 32-bit integers in the database (and St
 _XML_TYPES = ("application/xml", "text/xml", "application/bpmn+xml", "application/octet-stream")
 
 
+MAX_FILE_NAME = 255  # definitions.bpmn_file and definition_files.filename hold 255 characters
+
+
 def upload_name(filename: str | None) -> str:
     """A safe relative path: forms are named by their path (forms/classify.schema.json), so keep
     directories, but never let a name climb out (..) or start at the root."""
     parts = [part for part in (filename or "").replace("\\", "/").split("/") if part not in ("", ".")]
     if ".." in parts:
         raise ApiProblem(422, "Unprocessable content", f"the file name '{filename}' may not contain '..'")
-    return posixpath.join(*parts) if parts else ""
+    return storable_name(posixpath.join(*parts) if parts else "")
+
+
+def storable_name(name: str) -> str:
+    """File names are stored as they are: PostgreSQL refuses NUL and more than 255 characters (a 500)."""
+    if "\0" in name:
+        raise ApiProblem(422, "Unprocessable content", "a file name contains a NUL character (\\u0000); rename the file",
+                         [{"file": name.replace("\0", "\\0")[:MAX_FILE_NAME], "message": "contains NUL"}])
+    if len(name) > MAX_FILE_NAME:
+        raise ApiProblem(422, "Unprocessable content", f"a file name is {len(name)} characters long; the limit is "
+                                                       f"{MAX_FILE_NAME}; use a shorter name",
+                         [{"file": name[:MAX_FILE_NAME], "message": f"{len(name)} characters, at most {MAX_FILE_NAME}"}])
+    return name
 
 
 def uploaded_files() -> list[tuple[str, bytes]]:
@@ -43,7 +58,7 @@ def uploaded_files() -> list[tuple[str, bytes]]:
         raise ApiProblem(415, "Unsupported media type",
                          f"send the BPMN document as application/xml, or files as multipart/form-data "
                          f"(got {mimetype})")
-    name = posixpath.basename(request.args.get("filename", "") or "definition.bpmn")
+    name = storable_name(posixpath.basename(request.args.get("filename", "") or "definition.bpmn"))
     return [(name, request.get_data())]
 
 

@@ -1,0 +1,1 @@
+"""Fuzzing: schemathesis over the OpenAPI document, hypothesis over forms and data merging."""
