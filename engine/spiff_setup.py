@@ -7,6 +7,7 @@ and `camunda:properties` are kept. Parser and serializer configuration must matc
 """
 from __future__ import annotations
 
+import logging
 from copy import deepcopy
 from uuid import UUID
 
@@ -72,6 +73,10 @@ def _config() -> dict:
 
 
 SERIALIZER = BpmnWorkflowSerializer(BpmnWorkflowSerializer.configure(_config()))
+
+# SpiffWorkflow logs every task state change at INFO, several lines per completion; the audit trail
+# already records what matters, so under a server's INFO logging those lines would only cost time.
+logging.getLogger("spiff").setLevel(logging.WARNING)
 SERIALIZER_VERSION = SERIALIZER.VERSION
 
 _validator: BpmnValidator | None = None
