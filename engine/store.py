@@ -5,7 +5,7 @@ import base64
 import json
 from datetime import datetime
 
-from sqlalchemy import and_, delete, func, insert, or_, select, update
+from sqlalchemy import and_, bindparam, delete, func, insert, or_, select, update
 from sqlalchemy.engine import Connection
 
 from .blueprints import StoredDefinition
@@ -80,8 +80,19 @@ def definition_file(conn: Connection, definition_id: str, filename: str) -> byte
 
 # --- cases -----------------------------------------------------------------------------------------
 
+# The complete-task path runs these on every request. Built once with bind parameters, SQLAlchemy
+# skips building and caching a statement per call, which cost more than SQLite running it (BENCHMARKS.md).
+_GET_CASE = select(cases).where(cases.c.id == bindparam("b_id"))
+_GET_TASK = select(tasks).where(tasks.c.id == bindparam("b_id"))
+_READY_OF_ONE_CASE = (select(tasks).where(tasks.c.case_id == bindparam("b_case"), tasks.c.state == "ready")
+                      .order_by(tasks.c.created_at, tasks.c.id))
+_END_ONE_TASK = (update(tasks).where(tasks.c.id == bindparam("b_id"), tasks.c.state == "ready")
+                 .values(state=bindparam("b_state"), ended_at=bindparam("b_at"), completed_by=bindparam("b_by")))
+_CASE_UPDATES: dict[tuple, object] = {}  # one prepared UPDATE per set of columns written
+
+
 def get_case(conn: Connection, case_id: str):
-    return conn.execute(select(cases).where(cases.c.id == case_id)).first()
+    return conn.execute(_GET_CASE, {"b_id": case_id}).first()
 
 
 def get_case_summary(conn: Connection, case_id: str):
@@ -99,8 +110,14 @@ def insert_case(conn: Connection, values: dict) -> None:
 
 def update_case(conn: Connection, case_id: str, expected_version: int, values: dict) -> bool:
     """Write only if nobody else wrote since we read: the heart of optimistic concurrency."""
-    result = conn.execute(update(cases).where(cases.c.id == case_id, cases.c.row_version == expected_version)
-                          .values(row_version=expected_version + 1, **values))
+    columns = tuple(sorted(values))
+    statement = _CASE_UPDATES.get(columns)
+    if statement is None:
+        statement = _CASE_UPDATES[columns] = (
+            update(cases).where(cases.c.id == bindparam("b_id"), cases.c.row_version == bindparam("b_expected"))
+            .values({**{name: bindparam(name) for name in columns}, "row_version": bindparam("b_next")}))
+    result = conn.execute(statement, {"b_id": case_id, "b_expected": expected_version,
+                                      "b_next": expected_version + 1, **values})
     return result.rowcount == 1
 
 
@@ -128,16 +145,20 @@ def insert_tasks(conn: Connection, rows: list[dict]) -> None:
 
 
 def end_tasks(conn: Connection, task_ids: list[str], state: str, at: datetime, by: str | None = None) -> None:
-    if task_ids:
+    if len(task_ids) == 1:
+        conn.execute(_END_ONE_TASK, {"b_id": task_ids[0], "b_state": state, "b_at": at, "b_by": by})
+    elif task_ids:
         conn.execute(update(tasks).where(tasks.c.id.in_(task_ids), tasks.c.state == "ready")
                      .values(state=state, ended_at=at, completed_by=by))
 
 
 def get_task(conn: Connection, task_id: str):
-    return conn.execute(select(tasks).where(tasks.c.id == task_id)).first()
+    return conn.execute(_GET_TASK, {"b_id": task_id}).first()
 
 
 def ready_tasks_of_cases(conn: Connection, case_ids: list[str]) -> dict[str, list]:
+    if len(case_ids) == 1:
+        return {case_ids[0]: list(conn.execute(_READY_OF_ONE_CASE, {"b_case": case_ids[0]}))}
     found: dict[str, list] = {case_id: [] for case_id in case_ids}
     if case_ids:
         query = (select(tasks).where(tasks.c.case_id.in_(case_ids), tasks.c.state == "ready")
