@@ -838,7 +838,7 @@ def main(argv: list[str] | None = None) -> int:
                         help="also sample with py-spy (needs py-spy): the in-process SQLite engine loop, and one "
                              "more HTTP run at the best setting; adds step and function tables")
     parser.add_argument("--experiment", default=None,
-                        help="patches from bench/experimental_serve.py, comma-separated (write-lock, prebuilt-sql, "
+                        help="patches from bench/experimental_serve.py, comma-separated (write-lock, "
                              "checkpoint-off-path, quiet-spiff-log): the HTTP server runs with them, and the "
                              "engine path gets one more row with them")
     parser.add_argument("--out", type=Path, default=HERE / "results" / "latest.md",

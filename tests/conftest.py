@@ -158,3 +158,16 @@ def engine(database_url):
     instance.migrate()
     yield instance
     instance.close()
+
+
+@pytest.fixture
+def clocked_engine(database_url):
+    """An engine on a clock that stands still until the test moves it: (engine, clock)."""
+    from engine.clock import FixedClock
+    from engine.service import Engine, EngineSettings
+
+    clock = FixedClock()
+    instance = Engine(EngineSettings(database_url), clock=clock)
+    instance.migrate()
+    yield instance, clock
+    instance.close()

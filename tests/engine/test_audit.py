@@ -11,15 +11,6 @@ from tests.conftest import APPROVAL, fixture_files
 ANYONE = lambda lane: True  # noqa: E731
 
 
-@pytest.fixture
-def clocked_engine(database_url):
-    clock = FixedClock()
-    instance = Engine(EngineSettings(database_url), clock=clock)
-    instance.migrate()
-    yield instance, clock
-    instance.close()
-
-
 def run_approval(engine, clock, approved=True):
     engine.deploy(fixture_files(*APPROVAL), "dana")
     clock.advance(minutes=1)

@@ -11,13 +11,10 @@ ANYONE = lambda lane: True  # noqa: E731
 
 
 @pytest.fixture
-def timed(database_url):
-    clock = FixedClock()
-    engine = Engine(EngineSettings(database_url), clock=clock)
-    engine.migrate()
+def timed(clocked_engine):
+    engine, clock = clocked_engine
     engine.deploy(fixture_files("timers.bpmn"), "designer")
-    yield engine, clock
-    engine.close()
+    return engine, clock
 
 
 def test_waiting_timers_are_shown_with_their_due_times(timed):
