@@ -129,7 +129,7 @@ class CaseCommands:
 
     def _prepare_case(self, definition: str, version: int | None, actor: str, business_key: str | None,
                       data: dict, parent_case_id: str | None = None, start_message: str | None = None,
-                      depth: int = 0) -> "PreparedCase":
+                      depth: int = 0, link_message: str | None = None) -> "PreparedCase":
         """Run a new case up to its first wait, without writing anything: the caller inserts it (and the
         cases it links to) in its own transaction."""
         with self.db.reader.connect() as conn:
@@ -145,7 +145,7 @@ class CaseCommands:
         recorder = self._recorder(case_id, actor, blueprint, now)
         recorder.add("case_started", data_changes_=data_changes({}, data), business_key=business_key)
         if parent_case_id:
-            recorder.add("case_linked", parent_case=parent_case_id, message=start_message)
+            recorder.add("case_linked", parent_case=parent_case_id, message=link_message or start_message)
         try:
             workflow = new_workflow(blueprint, data, self.script_engine)
         except SpiffWorkflowException as exc:
@@ -183,9 +183,10 @@ class CaseCommands:
         for thrown in outcome.thrown:
             if thrown["type"] != "MessageEventDefinition" or not thrown["name"]:
                 continue
-            target = self._definition_started_by(thrown["name"])
-            if target is None:
+            started_by = self._definition_started_by(thrown["name"])
+            if started_by is None:
                 continue
+            target, by_message_start = started_by
             if depth >= MAX_LINK_DEPTH:
                 raise InvalidInput(f"message '{thrown['name']}' would start more than {MAX_LINK_DEPTH} linked "
                                    "cases in a row; the definitions start each other in a loop")
@@ -193,17 +194,29 @@ class CaseCommands:
             if isinstance(payload, dict) and "result_var" in payload:  # the Camunda flavour wraps it
                 payload = payload.get("payload")
             data = payload if isinstance(payload, dict) else {}
-            child = self._prepare_case(target, None, "system", None, data, case_id, thrown["name"], depth + 1)
+            child = self._prepare_case(target, None, "system", None, data, case_id,
+                                       thrown["name"] if by_message_start else None, depth + 1,
+                                       link_message=thrown["name"])
             recorder.add("case_linked", actor="system", child_case=child.values["id"], message=thrown["name"],
                          definition=target)
             children.append(child)
         return children
 
-    def _definition_started_by(self, message: str) -> str | None:
+    def _definition_started_by(self, message: str) -> tuple[str, bool] | None:
+        """Which definition a message starts, and whether through its message start event.
+
+        A definition whose message start event has that name comes first; otherwise a message named after
+        a definition's key starts that definition at its plain start event. The second way lets a hand-off
+        start a process that call activities also start (SpiffWorkflow would fire a plain start event even
+        in a case meant to begin with a message)."""
         with self.db.reader.connect() as conn:
             latest = [(row.key, row.version) for row in store.latest_definitions(conn)]
         matches = [key for key, version in latest if message in self.specs.compiled(key, version).message_starts]
-        return matches[0] if len(matches) == 1 else None
+        if len(matches) == 1:
+            return matches[0], True
+        if not matches and message in dict(latest):
+            return message, False
+        return None
 
     def _idempotent_repeat(self, actor: str, key: str, request_hash: str) -> dict | None:
         with self.db.reader.connect() as conn:
@@ -361,16 +374,17 @@ class CaseCommands:
                            "correlation", [{"case_id": row.id, "message": "waits for it"} for row in waiting[:10]])
         if waiting:
             return self.send_message(waiting[0].id, name, data, actor), False
-        target = self._definition_started_by(name)
-        if target is None:
+        started_by = self._definition_started_by(name)
+        if started_by is None:
             raise NotFound(f"no case waits for message '{name}'" +
                            (f" with business key '{business_key}'" if business_key else "") +
                            (" and that correlation" if correlation else "") +
                            ", and no deployed definition starts on it")
-        return self._start_on_message(target, name, actor, business_key, data), True
+        target, by_message_start = started_by
+        return self._start_on_message(target, name if by_message_start else None, actor, business_key, data), True
 
     @_on_engine_clock
-    def _start_on_message(self, definition: str, message: str, actor: str, business_key, data: dict) -> dict:
+    def _start_on_message(self, definition: str, message: str | None, actor: str, business_key, data: dict) -> dict:
         prepared = self._prepare_case(definition, None, actor, business_key, data, start_message=message)
         with self.db.writer.begin() as conn:
             self._insert_prepared(conn, prepared)

@@ -1,7 +1,7 @@
 """Hand-offs: a message thrown by one case starts another definition as a linked case."""
 from __future__ import annotations
 
-from tests.conftest import fixture_files
+from tests.conftest import FIXTURES, fixture_files
 
 ANYONE = lambda lane: True  # noqa: E731
 
@@ -59,3 +59,22 @@ def test_route_message_delivers_to_the_one_waiting_case_or_starts_one(engine):
     new, started = engine.route_message("risk_submitted", "crm", business_key="RSK-9", data={"risk": "flood"})
     assert started and new["definition"] == "handoff_risk" and new["data"]["risk"] == "flood"
     assert new["business_key"] == "RSK-9" and new["parent_case"] is None
+
+
+def test_a_message_named_after_a_definition_starts_it_at_its_plain_start_event(engine):
+    """A process that call activities also start has a plain start event; a hand-off reaches it by its key."""
+    engine.deploy(fixture_files("handoff_to_key.bpmn", "child.bpmn"), "designer")
+    child_xml = (FIXTURES / "child.bpmn").read_bytes().replace(b'id="child"', b'id="handoff_risk"')
+    engine.deploy([("handoff_risk.bpmn", child_xml)], "designer")
+    parent, _ = engine.start_case("handoff_to_key", "system", data={"number": "INC-7"})
+    engine.complete_task(parent["tasks"][0]["id"], {"risk_summary": "flood"}, "alice", ANYONE)
+    [child_id] = engine.get_case(parent["id"])["child_cases"]
+    child = engine.get_case(child_id)
+    assert child["definition"] == "handoff_risk" and child["parent_case"] == parent["id"]
+    assert [t["name"] for t in child["tasks"]] == ["Child work"]  # began at its plain start event
+    assert child["data"]["risk"] == "flood" and child["data"]["raised_by"] == "INC-7"
+    links = [e["details"] for e in engine.trail(child_id, {}) if e["type"] == "case_linked"]
+    assert links == [{"parent_case": parent["id"], "message": "handoff_risk"}]
+    # the same through POST /api/v1/messages: a message named after a key starts that definition
+    started, created = engine.route_message("handoff_risk", "crm", data={"risk": "fire"})
+    assert created and started["definition"] == "handoff_risk" and started["data"]["risk"] == "fire"
