@@ -65,7 +65,7 @@ def test_forms_reject_what_the_decision_cannot_use(usm):
 
 def test_a_lane_role_completes_its_own_lane_and_not_another(usm):
     case = usm.start("usm-agree")
-    at = usm.drive(case["id"], until="Activity_SpecifyService")
+    usm.drive(case["id"], until="Activity_SpecifyService")
     manager = Driver(usm.client, role="service-manager")
     [visible] = manager.ready(case["id"])
     assert visible["lane"] == "Service manager" and visible["element_id"] == "Activity_SpecifyService"
