@@ -19,6 +19,16 @@ from bpmn_writer import Process  # noqa: E402
 ROOT = Path(__file__).resolve().parent.parent / "definitions"
 
 MESSAGES = {"Message_CallReceived": "call_received"}
+# A message named after a definition key starts that definition as a linked case (at its plain start
+# event, so call activities can still fork into it): the hand-offs that are not returns.
+START_PROCESS = {"usm-agree": "Message_StartAgree", "usm-change": "Message_StartChange",
+                 "usm-recover": "Message_StartRecover", "usm-operate": "Message_StartOperate",
+                 "usm-improve": "Message_StartImprove"}
+
+
+def starts(*keys: str) -> dict[str, str]:
+    return {START_PROCESS[key]: key for key in keys}
+
 ESCALATION_MESSAGES = {"Message_EscalationRaised": "escalation_raised"}
 
 SD, SM, WC, ST, OPS, RO = ("Service desk", "Service manager", "Workflow coordinator", "Solution team",
@@ -102,6 +112,10 @@ try:
     request_given = request
 except NameError:
     request_given = None
+try:
+    handoff_given = handoff
+except NameError:
+    handoff_given = None
 link = dict(link_given or {})
 origin = dict(link.get('request') or request_given or {})
 parent_call = link.get('parent')
@@ -118,14 +132,14 @@ call = {
     'summary': origin.get('summary'),
     'service': agreement.get('service'),
     'parent': parent_call['number'] if parent_call else None,
-    'raised_by': link.get('raised_by'),
+    'raised_by': link.get('raised_by') or (handoff_given or {}).get('raised_by'),
     'children': [],
     'handoffs': [],
     'impact': None,
     'urgency': None,
     'priority': None,
 }
-del link_given, request_given
+del link_given, request_given, handoff_given
 """)
     p.user("Activity_AcceptCall", "Accept call", SD, "accept-call", (
         "Check the call with the requester. Is the requester authorised for the service (see the agreement)? "
@@ -201,9 +215,11 @@ else:
 
 
 def frame_close() -> Process:
-    p = Process(FRAME_CLOSE, "Common frame: evaluate & close", [SD], short="Close", messages=MESSAGES, documentation=(
+    p = Process(FRAME_CLOSE, "Common frame: evaluate & close", [SD], short="Close", messages=starts("usm-improve"),
+                documentation=(
         "Evaluate & close, the last step of every USM process: evaluate the handling, complete the registration, "
-        "submit a risk for every improvement found (a hand-off: a new linked call), and close the call. A call "
+        "submit a risk for every improvement found (a hand-off: a new usm-improve case, linked), and close the "
+        "call. A call "
         "that was forked from another process is linked into its parent's record."))
     p.start("StartEvent_CloseStarted", "Call to close", SD)
     p.user("Activity_EvaluateClose", "Evaluate & close", SD, "evaluate-close", (
@@ -212,7 +228,7 @@ def frame_close() -> Process:
         "improvement needed outside the process? Complete the registration. If you found an improvement, say so "
         "and describe it: it is submitted as a new risk call. Then the call is closed."))
     p.xor("Gateway_ImprovementFound", "Improvement found?", SD)
-    p.throw("Event_SubmitRisk", "Submit risk", SD, "Message_CallReceived",
+    p.throw("Event_SubmitRisk", "Submit risk", SD, START_PROCESS["usm-improve"],
             "{'handoff': {'type': 'risk', 'summary': risk_summary, 'raised_by': call['number'], "
             "'reason': 'improvement found in Evaluate & close'}, 'request': {'requester': call['number'], "
             "'summary': risk_summary, 'agreement': agreement}}")
@@ -397,10 +413,11 @@ def recover() -> Process:
 
 def operate() -> Process:
     p = Process("usm-operate", "Operate (OPS)", [SD, OPS], short="Operate", io=IO_SPEC.format(short="Operate"),
-                messages={**MESSAGES, **ESCALATION_MESSAGES}, documentation=(
+                messages={**starts("usm-recover", "usm-improve"), **ESCALATION_MESSAGES}, documentation=(
                     "USM Operate: delivers within the agreement without a permanent change to the managed "
                     "infrastructure. Trigger: a service request (WF5; the deployment in WF2, part of WF1, WF3, "
-                    "WF4, WF6, WF7, WF8). Failures and risks noticed while executing are handed over as new calls."))
+                    "WF4, WF6, WF7, WF8). Failures and risks noticed while executing are handed over as new, linked "
+                    "usm-recover and usm-improve cases."))
     _opening(p, "ServiceRequest", "service request", "service request", "WF5", "Service request received")
     p.user("Activity_PlanActivities", "Plan activities", OPS, "plan-activities", (
         "Plan the activities on the OPS calendar: activities for new or changed services go into its static and/or "
@@ -412,11 +429,11 @@ def operate() -> Process:
         "submitted as a new risk. This call goes on either way."))
     _escalation(p, "Operate", "Activity_ExecuteActivities", "Execute activities")
     p.inclusive("Gateway_Noticed", "Failure or risk noticed?", OPS)
-    p.throw("Event_SubmitIncident", "Submit incident", OPS, "Message_CallReceived",
+    p.throw("Event_SubmitIncident", "Submit incident", OPS, START_PROCESS["usm-recover"],
             "{'handoff': {'type': 'incident', 'summary': failure_summary, 'raised_by': call['number'], "
             "'reason': 'failure noticed in Execute activities'}, 'request': {'requester': call['number'], "
             "'summary': failure_summary, 'agreement': agreement}}")
-    p.throw("Event_SubmitRiskFromOperations", "Submit risk", OPS, "Message_CallReceived",
+    p.throw("Event_SubmitRiskFromOperations", "Submit risk", OPS, START_PROCESS["usm-improve"],
             "{'handoff': {'type': 'risk', 'summary': risk_summary, 'raised_by': call['number'], "
             "'reason': 'risk noticed in Execute activities'}, 'request': {'requester': call['number'], "
             "'summary': risk_summary, 'agreement': agreement}}")
@@ -490,22 +507,23 @@ call['history'] = call['history'] + ['known error']
 # ------------------------------------------------------------------------------------------------
 # the service desk intake and the static workflows
 
-CALL_CLASSES = {
-    "incident": ("Activity_StartRecover", "Recover the incident", "usm-recover"),
-    "complaint": ("Activity_StartAgree", "Agree on the wish", "usm-agree"),
-    "outside agreement": ("Activity_StartAgree", "Agree on the wish", "usm-agree"),
-    "changes managed infrastructure": ("Activity_StartChange", "Change (RFC)", "usm-change"),
-    "no change to managed infrastructure": ("Activity_StartOperate", "Operate (service request)", "usm-operate"),
-    "risk": ("Activity_StartImprove", "Improve (risk)", "usm-improve"),
+CALL_CLASSES = {  # call class -> (throw event, its name, process started)
+    "incident": ("Event_StartRecover", "Start Recover (incident)", "usm-recover"),
+    "complaint": ("Event_StartAgree", "Start Agree (wish)", "usm-agree"),
+    "outside agreement": ("Event_StartAgree", "Start Agree (wish)", "usm-agree"),
+    "changes managed infrastructure": ("Event_StartChange", "Start Change (RFC)", "usm-change"),
+    "no change to managed infrastructure": ("Event_StartOperate", "Start Operate (service request)", "usm-operate"),
+    "risk": ("Event_StartImprove", "Start Improve (risk)", "usm-improve"),
 }
 
 
 def service_desk_call() -> Process:
-    p = Process("usm-call", "Service desk intake", [SD], short="Call", messages=MESSAGES, documentation=(
-        "One entry for any call (and for calls handed over by other cases: reclassified calls, risks from "
-        "Evaluate & close, incidents and risks from Operate): register the requester and the request, classify "
-        "it with the help-desk decision tree, and run the matching process as a linked call. Start it with the "
-        "message 'call_received' (POST /api/v1/messages)."))
+    p = Process("usm-call", "Service desk intake", [SD], short="Call",
+                messages={**MESSAGES, **starts(*START_PROCESS)}, documentation=(
+        "One entry for any call (and for calls reclassified at another process's intake): register the requester "
+        "and the request, classify it with the help-desk decision tree, and start the matching process as a new, "
+        "linked case (the message named after its key). Start it with the message 'call_received' "
+        "(POST /api/v1/messages)."))
     p.start("StartEvent_CallReceived", "Call received", SD, message="Message_CallReceived")
     p.user("Activity_RegisterAndClassifyCall", "Register & classify call", SD, "register-call", (
         "Register who calls and what they ask (a call handed over from another case carries 'handoff' with the "
@@ -513,7 +531,8 @@ def service_desk_call() -> Process:
         "service now is an incident; dissatisfaction about something in the past is a complaint (a wish); a "
         "request for something the agreement does not cover is a wish; a request within the agreement that "
         "permanently changes the managed infrastructure is an RFC; one that does not (including information and "
-        "how-to questions) is a service request; a threat or opportunity is a risk."))
+        "how-to questions) is a service request; a threat or opportunity is a risk. The matching process then "
+        "starts as a linked case, which registers the call with its tracking number."))
     p.script("Activity_PrepareLinkedCall", "Prepare linked call", SD, """
 try:
     handoff_given = handoff
@@ -525,42 +544,40 @@ except NameError:
     request_given = {}
 registration = {'requester': requester, 'summary': summary, 'call_class': call_class,
                 'raised_by': handoff_given.get('raised_by')}
-link = {'workflow': None, 'raised_by': handoff_given.get('raised_by'),
-        'request': {'requester': requester, 'summary': summary, 'agreement': request_given.get('agreement')}}
+linked_call = {
+    'handoff': {'call_class': call_class, 'summary': summary, 'raised_by': handoff_given.get('raised_by'),
+                'reason': handoff_given.get('reason') or 'registered at the service desk'},
+    'request': {'requester': requester, 'summary': summary, 'agreement': request_given.get('agreement')},
+}
 del handoff_given, request_given
 """)
     p.xor("Gateway_CallClass", "Which kind of call?", SD)
     p.xor("Gateway_WishMerge", "Wish", SD)
-    p.call("Activity_StartRecover", "Recover (incident)", SD, "usm-recover", doc="Run usm-recover as a linked call.")
-    p.call("Activity_StartAgree", "Agree (wish)", SD, "usm-agree", doc="Run usm-agree as a linked call.")
-    p.call("Activity_StartChange", "Change (RFC)", SD, "usm-change", doc="Run usm-change as a linked call.")
-    p.call("Activity_StartOperate", "Operate (service request)", SD, "usm-operate", doc="Run usm-operate as a linked call.")
-    p.call("Activity_StartImprove", "Improve (risk)", SD, "usm-improve", doc="Run usm-improve as a linked call.")
-    p.xor("Gateway_LinkedCallDone", "Linked call closed", SD)
-    p.script("Activity_CompleteRegistration", "Complete registration", SD,
-             "registration['call_number'] = call['number']\nregistration['status'] = call['status']")
-    p.end("EndEvent_CallHandled", "Call handled", SD)
+    for event_id, name, key in dict.fromkeys(CALL_CLASSES.values()):
+        p.throw(event_id, name, SD, START_PROCESS[key], "linked_call")
+    p.xor("Gateway_LinkedCaseStarted", "Linked case started", SD)
+    p.end("EndEvent_CallHandedToProcess", "Call handed to its process", SD)
     p.chain("StartEvent_CallReceived", "Activity_RegisterAndClassifyCall", "Activity_PrepareLinkedCall",
             "Gateway_CallClass")
-    p.flow("Gateway_CallClass", "Activity_StartRecover", "incident", "call_class == 'incident'")
+    p.flow("Gateway_CallClass", "Event_StartRecover", "incident", "call_class == 'incident'")
     p.flow("Gateway_CallClass", "Gateway_WishMerge", "complaint", "call_class == 'complaint'",
            flow_id="Flow_CallClass_Complaint_To_WishMerge")
-    p.flow("Gateway_CallClass", "Activity_StartChange", "RFC", "call_class == 'changes managed infrastructure'")
-    p.flow("Gateway_CallClass", "Activity_StartOperate", "service request",
+    p.flow("Gateway_CallClass", "Event_StartChange", "RFC", "call_class == 'changes managed infrastructure'")
+    p.flow("Gateway_CallClass", "Event_StartOperate", "service request",
            "call_class == 'no change to managed infrastructure'")
-    p.flow("Gateway_CallClass", "Activity_StartImprove", "risk", "call_class == 'risk'")
+    p.flow("Gateway_CallClass", "Event_StartImprove", "risk", "call_class == 'risk'")
     p.flow("Gateway_CallClass", "Gateway_WishMerge", "outside agreement", "call_class == 'outside agreement'",
            flow_id="Flow_CallClass_OutsideAgreement_To_WishMerge")
-    p.chain("Gateway_WishMerge", "Activity_StartAgree")
-    for node_id in ("Activity_StartRecover", "Activity_StartAgree", "Activity_StartChange", "Activity_StartOperate",
-                    "Activity_StartImprove"):
-        p.flow(node_id, "Gateway_LinkedCallDone")
-    p.chain("Gateway_LinkedCallDone", "Activity_CompleteRegistration", "EndEvent_CallHandled")
+    p.chain("Gateway_WishMerge", "Event_StartAgree")
+    for node_id in ("Event_StartRecover", "Event_StartAgree", "Event_StartChange", "Event_StartOperate",
+                    "Event_StartImprove"):
+        p.flow(node_id, "Gateway_LinkedCaseStarted")
+    p.chain("Gateway_LinkedCaseStarted", "EndEvent_CallHandedToProcess")
     # one track per class, in the order of the decision tree
-    for track, node_id in enumerate(["Activity_StartRecover", "Gateway_WishMerge", "Activity_StartChange",
-                                     "Activity_StartOperate", "Activity_StartImprove"]):
+    for track, node_id in enumerate(["Event_StartRecover", "Gateway_WishMerge", "Event_StartChange",
+                                     "Event_StartOperate", "Event_StartImprove"]):
         p.nodes[node_id].track = track
-    p.nodes["Activity_StartAgree"].track = 1
+    p.nodes["Event_StartAgree"].track = 1
     return p
 
 

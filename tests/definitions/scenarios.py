@@ -172,53 +172,76 @@ def dynamic_improve(d: Driver):
 
 # --- the service desk intake ------------------------------------------------------------------------
 
-CALL_PATHS = [  # call class, process started, workflow, extra decisions
-    ("incident", "incident", "WF4", {"recovery_route": "operate"}),
-    ("complaint", "wish", "WF1", {}),
-    ("outside agreement", "wish", "WF1", {}),
-    ("changes managed infrastructure", "rfc", "WF2", {}),
-    ("no change to managed infrastructure", "service request", "WF5", {}),
-    ("risk", "risk", "WF7", {"measure_call": "rfc"}),
+CALL_PATHS = [  # call class, process started, call type, workflow, extra decisions
+    ("incident", "usm-recover", "incident", "WF4", {"recovery_route": "operate"}),
+    ("complaint", "usm-agree", "wish", "WF1", {}),
+    ("outside agreement", "usm-agree", "wish", "WF1", {}),
+    ("changes managed infrastructure", "usm-change", "rfc", "WF2", {}),
+    ("no change to managed infrastructure", "usm-operate", "service request", "WF5", {}),
+    ("risk", "usm-improve", "risk", "WF7", {"measure_call": "rfc"}),
 ]
 
 
-@scenario("usm-call: every branch of the classification tree")
+def linked_cases(d: Driver, case_id: str, message: str) -> list[dict]:
+    """The cases `case_id` started with `message`, checked against both trails."""
+    children = d.children(case_id)
+    started = {e["details"]["child_case"]: e["details"] for e in d.trail(case_id) if e["type"] == "case_linked" and "child_case" in e["details"]}
+    assert set(started) == {c["id"] for c in children}
+    found = [c for c in children if started[c["id"]]["message"] == message]
+    for child in found:
+        assert child["parent_case"] == case_id
+        [link] = [e["details"] for e in d.trail(child["id"]) if e["type"] == "case_linked" and "parent_case" in e["details"]]
+        assert link == {"parent_case": case_id, "message": message}
+    return found
+
+
+@scenario("usm-call: every branch of the classification tree starts its process as a linked case")
 def from_call(d: Driver):
-    for call_class, call_type, wf, extra in CALL_PATHS:
+    for call_class, key, call_type, wf, extra in CALL_PATHS:
         case = d.call_received()
         assert case["definition"] == "usm-call"
-        done = finish(d, case, {"call_class": call_class, **extra})
-        assert done["workflow"] == wf and done["data"]["call"]["type"] == call_type
-        registration = done["data"]["registration"]
-        assert registration["call_class"] == call_class and registration["call_number"] == done["data"]["call"]["number"]
-        assert registration["status"] == "closed"
+        handed = finish(d, case, {"call_class": call_class})
+        assert handed["data"]["registration"] == {"requester": "Requester (Activity_RegisterAndClassifyCall)",
+                                                  "summary": "Request (Activity_RegisterAndClassifyCall)",
+                                                  "call_class": call_class, "raised_by": None}
+        [linked] = linked_cases(d, case["id"], key)
+        assert linked["data"]["request"]["requester"] == "Requester (Activity_RegisterAndClassifyCall)"
+        assert linked["data"]["request"]["agreement"] == AGREEMENT
+        done = finish(d, linked, extra)
+        call = done["data"]["call"]
+        assert done["workflow"] == wf and call["type"] == call_type and call["raised_by"] is None
+        check_record(call, {"usm-recover": "INC", "usm-agree": "WSH", "usm-change": "RFC", "usm-operate": "SRQ",
+                            "usm-improve": "RSK"}[key], RISK_TOP if call_type == "risk" else TOP)
 
 
 # --- reclassification exits ------------------------------------------------------------------------
 
-RECLASSIFY = [  # process, reclassified as, call class the service desk then gives, workflow of the new call
-    ("usm-change", "wish", "outside agreement", "WF1"),
-    ("usm-agree", "incident", "incident", "WF4"),
-    ("usm-recover", "wish", "complaint", "WF1"),
-    ("usm-operate", "rfc", "changes managed infrastructure", "WF2"),
-    ("usm-improve", "service request", "no change to managed infrastructure", "WF5"),
+RECLASSIFY = [  # process, reclassified as, call class the service desk then gives, process started, workflow
+    ("usm-change", "wish", "outside agreement", "usm-agree", "WF1"),
+    ("usm-agree", "incident", "incident", "usm-recover", "WF4"),
+    ("usm-recover", "wish", "complaint", "usm-agree", "WF1"),
+    ("usm-operate", "rfc", "changes managed infrastructure", "usm-change", "WF2"),
+    ("usm-improve", "service request", "no change to managed infrastructure", "usm-operate", "WF5"),
 ]
 
 
-@scenario("reclassification: each process hands a wrongly typed call over as a new linked call")
+@scenario("reclassification: each process hands a wrongly typed call to the service desk, which starts the right one")
 def reclassify(d: Driver):
-    for key, new_type, call_class, wf in RECLASSIFY:
+    for key, new_type, call_class, new_key, wf in RECLASSIFY:
         case = d.start(key)
         done = finish(d, case, {"intake_decision": "reclassify", "reclassify_as": new_type})
         call = done["data"]["call"]
         assert call["status"] == "closed" and call["resolution"] == f"reclassified as {new_type}"
         assert call["history"] == ["registered", "closed"] and call["handoffs"] == [{"type": new_type, "summary": "a test call"}]
-        [linked] = d.children(case["id"])
-        assert linked["definition"] == "usm-call" and linked["parent_case"] == case["id"]
-        assert linked["data"]["handoff"]["type"] == new_type and linked["data"]["handoff"]["raised_by"] == call["number"]
-        new = finish(d, linked, {"call_class": call_class, "recovery_route": "operate"})
+        [desk] = linked_cases(d, case["id"], "call_received")
+        assert desk["definition"] == "usm-call"
+        assert desk["data"]["handoff"]["type"] == new_type and desk["data"]["handoff"]["raised_by"] == call["number"]
+        handed = finish(d, desk, {"call_class": call_class})
+        assert handed["data"]["registration"]["raised_by"] == call["number"]
+        [linked] = linked_cases(d, desk["id"], new_key)
+        assert linked["data"]["handoff"]["reason"] == "reclassified at intake"
+        new = finish(d, linked, {"recovery_route": "operate"})
         assert new["workflow"] == wf and new["data"]["call"]["raised_by"] == call["number"]
-        assert new["data"]["registration"]["raised_by"] == call["number"]
 
 
 @scenario("refusal: a requester who is not authorised")
@@ -328,39 +351,48 @@ def standard_target(d: Driver):
 
 # --- hand-offs that start linked cases -------------------------------------------------------------
 
-@scenario("hand-off: Evaluate & close submits a risk as a new linked call")
+@scenario("hand-off: Evaluate & close submits a risk as a new linked usm-improve case")
 def risk_from_close(d: Driver):
     case = d.start("usm-operate")
     done = finish(d, case, {"improvement_found": [True, False]})
     number = done["data"]["call"]["number"]
     assert done["data"]["call"]["handoffs"] == [{"type": "risk", "summary": "Risk to submit (Activity_EvaluateClose)"}]
-    [linked] = d.children(case["id"])
-    assert linked["definition"] == "usm-call" and linked["parent_case"] == case["id"]
+    [linked] = linked_cases(d, case["id"], "usm-improve")
     assert linked["data"]["handoff"] == {"type": "risk", "summary": "Risk to submit (Activity_EvaluateClose)",
                                          "raised_by": number, "reason": "improvement found in Evaluate & close"}
-    parent_links = [e["details"] for e in d.trail(case["id"]) if e["type"] == "case_linked"]
-    child_links = [e["details"] for e in d.trail(linked["id"]) if e["type"] == "case_linked"]
-    assert parent_links[0]["child_case"] == linked["id"] and child_links[0]["parent_case"] == case["id"]
-    risk = finish(d, linked, {"call_class": "risk", "measure_call": "service request"})
-    assert risk["data"]["call"]["type"] == "risk" and risk["data"]["call"]["raised_by"] == number
+    assert linked["data"]["request"]["summary"] == "Risk to submit (Activity_EvaluateClose)"
+    risk = finish(d, linked, {"measure_call": "service request"})
+    call = risk["data"]["call"]
+    assert call["type"] == "risk" and call["raised_by"] == number and call["parent"] is None
     assert risk["workflow"] == "WF8"
+    check_record(call, "RSK", RISK_TOP)
 
 
-@scenario("hand-off: an incident and a risk raised while executing in Operate")
+@scenario("hand-off: an incident and a risk raised while executing in Operate start usm-recover and usm-improve")
 def raised_in_operate(d: Driver):
     case = d.start("usm-operate")
     done = finish(d, case, {"failure_noticed": [True, False], "risk_noticed": [True, False]})
     number = done["data"]["call"]["number"]
-    linked = {c["data"]["handoff"]["type"]: c for c in d.children(case["id"])}
-    assert sorted(linked) == ["incident", "risk"]
-    for kind, c in linked.items():
-        assert c["definition"] == "usm-call" and c["parent_case"] == case["id"]
-        assert c["data"]["handoff"]["raised_by"] == number
-    incident = finish(d, linked["incident"], {"call_class": "incident", "recovery_route": "operate"})
+    [incident_case] = linked_cases(d, case["id"], "usm-recover")
+    [risk_case] = linked_cases(d, case["id"], "usm-improve")
+    assert len(d.children(case["id"])) == 2
+    for kind, c in (("incident", incident_case), ("risk", risk_case)):
+        assert c["data"]["handoff"]["type"] == kind and c["data"]["handoff"]["raised_by"] == number
+    incident = finish(d, incident_case, {"recovery_route": "operate"})
     assert incident["data"]["call"]["type"] == "incident" and incident["workflow"] == "WF4"
-    risk = finish(d, linked["risk"], {"call_class": "risk", "measure_call": "wish"})
-    assert risk["workflow"] == "WF6"
-    # only the failure was raised here: a new incident waits for nobody else
+    assert incident["data"]["call"]["raised_by"] == number
+    risk = finish(d, risk_case, {"measure_call": "wish"})
+    assert risk["workflow"] == "WF6" and risk["data"]["call"]["raised_by"] == number
+    # only the failure was raised here: a new incident, and nothing else
     case = d.start("usm-operate")
     finish(d, case, {"failure_noticed": [True, False]})
-    assert [c["data"]["handoff"]["type"] for c in d.children(case["id"])] == ["incident"]
+    assert [c["definition"] for c in d.children(case["id"])] == ["usm-recover"]
+
+
+@scenario("hand-off: a risk raised in a forked Operate links to the top-level case")
+def raised_in_fork(d: Driver):
+    case = d.start("usm-change")
+    done = finish(d, case, {"risk_noticed": [True, False]})
+    [fork] = done["data"]["call"]["children"]
+    [risk_case] = linked_cases(d, case["id"], "usm-improve")
+    assert risk_case["data"]["handoff"]["raised_by"] == fork["number"] and fork["type"] == "service request"

@@ -252,9 +252,31 @@ def test_static_workflows_and_the_intake_hold_no_step():
         script = fixing.find(f"{BPMN}script").text
         assert f"'workflow': '{wf}'" in script and "next_call_number" not in script
     model = MODELS["usm-call"]
-    called = {ca.get("calledElement") for ca in model.of_kind("callActivity")}
-    assert called == set(FIVE)
+    assert model.of_kind("callActivity") == []  # it starts the processes as linked cases, it does not run them
+    assert sorted(thrown_messages(model).values()) == sorted(FIVE)
     assert [t.get("name") for t in model.of_kind("userTask")] == ["Register & classify call"]
+
+
+def thrown_messages(model) -> dict[str, str]:
+    """Message throw event id -> the name of the message it throws."""
+    names = {m.get("id"): m.get("name") for m in model.tree.getroot().iter(f"{BPMN}message")}
+    return {event.get("id"): names[event.find(f"{BPMN}messageEventDefinition").get("messageRef")]
+            for event in model.of_kind("intermediateThrowEvent")
+            if event.find(f"{BPMN}messageEventDefinition") is not None}
+
+
+def test_hand_offs_start_the_target_process_itself():
+    """DEFINITIONS.md: a risk from Evaluate & close starts usm-improve, an incident or risk raised in
+    Operate starts usm-recover / usm-improve, as new linked cases (a message named after the key)."""
+    assert thrown_messages(MODELS["usm-frame-close"]) == {"Event_SubmitRisk": "usm-improve"}
+    operate = {event: name for event, name in thrown_messages(MODELS["usm-operate"]).items()
+               if name != "escalation_raised"}
+    assert operate == {"Event_SubmitIncident": "usm-recover", "Event_SubmitRiskFromOperations": "usm-improve"}
+    # a reclassified call goes back to the service desk, which registers and classifies it again
+    assert thrown_messages(MODELS["usm-frame-intake"]) == {"Event_HandOverReclassified": "call_received"}
+    for key in FIVE:  # a plain start event, so forks (call activities) and hand-offs both start it
+        starts = MODELS[key].of_kind("startEvent")
+        assert [s.find(f"{BPMN}messageEventDefinition") for s in starts] == [None], key
 
 
 # --- item 4: decisions come from forms -------------------------------------------------------------------
