@@ -54,7 +54,8 @@ TASK_SUMMARY = {
 INCIDENT = {
     "type": "object",
     "properties": {"element_id": {"type": ["string", "null"]}, "element_name": {"type": ["string", "null"]},
-                   "line": {"type": ["integer", "null"]}, "message": {"type": "string"}},
+                   "line": {"type": ["integer", "null"]}, "message": {"type": "string"},
+                   "process_id": {"type": "string", "description": "the BPMN process the element is in"}},
     "required": ["element_id", "message"],
 }
 
@@ -152,6 +153,8 @@ EVENT = {
         "seq": {"type": "integer"}, "at": _TIME, "case_id": {"type": ["string", "null"]}, "type": {"type": "string"},
         "actor": {"type": "string"}, "element_id": {"type": ["string", "null"]},
         "element_name": {"type": ["string", "null"]}, "lane": {"type": ["string", "null"]},
+        "element_definition": {"type": "string", "description": "the definition the element belongs to: the "
+                               "case's own or one it called (element ids are unique only within a definition)"},
         "definition": {"type": ["string", "null"]}, "version": {"type": ["integer", "null"]},
         "definition_hash": {"type": ["string", "null"]},
         "data_changes": {"type": "object", "additionalProperties": {"type": "array", "minItems": 2, "maxItems": 2}},

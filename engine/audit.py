@@ -12,6 +12,7 @@ import hashlib
 import json
 from dataclasses import dataclass, field
 from datetime import datetime
+from typing import Protocol
 
 from SpiffWorkflow.bpmn.specs.defaults import (BoundaryEvent, EndEvent, ExclusiveGateway, InclusiveGateway,
                                                IntermediateCatchEvent, IntermediateThrowEvent, ParallelGateway,
@@ -52,9 +53,17 @@ def _json(value):
     return json.loads(json.dumps(value, default=str))
 
 
+class ElementPlaces(Protocol):
+    """Where an element of a running case is defined (a Blueprint answers this)."""
+
+    def locate(self, process_id: str | None, element_id: str) -> tuple[str, dict]: ...
+
+    def flows_from(self, definition: str, element_id: str) -> dict[str, str]: ...
+
+
 @dataclass
 class Recorder:
-    """Collects the events of one command. `context` holds what every event of the case shares."""
+    """Collects the events of one command; `places` names and places the elements they are about."""
 
     case_id: str
     actor: str
@@ -62,18 +71,21 @@ class Recorder:
     definition: str
     version: int
     definition_hash: str
-    elements: dict
-    flows: dict
+    places: ElementPlaces | None = None
     events: list[dict] = field(default_factory=list)
     _before: dict = field(default_factory=dict)
 
     def add(self, type_: str, element_id: str | None = None, data_changes_: dict | None = None,
-            actor: str | None = None, **details) -> None:
-        element = self.elements.get(element_id) or {} if element_id else {}
-        self.events.append({
-            "type": type_, "actor": actor or self.actor, "element_id": element_id,
-            "element_name": element.get("name"), "lane": element.get("lane"),
-            "data_changes": data_changes_ or {}, "details": {k: v for k, v in details.items() if v is not None}})
+            actor: str | None = None, process: str | None = None, **details) -> None:
+        """`process` is the id of the BPMN process the element ran in (the case's own, an embedded
+        subprocess, or a called process): element ids are unique only within one definition."""
+        event = {"type": type_, "actor": actor or self.actor, "element_id": element_id, "element_name": None,
+                 "lane": None, "data_changes": data_changes_ or {},
+                 "details": {k: v for k, v in details.items() if v is not None}}
+        if element_id and self.places is not None:
+            owner, element = self.places.locate(process, element_id)
+            event.update(element_definition=owner, element_name=element.get("name"), lane=element.get("lane"))
+        self.events.append(event)
 
     # Callbacks for do_engine_steps: they see every engine step, in the order it ran.
     def will_run(self, task) -> None:
@@ -88,21 +100,33 @@ class Recorder:
         before = self._before.pop(task.id, None)
         changes = data_changes(before, task.data) if before is not None else {}
         definition = getattr(spec, "event_definition", None)
+        process = process_of(task)
         if isinstance(spec, _GATEWAYS):
             targets = [child.task_spec.name for child in task.children]
-            flows = [self.flows.get(element_id, {}).get(target) for target in targets]
-            self.add("gateway_taken", element_id, actor="system", flows=[f for f in flows if f],
+            flows = {}
+            if self.places is not None:
+                flows = self.places.flows_from(self.places.locate(process, element_id)[0], element_id)
+            chosen = [flows.get(target) for target in targets]
+            self.add("gateway_taken", element_id, actor="system", process=process, flows=[f for f in chosen if f],
                      targets=targets)
         elif isinstance(definition, TimerEventDefinition) and isinstance(spec, CatchingEvent):
-            self.add("timer_fired", element_id, changes, actor="timer")
+            self.add("timer_fired", element_id, changes, actor="timer", process=process)
         elif isinstance(definition, MessageEventDefinition) and isinstance(spec, (CatchingEvent, ReceiveTask)):
-            self.add("message_received", element_id, changes, message=definition.name)
+            self.add("message_received", element_id, changes, process=process, message=definition.name)
         elif isinstance(definition, MessageEventDefinition) or isinstance(spec, SendTask):
-            self.add("message_sent", element_id, changes, actor="system", message=getattr(definition, "name", None))
+            self.add("message_sent", element_id, changes, actor="system", process=process,
+                     message=getattr(definition, "name", None))
         elif isinstance(spec, (StartEvent, EndEvent, IntermediateCatchEvent, IntermediateThrowEvent, BoundaryEvent)):
-            self.add("event_passed", element_id, changes, actor="system")
+            self.add("event_passed", element_id, changes, actor="system", process=process)
         else:
-            self.add("activity_completed", element_id, changes, actor="system")
+            self.add("activity_completed", element_id, changes, actor="system", process=process)
+
+
+def process_of(task) -> str | None:
+    """The id of the BPMN process a SpiffWorkflow task runs in (a subworkflow's spec for called and
+    embedded processes, the case's own spec otherwise)."""
+    workflow = getattr(task, "workflow", None)
+    return getattr(getattr(workflow, "spec", None), "name", None)
 
 
 def seal(recorder: Recorder, start_seq: int, prev_hash: str) -> tuple[list[dict], int, str]:
@@ -125,7 +149,8 @@ def event_from_row(row) -> dict:
             "actor": row.actor, "element_id": row.element_id, "element_name": row.element_name,
             "lane": row.lane, "definition": row.definition, "version": row.version,
             "definition_hash": row.definition_hash, "data_changes": json.loads(row.data_changes),
-            "details": json.loads(row.details), "prev_hash": row.prev_hash, "hash": row.hash}
+            "details": json.loads(row.details), "prev_hash": row.prev_hash, "hash": row.hash,
+            **({"element_definition": row.element_definition} if row.element_definition else {})}
 
 
 @dataclass

@@ -68,19 +68,34 @@ class Blueprint:
         self.spec = main.spec
         self.subprocess_specs = dict(main.embedded)
         self.user_tasks = dict(main.user_tasks)
-        self.elements = dict(main.meta["elements"])
-        self.flows = {source: dict(targets) for source, targets in main.meta.get("flows", {}).items()}
+        # Element ids are unique within a definition only, so names, lanes and flows are kept per
+        # definition, and every process id (its own, embedded subprocesses, called ones) maps to the
+        # definition that holds it.
+        self.versions = {main.key: main.version}
+        self.owner_of = {main.spec.name: main.key, **{name: main.key for name in main.embedded}}
+        self.elements_of = {main.key: main.meta["elements"]}
+        self.flows_of = {main.key: main.meta.get("flows", {})}
         for compiled in called:
             self.subprocess_specs[compiled.key] = compiled.spec
             self.subprocess_specs.update(compiled.embedded)
             self.user_tasks.update(compiled.user_tasks)
-            for element_id, info in compiled.meta["elements"].items():
-                self.elements.setdefault(element_id, info)
-            for source, targets in compiled.meta.get("flows", {}).items():
-                self.flows.setdefault(source, dict(targets))
+            self.versions.setdefault(compiled.key, compiled.version)
+            for process_id in (compiled.spec.name, *compiled.embedded):
+                self.owner_of.setdefault(process_id, compiled.key)
+            self.elements_of.setdefault(compiled.key, compiled.meta["elements"])
+            self.flows_of.setdefault(compiled.key, compiled.meta.get("flows", {}))
 
     def user_task(self, process_id: str, element_id: str) -> UserTaskInfo | None:
         return self.user_tasks.get((process_id, element_id))
+
+    def locate(self, process_id: str | None, element_id: str) -> tuple[str, dict]:
+        """(definition key, {name, lane, type}) of an element; an unknown process means the case's own."""
+        owner = self.owner_of.get(process_id, self.key) if process_id else self.key
+        return owner, self.elements_of.get(owner, {}).get(element_id) or {}
+
+    def flows_from(self, definition: str, element_id: str) -> dict[str, str]:
+        """{target element id: sequence flow id} of the flows leaving an element of a definition."""
+        return self.flows_of.get(definition, {}).get(element_id, {})
 
 
 class SpecCache:

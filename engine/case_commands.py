@@ -333,7 +333,8 @@ class CaseCommands:
         now = self._now()
         recorder = self._recorder(row.id, actor, blueprint, now)
         before = {key: spiff_task.data.get(key) for key in data if key in spiff_task.data}
-        recorder.add("task_completed", task.element_id, data_changes(before, data), task_id=task_id)
+        recorder.add("task_completed", task.element_id, data_changes(before, data), process=task.process_id,
+                     task_id=task_id)
         spiff_task.data.update(data)
         spiff_task.internal_data["completed_by"] = actor
         spiff_task.run()
@@ -458,7 +459,7 @@ class CaseCommands:
         incident = json.loads(row.incident) if row.incident else {}
         recorder.add("case_retried", incident.get("element_id"),
                      data_changes({k: failed[0].data.get(k) for k in data} if failed else {}, data),
-                     incident=incident.get("message"))
+                     process=incident.get("process_id"), incident=incident.get("message"))
         for task in failed:
             task.data.update(data)
         outcome = run_failed_again(workflow, blueprint, failed, recorder)
@@ -531,8 +532,7 @@ class CaseCommands:
         return workflow
 
     def _recorder(self, case_id: str, actor: str, blueprint: Blueprint, now: datetime) -> Recorder:
-        return Recorder(case_id, actor, now, blueprint.key, blueprint.version, blueprint.hash,
-                        blueprint.elements, blueprint.flows)
+        return Recorder(case_id, actor, now, blueprint.key, blueprint.version, blueprint.hash, blueprint)
 
     @staticmethod
     def _record_outcome(recorder: Recorder, outcome: Outcome, ready_before: set[str],
@@ -541,12 +541,14 @@ class CaseCommands:
         incident, the end of the case."""
         ready_now = {task.id for task in outcome.ready}
         for task_id in sorted(ready_before - ready_now - {completed_id}):
-            recorder.add("task_cancelled", (ready_elements or {}).get(task_id), task_id=task_id)
+            process_id, element_id = (ready_elements or {}).get(task_id, (None, None))
+            recorder.add("task_cancelled", element_id, process=process_id, task_id=task_id)
         for task in outcome.ready:
             if task.id not in ready_before:
-                recorder.add("task_ready", task.element_id, actor="system", task_id=task.id)
+                recorder.add("task_ready", task.element_id, actor="system", process=task.process_id, task_id=task.id)
         if outcome.incident:
             recorder.add("incident", outcome.incident.get("element_id"), actor="system",
+                         process=outcome.incident.get("process_id"),
                          message=outcome.incident.get("message"), line=outcome.incident.get("line"))
         if outcome.status == "completed":
             recorder.add("case_completed", actor="system")
@@ -561,7 +563,7 @@ class CaseCommands:
         before_ids = {task.id for task in ready_before}
         completed_id, actor = completed or (None, None)
         self._record_outcome(recorder, outcome, before_ids, completed_id,
-                             {task.id: task.element_id for task in ready_before})
+                             {task.id: (task.process_id, task.element_id) for task in ready_before})
         children = self._start_linked_cases(row.id, outcome, recorder, 0)
         event_rows, columns["event_seq"], columns["event_hash"] = seal(recorder, row.event_seq, row.event_hash)
         gone = [task_id for task_id in before_ids if task_id not in ready_now and task_id != completed_id]

@@ -73,18 +73,36 @@ class CaseViews:
                 "documentation": info.documentation if info else None}
 
     def case_diagram(self, case_id: str) -> dict:
-        """What a picture of the case's path needs: its exact BPMN, what ran, where it stands, its trail."""
+        """What a picture of the case's path needs: its trail and, for its own definition and every
+        definition it called, the exact BPMN version it ran, what ran there and where it stands."""
         case = self.get_case(case_id)
         trail = self.trail(case_id, {})
         with self.db.reader.connect() as conn:
-            row = store.find_definition(conn, case["definition"], case["version"])
-            bpmn = store.definition_file(conn, row.id, row.bpmn_file)
             pins = store.case_pins(conn, {case_id})[case_id]
+            ready = store.ready_tasks_of_cases(conn, [case_id])[case_id]
         blueprint = self.specs.blueprint(pins.definition_key, pins.definition_version, json.loads(pins.pins))
-        current = [task["element_id"] for task in case["tasks"]]
-        executed, flows = executed_path(trail, blueprint.flows, current)
-        return {"case": case, "bpmn": bpmn.decode("utf-8", errors="replace"), "trail": trail,
-                "executed": executed, "flows": flows, "current": current}
+        main = blueprint.key
+        events_of: dict[str, list[dict]] = {main: []}
+        for event in trail:
+            events_of.setdefault(event.get("element_definition") or main, []).append(event)
+        current_of: dict[str, list[str]] = {}
+        for task in ready:
+            owner = blueprint.locate(task.process_id, task.element_id)[0]
+            events_of.setdefault(owner, [])
+            current_of.setdefault(owner, []).append(task.element_id)
+        diagrams = []
+        with self.db.reader.connect() as conn:
+            for key, events in events_of.items():
+                version = blueprint.versions.get(key)
+                row = store.find_definition(conn, key, version) if version else None
+                if row is None:
+                    continue
+                bpmn = store.definition_file(conn, row.id, row.bpmn_file)
+                current = current_of.get(key, [])
+                executed, flows = executed_path(events, blueprint.flows_of.get(key, {}), current)
+                diagrams.append({"definition": key, "version": version, "bpmn": bpmn.decode("utf-8", errors="replace"),
+                                 "executed": executed, "flows": flows, "current": current})
+        return {"case": case, "trail": trail, "diagrams": diagrams}
 
     def trail(self, case_id: str, filters: dict) -> list[dict]:
         with self.db.reader.connect() as conn:

@@ -83,7 +83,7 @@ class DefinitionCommands:
     def _record_deployment(conn, values: dict, actor: str, now: datetime) -> None:
         """Deployments form their own chain ("definitions"): who deployed which content, when."""
         seq, prev_hash = store.chain_head(conn, DEPLOYMENT_CHAIN)
-        recorder = Recorder(None, actor, now, values["key"], values["version"], values["hash"], {}, {})
+        recorder = Recorder(None, actor, now, values["key"], values["version"], values["hash"])
         recorder.add("definition_deployed", details={"name": values["name"], "file": values["bpmn_file"]})
         rows, _, _ = seal(recorder, seq, prev_hash or GENESIS)
         store.insert_events(conn, [event_row(DEPLOYMENT_CHAIN, row, now) for row in rows])
@@ -152,9 +152,9 @@ class DefinitionCommands:
 
     def requirement_cases(self, reference: str, cursor: str | None, limit: int) -> tuple[dict, list[dict], str | None]:
         requirement = self.find_requirement(reference)
-        element_ids = sorted({a["element_id"] for a in requirement["activities"]})
+        activities = sorted({(a["definition"], a["element_id"]) for a in requirement["activities"]})
         with self.db.reader.connect() as conn:
-            rows, next_cursor = store.cases_executing(conn, element_ids, cursor, limit)
+            rows, next_cursor = store.cases_executing(conn, activities, cursor, limit)
         items = [{"case_id": row.id, "definition": row.definition_key, "version": row.definition_version,
                   "business_key": row.business_key, "status": row.status, "created_at": rfc3339(row.created_at),
                   "executed": executed, "trail": f"/api/v1/cases/{row.id}/trail",

@@ -20,4 +20,5 @@ def event_row(chain: str, event: dict, at: datetime) -> dict:
             "actor": event["actor"], "element_id": event["element_id"], "element_name": event["element_name"],
             "lane": event["lane"], "definition": event["definition"], "version": event["version"],
             "definition_hash": event["definition_hash"], "data_changes": json.dumps(event["data_changes"]),
-            "details": json.dumps(event["details"]), "prev_hash": event["prev_hash"], "hash": event["hash"]}
+            "details": json.dumps(event["details"]), "prev_hash": event["prev_hash"], "hash": event["hash"],
+            "element_definition": event.get("element_definition")}

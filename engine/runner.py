@@ -20,6 +20,7 @@ from SpiffWorkflow.exceptions import SpiffWorkflowException
 from SpiffWorkflow.util.task import TaskState
 
 from .blueprints import Blueprint
+from .audit import process_of
 
 log = logging.getLogger(__name__)
 
@@ -231,20 +232,28 @@ def _incident_from_exception(exc: SpiffWorkflowException, blueprint: Blueprint) 
     if inner is not None and str(inner) and str(inner) not in message:
         message = f"{message}: {type(inner).__name__}: {inner}"
     line = getattr(exc, "line_number", None)
-    return {"element_id": element_id,
-            "element_name": getattr(task_spec, "bpmn_name", None) or _name_of(blueprint, element_id),
-            "line": line if isinstance(line, int) and line > 0 else None,
-            "message": message}
+    process_id = process_of(task) if task is not None else None
+    incident = {"element_id": element_id,
+                "element_name": getattr(task_spec, "bpmn_name", None) or _name_of(blueprint, process_id, element_id),
+                "line": line if isinstance(line, int) and line > 0 else None,
+                "message": message}
+    if process_id:
+        incident["process_id"] = process_id
+    return incident
 
 
 def _element_incident(task, blueprint: Blueprint, message: str) -> dict:
-    element_id = task.task_spec.bpmn_id
-    return {"element_id": element_id, "element_name": task.task_spec.bpmn_name or _name_of(blueprint, element_id),
-            "line": None, "message": message}
+    element_id, process_id = task.task_spec.bpmn_id, process_of(task)
+    incident = {"element_id": element_id,
+                "element_name": task.task_spec.bpmn_name or _name_of(blueprint, process_id, element_id),
+                "line": None, "message": message}
+    if process_id:
+        incident["process_id"] = process_id  # element ids are unique only within one definition
+    return incident
 
 
-def _name_of(blueprint: Blueprint, element_id: str | None) -> str | None:
-    return (blueprint.elements.get(element_id) or {}).get("name") if element_id else None
+def _name_of(blueprint: Blueprint, process_id: str | None, element_id: str | None) -> str | None:
+    return blueprint.locate(process_id, element_id)[1].get("name") if element_id else None
 
 
 def _current_data(workflow: BpmnWorkflow) -> dict:

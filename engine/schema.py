@@ -101,6 +101,9 @@ events = Table(
     Column("actor", String(255), nullable=False),
     Column("element_id", String(255)),
     Column("element_name", String(255)),
+    # The definition the element belongs to (the case's own or one it calls); empty on events from
+    # before migration 0005.
+    Column("element_definition", String(255)),
     Column("lane", String(255)),
     Column("definition", String(255)),
     Column("version", Integer),

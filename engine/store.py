@@ -338,13 +338,19 @@ def latest_elements(conn: Connection, keys) -> dict[str, dict]:
     return found
 
 
-def cases_executing(conn: Connection, element_ids: list[str], cursor: str | None, limit: int):
-    """Cases whose trail shows any of these elements executed, oldest first, with what they executed."""
+def cases_executing(conn: Connection, activities: list[tuple[str, str]], cursor: str | None, limit: int):
+    """Cases whose trail shows any of these (definition, element id) executed, oldest first, with the
+    element ids they executed. Events from before migration 0005 name no element definition; for
+    those the element id alone decides."""
     executed = ("task_completed", "activity_completed", "event_passed", "gateway_taken", "timer_fired",
                 "message_received", "message_sent")
+    element_ids = sorted({element_id for _, element_id in activities})
+    placed = or_(*[and_(events.c.element_definition == definition, events.c.element_id == element_id)
+                   for definition, element_id in activities])
+    legacy = and_(events.c.element_definition.is_(None), events.c.element_id.in_(element_ids))
     hits = (select(events.c.case_id, events.c.element_id).where(
-        events.c.element_id.in_(element_ids), events.c.type.in_(executed), events.c.case_id.is_not(None))
-        .distinct().subquery())
+        events.c.element_id.in_(element_ids), or_(placed, legacy), events.c.type.in_(executed),
+        events.c.case_id.is_not(None)).distinct().subquery())
     query = select(cases.c.id, cases.c.definition_key, cases.c.definition_version, cases.c.business_key,
                    cases.c.status, cases.c.created_at).where(cases.c.id.in_(select(hits.c.case_id)))
     rows, next_cursor = _page(conn, query, cases.c.created_at, cases.c.id, cursor, limit)

@@ -13,7 +13,7 @@ bp = Blueprint("audit", __name__, url_prefix="/api/v1")
 
 READERS = ("auditor", "system")
 CSV_COLUMNS = ["seq", "at", "case_id", "type", "actor", "element_id", "element_name", "lane", "definition",
-               "version", "definition_hash", "data_changes", "details", "prev_hash", "hash"]
+               "version", "definition_hash", "data_changes", "details", "prev_hash", "hash", "element_definition"]
 
 
 def events_as_csv(events) -> str:

@@ -29,12 +29,17 @@ PAGE = """<!doctype html>
 <link rel="stylesheet" href="/assets/bpmn-js/assets/bpmn-js.css">
 <link rel="stylesheet" href="/assets/usm/diagram.css">
 </head><body>
+<div id="drawing">
+<nav id="processes" aria-label="Processes this case ran">{% for diagram in diagrams %}
+<button type="button" data-definition="{{ diagram.definition }}">{{ diagram.definition }} v{{ diagram.version }}</button>{% endfor %}
+</nav>
 <div id="canvas"></div>
+</div>
 <div id="trail">
 <h1>{{ case.definition }} v{{ case.version }} — {{ case.status }}{% if case.business_key %} — {{ case.business_key }}{% endif %}</h1>
 <table><thead><tr><th>#</th><th>at</th><th>event</th><th>element</th><th>who</th></tr></thead><tbody>
 {% for event in trail %}<tr><td>{{ event.seq }}</td><td>{{ event.at }}</td><td>{{ event.type }}</td>
-<td>{% if event.element_id %}<a href="#{{ event.element_id }}" data-element="{{ event.element_id }}">{{ event.element_name or event.element_id }}</a>{% endif %}</td>
+<td>{% if event.element_id %}{% set owner = event.element_definition or case.definition %}<a href="#{{ event.element_id }}" data-element="{{ event.element_id }}" data-definition="{{ owner }}">{{ event.element_name or event.element_id }}</a>{% if owner != case.definition %} <small>({{ owner }})</small>{% endif %}{% endif %}</td>
 <td>{{ event.actor }}</td></tr>
 {% endfor %}</tbody></table></div>
 <script type="application/json" id="case-data">{{ payload | safe }}</script>
@@ -63,14 +68,15 @@ def _json_for_html(value) -> str:
 
 
 @bp.get("/api/v1/cases/<case_id>/diagram")
-@operation("An HTML page: the case's definition version drawn with bpmn-js, the executed path and current "
-           "tasks marked, the trail beside it", roles="auditor, system", tag="audit",
+@operation("An HTML page: the case's definition version, and every definition it called, drawn with "
+           "bpmn-js, the executed path and current tasks marked, the trail beside it", roles="auditor, system", tag="audit",
            responses={200: "", 404: "Problem"}, response_content={200: "text/html"})
 @requires(*READERS)
 def case_diagram(case_id):
     picture = engine().case_diagram(case_id)
-    payload = {key: picture[key] for key in ("bpmn", "executed", "flows", "current")}
-    html = render_template_string(PAGE, case=picture["case"], trail=picture["trail"], payload=_json_for_html(payload))
+    payload = {"diagrams": picture["diagrams"]}
+    html = render_template_string(PAGE, case=picture["case"], trail=picture["trail"], diagrams=picture["diagrams"],
+                                  payload=_json_for_html(payload))
     response = Response(html, mimetype="text/html")
     response.headers["Content-Security-Policy"] = CONTENT_SECURITY_POLICY
     response.headers["X-Frame-Options"] = "DENY"

@@ -1,9 +1,15 @@
-// Draws a case's definition with bpmn-js and marks the path it took. Data comes from the page itself
-// (a JSON block), so the page needs no further authenticated requests.
+// Draws the definitions a case ran (its own and every one it called) with bpmn-js, one at a time, and
+// marks the path it took in each. Data comes from the page itself (a JSON block), so the page needs no
+// further authenticated requests.
 (function () {
   "use strict";
   var data = JSON.parse(document.getElementById("case-data").textContent);
   var viewer = new BpmnJS({ container: "#canvas" });
+  var shown = null;
+
+  function diagramOf(definition) {
+    return data.diagrams.filter(function (d) { return d.definition === definition; })[0];
+  }
 
   function mark(ids, marker) {
     var canvas = viewer.get("canvas");
@@ -23,21 +29,38 @@
     }
   }
 
-  viewer.importXML(data.bpmn).then(function () {
-    viewer.get("canvas").zoom("fit-viewport");
-    mark(data.executed, "usm-executed");
-    mark(data.flows, "usm-executed");
-    mark(data.current, "usm-current");
-    document.body.setAttribute("data-rendered", "true");
-  }).catch(function (error) {
-    document.getElementById("canvas").textContent = "The diagram could not be drawn: " + error.message;
-    document.body.setAttribute("data-rendered", "error");
-  });
+  // Resolves once the definition is drawn and marked; the body's data-shown says which one it is.
+  function show(definition) {
+    var diagram = diagramOf(definition);
+    if (!diagram) { return Promise.resolve(); }
+    if (shown === definition) { return Promise.resolve(); }
+    document.body.removeAttribute("data-rendered");
+    return viewer.importXML(diagram.bpmn).then(function () {
+      shown = definition;
+      viewer.get("canvas").zoom("fit-viewport");
+      mark(diagram.executed, "usm-executed");
+      mark(diagram.flows, "usm-executed");
+      mark(diagram.current, "usm-current");
+      document.querySelectorAll("#processes button").forEach(function (button) {
+        button.setAttribute("aria-pressed", String(button.getAttribute("data-definition") === definition));
+      });
+      document.body.setAttribute("data-shown", definition);
+      document.body.setAttribute("data-rendered", "true");
+    }).catch(function (error) {
+      document.getElementById("canvas").textContent = "The diagram could not be drawn: " + error.message;
+      document.body.setAttribute("data-rendered", "error");
+    });
+  }
 
+  document.querySelectorAll("#processes button").forEach(function (button) {
+    button.addEventListener("click", function () { show(button.getAttribute("data-definition")); });
+  });
   document.querySelectorAll("[data-element]").forEach(function (link) {
     link.addEventListener("click", function (event) {
       event.preventDefault();
-      focus(link.getAttribute("data-element"));
+      show(link.getAttribute("data-definition")).then(function () { focus(link.getAttribute("data-element")); });
     });
   });
+
+  show(data.diagrams[0].definition);
 })();

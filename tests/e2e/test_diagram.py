@@ -92,3 +92,51 @@ def test_running_case_marks_where_it_stands(server):
     result = render(server, case["id"], "running")
     assert result["current"] == {"Activity_Decide"}
     assert result["marked"] == {"StartEvent_Request", "Activity_Submit", "Flow_ToSubmit", "Flow_ToDecide"}
+
+
+@pytest.fixture
+def called_server(tmp_path, database_url):
+    (tmp_path / "definitions").mkdir()
+    for name in ("ids_main.bpmn", "ids_sub.bpmn"):
+        shutil.copy(FIXTURES / name, tmp_path / "definitions" / name)
+    running = Server(tmp_path, database_url, "diagram-admin").start()
+    yield running
+    running.stop()
+
+
+def test_a_called_definition_is_drawn_on_its_own_diagram(called_server):
+    """ids_main calls ids_sub; both use the same element ids. Each diagram marks its own path, and a trail
+    row of the called definition switches to its diagram."""
+    from playwright.sync_api import sync_playwright
+
+    server = called_server
+    _, case = server.request("POST", "/api/v1/cases", {"definition": "ids_main"})
+    _, case = server.request("POST", f"/api/v1/tasks/{case['tasks'][0]['id']}/complete", {"data": {"quantity": 20}})
+    marked = "nodes => nodes.map(n => n.getAttribute('data-element-id'))"
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path="/usr/bin/chromium", args=CHROMIUM_ARGS)
+        try:
+            page = browser.new_page(extra_http_headers={"Authorization": f"Bearer {server.token}"},
+                                    viewport={"width": 1600, "height": 900})
+            errors = []
+            page.on("pageerror", lambda error: errors.append(str(error)))
+            assert page.goto(f"{server.base}/api/v1/cases/{case['id']}/diagram").status == 200
+            page.wait_for_selector("body[data-rendered='true'][data-shown='ids_main']", state="attached", timeout=20000)
+            assert page.eval_on_selector_all("#processes button", "nodes => nodes.map(n => n.textContent)") == [
+                "ids_main v1", "ids_sub v1"]
+            assert set(page.eval_on_selector_all(".usm-executed", marked)) == {
+                "StartEvent_1", "Task_1", "Gateway_1", "Flow_1", "Flow_2", "Flow_3"}
+            assert page.eval_on_selector_all(".usm-current", marked) == []
+            page.click("#processes button[data-definition='ids_sub']")
+            page.wait_for_selector("body[data-rendered='true'][data-shown='ids_sub']", state="attached", timeout=20000)
+            assert set(page.eval_on_selector_all(".usm-executed", marked)) == {"StartEvent_1", "Flow_1"}
+            assert page.eval_on_selector_all(".usm-current", marked) == ["Task_1"]
+            page.screenshot(path=str(OUTPUT / "diagram-called.png"), full_page=True)
+            # a row about the caller's Task_1 goes back to the caller's diagram and focuses it there
+            page.click("a[data-element='Task_1'][data-definition='ids_main']")
+            page.wait_for_selector("body[data-rendered='true'][data-shown='ids_main']", state="attached", timeout=20000)
+            page.wait_for_selector(".usm-focus", state="attached", timeout=5000)
+            assert page.eval_on_selector_all(".usm-focus", marked) == ["Task_1"]
+            assert not errors, errors
+        finally:
+            browser.close()

@@ -49,6 +49,8 @@ def test_trail_matches_what_happened_event_by_event(clocked_engine):
     assert len({e["definition_hash"] for e in trail}) == 1 and len(trail[0]["definition_hash"]) == 64
     assert trail[0]["details"] == {"business_key": "REQ-7"}
     assert trail[3]["element_name"] == "Submit request"
+    # element events say which definition the element belongs to (here always the case's own)
+    assert [e.get("element_definition") for e in trail] == [None] + ["approval"] * 8 + [None]
     # hash chain: each event links to the one before it
     assert trail[0]["prev_hash"] == "0" * 64
     assert all(later["prev_hash"] == earlier["hash"] for earlier, later in zip(trail, trail[1:]))
