@@ -1,11 +1,15 @@
-"""Reading cases, tasks and trails: projections only, never a deserialized case."""
+"""Reading cases, tasks and trails: projections only, never a deserialized case (except for the
+diagram page, which restores a running case to find the call activities it waits in)."""
 from __future__ import annotations
 
 import json
 from datetime import datetime
 
+from SpiffWorkflow.bpmn.specs.mixins.subworkflow_task import SubWorkflowTask
+from SpiffWorkflow.util.task import TaskState
+
 from . import store
-from .audit import event_from_row, verify_chains
+from .audit import event_from_row, process_of, verify_chains
 from .clock import rfc3339
 from .errors import CaseNotFound, TaskNotFound
 from .projections import etag_of
@@ -77,19 +81,25 @@ class CaseViews:
         definition it called, the exact BPMN version it ran, what ran there and where it stands."""
         case = self.get_case(case_id)
         trail = self.trail(case_id, {})
+        row = self._read_case(case_id)
         with self.db.reader.connect() as conn:
-            pins = store.case_pins(conn, {case_id})[case_id]
             ready = store.ready_tasks_of_cases(conn, [case_id])[case_id]
-        blueprint = self.specs.blueprint(pins.definition_key, pins.definition_version, json.loads(pins.pins))
+        blueprint = self._blueprint_of(row)
         main = blueprint.key
         events_of: dict[str, list[dict]] = {main: []}
         for event in trail:
             events_of.setdefault(event.get("element_definition") or main, []).append(event)
+        current = [(task.process_id, task.element_id) for task in ready]
+        if row.status in ("running", "suspended", "error"):
+            # A caller waits in the call activity (or subprocess) whose process is running: mark it too.
+            current += [(process_of(task), task.task_spec.bpmn_id)
+                        for task in self._restore(row, blueprint).get_tasks(state=TaskState.STARTED)
+                        if isinstance(task.task_spec, SubWorkflowTask) and task.task_spec.bpmn_id]
         current_of: dict[str, list[str]] = {}
-        for task in ready:
-            owner = blueprint.locate(task.process_id, task.element_id)[0]
+        for process_id, element_id in current:
+            owner = blueprint.locate(process_id, element_id)[0]
             events_of.setdefault(owner, [])
-            current_of.setdefault(owner, []).append(task.element_id)
+            current_of.setdefault(owner, []).append(element_id)
         diagrams = []
         with self.db.reader.connect() as conn:
             for key, events in events_of.items():

@@ -53,6 +53,14 @@ def static_wf1(d: Driver):
     done = finish(d, d.start(STATIC["WF1"]))
     assert done["workflow"] == "WF1" and shape(done["data"]["call"]) == WF1_TREE
     check_record(done["data"]["call"], "WSH", TOP)
+    # the diagram page draws each definition the case ran, with the path it took there
+    diagrams = d.app.extensions["usm_engine"].case_diagram(done["id"])["diagrams"]
+    assert [x["definition"] for x in diagrams] == [
+        STATIC["WF1"], "usm-agree", "usm-frame-intake", "usm-frame-classify", "usm-change", "usm-operate",
+        "usm-frame-review", "usm-frame-close"]
+    for diagram in diagrams:
+        assert diagram["current"] == [] and diagram["executed"] and diagram["flows"], diagram["definition"]
+        assert all(f'id="{element}"' in diagram["bpmn"] for element in diagram["executed"] + diagram["flows"])
 
 
 @scenario("static WF2")

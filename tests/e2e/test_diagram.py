@@ -126,7 +126,7 @@ def test_a_called_definition_is_drawn_on_its_own_diagram(called_server):
                 "ids_main v1", "ids_sub v1"]
             assert set(page.eval_on_selector_all(".usm-executed", marked)) == {
                 "StartEvent_1", "Task_1", "Gateway_1", "Flow_1", "Flow_2", "Flow_3"}
-            assert page.eval_on_selector_all(".usm-current", marked) == []
+            assert page.eval_on_selector_all(".usm-current", marked) == ["Call_1"]
             page.click("#processes button[data-definition='ids_sub']")
             page.wait_for_selector("body[data-rendered='true'][data-shown='ids_sub']", state="attached", timeout=20000)
             assert set(page.eval_on_selector_all(".usm-executed", marked)) == {"StartEvent_1", "Flow_1"}

@@ -69,7 +69,7 @@ def test_the_picture_has_one_diagram_per_definition_with_its_own_path(engine):
     assert [(d["definition"], d["version"]) for d in running["diagrams"]] == [("ids_main", 1), ("ids_sub", 1)]
     main, sub = running["diagrams"]
     assert 'id="ids_main"' in main["bpmn"] and 'id="ids_sub"' in sub["bpmn"]
-    assert (main["current"], sub["current"]) == ([], ["Task_1"])
+    assert (main["current"], sub["current"]) == (["Call_1"], ["Task_1"])  # the caller waits in its call activity
     assert set(main["executed"]) == {"StartEvent_1", "Task_1", "Gateway_1"}
     assert set(sub["executed"]) == {"StartEvent_1"} and sub["flows"] == ["Flow_1"]
     engine.complete_task(case["tasks"][0]["id"], {"in_stock": True}, "wes", ANYONE)
