@@ -50,7 +50,8 @@ def create_app(overrides: dict | None = None, *, clock=None, migrate: bool = Tru
     app.extensions["usm_tokens"] = TokenRegistry(config["USM_ADMIN_TOKEN"], config["USM_TOKENS_FILE"])
 
     problems.install(app)
-    for blueprint in (meta.bp, definitions.bp, cases.bp, cases.messages_bp, tasks.bp, audit.bp, diagram.bp):
+    for blueprint in (meta.bp, definitions.bp, cases.bp, cases.messages_bp, tasks.bp, tasks.external_bp, audit.bp,
+                      diagram.bp):
         app.register_blueprint(blueprint)
     app.extensions["usm_openapi"] = build_document(app, API_VERSION)
 

@@ -18,7 +18,31 @@ START_CASE = {
 
 COMPLETE_TASK = {
     "type": "object",
-    "properties": {"data": {"type": "object"}},
+    "properties": {"data": {"type": "object"},
+                   "worker": {"type": "string", "minLength": 1, "maxLength": 255,
+                              "description": "external tasks: the worker that holds the lock"}},
+    "additionalProperties": False,
+}
+
+LOCK_EXTERNAL_TASKS = {
+    "type": "object",
+    "properties": {
+        "worker": {"type": "string", "minLength": 1, "maxLength": 255, "description": "who takes the lock"},
+        "topics": {"type": "array", "minItems": 1, "maxItems": 50,
+                   "items": {"type": "string", "minLength": 1, "maxLength": 255}},
+        "max_tasks": {"type": "integer", "minimum": 1, "maximum": 100, "default": 1},
+        "lock_seconds": {"type": "integer", "minimum": 1, "maximum": 86400, "default": 300},
+    },
+    "required": ["worker", "topics"],
+    "additionalProperties": False,
+}
+
+FAIL_TASK = {
+    "type": "object",
+    "properties": {"worker": {"type": "string", "minLength": 1, "maxLength": 255},
+                   "message": {"type": "string", "minLength": 1, "maxLength": 2000,
+                               "description": "what went wrong; it becomes the case's incident"}},
+    "required": ["worker", "message"],
     "additionalProperties": False,
 }
 
@@ -47,6 +71,7 @@ TASK_SUMMARY = {
     "properties": {
         "id": {"type": "string"}, "element_id": {"type": "string"}, "name": {"type": ["string", "null"]},
         "lane": {"type": ["string", "null"]}, "state": {"type": "string"}, "created_at": _TIME,
+        "topic": {"type": "string", "description": "present on an external service task: the topic its worker fetches"},
     },
     "required": ["id", "element_id", "name", "lane", "state", "created_at"],
 }
@@ -86,6 +111,9 @@ TASK = {
         "element_id": {"type": "string"}, "name": {"type": ["string", "null"]}, "lane": {"type": ["string", "null"]},
         "state": {"enum": ["ready", "completed", "cancelled"]}, "created_at": _TIME, "ended_at": _NULLABLE_TIME,
         "completed_by": {"type": ["string", "null"]},
+        "topic": {"type": ["string", "null"], "description": "an external service task's topic; null for user tasks"},
+        "locked_by": {"type": ["string", "null"], "description": "the worker holding the lock on an external task"},
+        "locked_until": _NULLABLE_TIME,
         "form": {"type": "object", "description": "JSON Schema (draft 2020-12) of the data this task accepts"},
         "documentation": {"type": ["string", "null"]},
     },
@@ -192,6 +220,12 @@ COMPONENTS = {
     "DefinitionDetail": DEFINITION_DETAIL, "Deployment": DEPLOYMENT, "Validation": VALIDATION,
     "Problem": PROBLEM, "Health": HEALTH, "StartCase": START_CASE, "CompleteTask": COMPLETE_TASK,
     "SendMessage": SEND_MESSAGE, "RouteMessage": ROUTE_MESSAGE, "Retry": RETRY, "Requirement": REQUIREMENT,
+    "LockExternalTasks": LOCK_EXTERNAL_TASKS, "FailTask": FAIL_TASK,
+    "LockedTasks": {"type": "object", "properties": {"items": {"type": "array", "items": {"allOf": [
+        {"$ref": "#/components/schemas/Task"},
+        {"type": "object", "properties": {"data": {"type": "object", "description": "the case data"},
+                                          "business_key": {"type": ["string", "null"]}},
+         "required": ["data", "business_key"]}]}}}, "required": ["items"]},
     "ComplianceList": {"type": "object", "properties": {"items": {"type": "array", "items": {
         "$ref": "#/components/schemas/Requirement"}}}, "required": ["items"]},
     "RequirementCases": {"type": "object", "properties": {

@@ -20,6 +20,7 @@ from SpiffWorkflow.bpmn.specs.defaults import (BoundaryEvent, EndEvent, Exclusiv
 from SpiffWorkflow.bpmn.specs.event_definitions.message import MessageEventDefinition
 from SpiffWorkflow.bpmn.specs.event_definitions.timer import TimerEventDefinition
 from SpiffWorkflow.bpmn.specs.mixins.events.event_types import CatchingEvent
+from SpiffWorkflow.util.task import TaskState
 
 from .clock import rfc3339
 
@@ -98,6 +99,8 @@ class Recorder:
         if not element_id:
             return  # SpiffWorkflow's internal steps (Start, End, joins of boundary events)
         before = self._before.pop(task.id, None)
+        if task.state == TaskState.STARTED:
+            return  # it ran but waits (an external service task): its completion is recorded when it comes
         changes = data_changes(before, task.data) if before is not None else {}
         definition = getattr(spec, "event_definition", None)
         process = process_of(task)

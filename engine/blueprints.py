@@ -58,6 +58,8 @@ class _Compiled:
                 definition=stored.key, version=stored.version)
             for task in stored.meta["user_tasks"]
         }
+        self.external_topics = {(task["process"], task["element_id"]): task["topic"]
+                                for task in stored.meta.get("external_tasks", [])}
 
 
 class Blueprint:
@@ -68,6 +70,7 @@ class Blueprint:
         self.spec = main.spec
         self.subprocess_specs = dict(main.embedded)
         self.user_tasks = dict(main.user_tasks)
+        self.external_topics = dict(main.external_topics)
         # Element ids are unique within a definition only, so names, lanes and flows are kept per
         # definition, and every process id (its own, embedded subprocesses, called ones) maps to the
         # definition that holds it.
@@ -79,6 +82,7 @@ class Blueprint:
             self.subprocess_specs[compiled.key] = compiled.spec
             self.subprocess_specs.update(compiled.embedded)
             self.user_tasks.update(compiled.user_tasks)
+            self.external_topics.update(compiled.external_topics)
             self.versions.setdefault(compiled.key, compiled.version)
             for process_id in (compiled.spec.name, *compiled.embedded):
                 self.owner_of.setdefault(process_id, compiled.key)
@@ -87,6 +91,10 @@ class Blueprint:
 
     def user_task(self, process_id: str, element_id: str) -> UserTaskInfo | None:
         return self.user_tasks.get((process_id, element_id))
+
+    def topic_of(self, process_id: str | None, element_id: str) -> str | None:
+        """The topic of an external service task; None for every other element."""
+        return self.external_topics.get((process_id, element_id))
 
     def locate(self, process_id: str | None, element_id: str) -> tuple[str, dict]:
         """(definition key, {name, lane, type}) of an element; an unknown process means the case's own."""

@@ -11,7 +11,7 @@ import hashlib
 import json
 import uuid
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Callable
 
 from sqlalchemy.exc import IntegrityError
@@ -25,8 +25,8 @@ from .clock import rfc3339
 from .errors import (ConcurrentUpdate, Conflict, DefinitionNotFound, IdempotencyMismatch, InvalidInput,
                      NotAllowed, NotFound, PreconditionFailed, TaskNotFound, TaskNotReady, TooLarge, CaseNotFound)
 from .projections import etag_of, event_row, lane_role
-from .runner import (Outcome, advance, deliver_message, drop_unstorable_data, new_workflow, run_failed_again,
-                     waiting_message_names)
+from .runner import (Outcome, advance, deliver_message, drop_unstorable_data, external_task, new_workflow,
+                     outcome_with_incident, run_failed_again, waiting_message_names)
 from .spiff_setup import SERIALIZER_VERSION, workflow_from_dict, workflow_to_dict
 from .timers import running_on
 
@@ -297,16 +297,21 @@ class CaseCommands:
     def _task_row(case_id: str, definition_key: str, task, now: datetime) -> dict:
         return {"id": task.id, "case_id": case_id, "definition_key": definition_key,
                 "process_id": task.process_id, "element_id": task.element_id, "name": task.name,
-                "lane": task.lane, "lane_role": lane_role(task.lane), "state": "ready", "created_at": now,
-                "ended_at": None, "completed_by": None}
+                # an external task belongs to its worker (role system), not to the holders of its lane
+                "lane": task.lane, "lane_role": None if task.topic else lane_role(task.lane), "state": "ready",
+                "created_at": now, "ended_at": None, "completed_by": None, "topic": task.topic,
+                "locked_by": None, "locked_until": None}
 
     @_on_engine_clock
     def complete_task(self, task_id: str, data: dict, actor: str,
-                      may_complete: Callable[[str | None], bool], if_match: str | None = None) -> dict:
+                      may_complete: Callable[[str | None], bool], if_match: str | None = None,
+                      worker: str | None = None) -> dict:
         with self.db.reader.connect() as conn:
             task = store.get_task(conn, task_id)
             if task is None:
                 raise TaskNotFound(f"no task with id '{task_id}'")
+            if task.topic is not None:
+                return self._complete_external(task, data, actor, may_complete, if_match, worker)
             if not may_complete(task.lane):
                 raise NotAllowed(f"completing this task needs the role '{task.lane_role}' of lane "
                                  f"'{task.lane}' (or 'system')" if task.lane else
@@ -340,6 +345,94 @@ class CaseCommands:
         spiff_task.run()
         outcome = advance(workflow, blueprint, recorder)
         return self._save(row, workflow, outcome, ready_rows, recorder, completed=(task_id, actor))
+
+    # --- external service tasks: fetched, locked and completed (or failed) by workers ------------------
+
+    def _held_external_task(self, task, may_complete, worker: str | None, doing: str):
+        """The checks every worker command shares: role, state, and a live lock held by this worker."""
+        if not may_complete(None):
+            raise NotAllowed(f"external task '{task.name or task.element_id}' is {doing} by its worker, with the "
+                             "role 'system'")
+        if task.state != "ready":
+            raise TaskNotReady(f"task '{task.name or task.element_id}' is {task.state}, not ready; "
+                               f"it cannot be {doing} again")
+        if not worker:
+            raise Conflict(f"task '{task.name or task.element_id}' is an external task on topic '{task.topic}': "
+                           "lock it first (POST /api/v1/external-tasks/lock) and send the same 'worker'")
+        if task.locked_by != worker or task.locked_until is None or task.locked_until <= self._now():
+            holder = (f"locked by worker '{task.locked_by}'" if task.locked_by and task.locked_until
+                      and task.locked_until > self._now() else "not locked by anyone (or the lock ran out)")
+            raise Conflict(f"worker '{worker}' does not hold the lock on task '{task.name or task.element_id}': "
+                           f"it is {holder}; lock it again before completing or failing it")
+
+    def _complete_external(self, task, data: dict, actor: str, may_complete, if_match: str | None,
+                           worker: str | None) -> dict:
+        self._held_external_task(task, may_complete, worker, "completed")
+        row = self._read_case(task.case_id)
+        self._check_running(row, if_match)
+        self._check_data_size(data)
+        with self.db.reader.connect() as conn:
+            ready_rows = store.ready_tasks_of_cases(conn, [task.case_id])[task.case_id]
+        blueprint = self._blueprint_of(row)
+        workflow = self._restore(row, blueprint)
+        spiff_task = external_task(workflow, blueprint, task.id)
+        if spiff_task is None:
+            raise TaskNotReady(f"task '{task.name or task.element_id}' is not waiting for its worker any more")
+        now = self._now()
+        recorder = self._recorder(row.id, actor, blueprint, now)
+        before = {key: spiff_task.data.get(key) for key in data if key in spiff_task.data}
+        recorder.add("task_completed", task.element_id, data_changes(before, data), process=task.process_id,
+                     task_id=task.id, worker=worker)
+        spiff_task.data.update(data)
+        spiff_task.complete()
+        outcome = advance(workflow, blueprint, recorder)
+        return self._save(row, workflow, outcome, ready_rows, recorder, completed=(task.id, actor))
+
+    @_on_engine_clock
+    def lock_external_tasks(self, worker: str, topics: list[str], max_tasks: int, lock_seconds: int) -> list[dict]:
+        """Lock up to `max_tasks` ready external tasks on these topics for `worker`, oldest first. Two
+        workers asking at once never get the same task: each lock is a conditional update."""
+        now = self._now()
+        until = now + timedelta(seconds=lock_seconds)
+        with self.db.writer.begin() as conn:
+            locked = [task_id for task_id in store.lockable_tasks(conn, topics, now, max_tasks)
+                      if store.lock_task(conn, task_id, worker, until, now)]
+        items = []
+        with self.db.reader.connect() as conn:
+            for task_id in locked:
+                task = store.get_task(conn, task_id)
+                case = store.get_case(conn, task.case_id)
+                pins = store.case_pins(conn, {task.case_id})[task.case_id]
+                items.append({**self._task_representation(task, pins), "data": json.loads(case.data),
+                              "business_key": case.business_key})
+        return items
+
+    @_on_engine_clock
+    def fail_external_task(self, task_id: str, worker: str | None, message: str, actor: str,
+                           may_complete: Callable[[str | None], bool]) -> dict:
+        """The worker could not do the job: the case gets an incident at the task, and the lock is
+        released so that, after a retry, a worker can fetch the task again."""
+        with self.db.reader.connect() as conn:
+            task = store.get_task(conn, task_id)
+        if task is None:
+            raise TaskNotFound(f"no task with id '{task_id}'")
+        if task.topic is None:
+            raise Conflict(f"task '{task.name or task.element_id}' is a user task; only external tasks can be failed")
+        self._held_external_task(task, may_complete, worker, "failed")
+        row = self._read_case(task.case_id)
+        self._check_running(row, None)
+        with self.db.reader.connect() as conn:
+            ready_rows = store.ready_tasks_of_cases(conn, [task.case_id])[task.case_id]
+        blueprint = self._blueprint_of(row)
+        workflow = self._restore(row, blueprint)
+        if external_task(workflow, blueprint, task.id) is None:
+            raise TaskNotReady(f"task '{task.name or task.element_id}' is not waiting for its worker any more")
+        recorder = self._recorder(row.id, actor, blueprint, self._now())
+        incident = {"element_id": task.element_id, "element_name": task.name, "line": None,
+                    "message": f"worker '{worker}' could not do this task: {message}", "process_id": task.process_id,
+                    "task_id": task.id, "reported_by": actor}
+        outcome = outcome_with_incident(workflow, blueprint, incident)
+        return self._save(row, workflow, outcome, ready_rows, recorder, also=lambda conn: store.unlock_task(conn, task.id))
 
     @_on_engine_clock
     def send_message(self, case_id: str, name: str, data: dict, actor: str, if_match: str | None = None) -> dict:
@@ -457,10 +550,12 @@ class CaseCommands:
         recorder = self._recorder(row.id, actor, blueprint, now)
         failed = workflow.get_tasks(state=TaskState.ERROR)
         incident = json.loads(row.incident) if row.incident else {}
+        # a worker's failure leaves its task waiting, not in error: the retry data goes there
+        targets = failed or [t for t in [external_task(workflow, blueprint, incident.get("task_id") or "")] if t]
         recorder.add("case_retried", incident.get("element_id"),
-                     data_changes({k: failed[0].data.get(k) for k in data} if failed else {}, data),
+                     data_changes({k: targets[0].data.get(k) for k in data} if targets else {}, data),
                      process=incident.get("process_id"), incident=incident.get("message"))
-        for task in failed:
+        for task in targets:
             task.data.update(data)
         outcome = run_failed_again(workflow, blueprint, failed, recorder)
         with self.db.reader.connect() as conn:
@@ -547,7 +642,7 @@ class CaseCommands:
             if task.id not in ready_before:
                 recorder.add("task_ready", task.element_id, actor="system", process=task.process_id, task_id=task.id)
         if outcome.incident:
-            recorder.add("incident", outcome.incident.get("element_id"), actor="system",
+            recorder.add("incident", outcome.incident.get("element_id"), actor=outcome.incident.get("reported_by") or "system",
                          process=outcome.incident.get("process_id"),
                          message=outcome.incident.get("message"), line=outcome.incident.get("line"))
         if outcome.status == "completed":
@@ -556,7 +651,8 @@ class CaseCommands:
             recorder.add("case_cancelled")
 
     def _save(self, row, workflow, outcome: Outcome, ready_before: list, recorder: Recorder,
-              completed: tuple | None = None) -> dict:
+              completed: tuple | None = None, also: Callable | None = None) -> dict:
+        """Write the new state, projections and events in one transaction (`also` adds its own writes)."""
         now = recorder.at
         columns = self._state_columns(workflow, outcome, now)
         ready_now = {task.id: task for task in outcome.ready}
@@ -580,6 +676,8 @@ class CaseCommands:
             store.insert_events(conn, [event_row(row.id, event, now) for event in event_rows])
             for child in children:
                 self._insert_prepared(conn, child)
+            if also is not None:
+                also(conn)
         ready_rows = [task._mapping for task in ready_before if task.id in ready_now] + new_rows
         values = {**row._mapping, **columns, "row_version": row.row_version + 1}
         return self._representation(values, ready_rows, None)

@@ -48,8 +48,11 @@ class CaseViews:
 
     @staticmethod
     def _task_summary(task) -> dict:
-        return {"id": task["id"], "element_id": task["element_id"], "name": task["name"], "lane": task["lane"],
-                "state": task["state"], "created_at": rfc3339(task["created_at"])}
+        summary = {"id": task["id"], "element_id": task["element_id"], "name": task["name"], "lane": task["lane"],
+                   "state": task["state"], "created_at": rfc3339(task["created_at"])}
+        if task.get("topic"):
+            summary["topic"] = task["topic"]  # an external task: a worker does it
+        return summary
 
     def get_task(self, task_id: str) -> dict:
         with self.db.reader.connect() as conn:
@@ -72,7 +75,8 @@ class CaseViews:
         return {"id": task.id, "case_id": task.case_id, "definition": task.definition_key,
                 "element_id": task.element_id, "name": task.name, "lane": task.lane, "state": task.state,
                 "created_at": rfc3339(task.created_at), "ended_at": rfc3339(task.ended_at),
-                "completed_by": task.completed_by,
+                "completed_by": task.completed_by, "topic": task.topic, "locked_by": task.locked_by,
+                "locked_until": rfc3339(task.locked_until),
                 "form": info.form.schema if info else {"type": "object"},
                 "documentation": info.documentation if info else None}
 

@@ -24,6 +24,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 
 from lxml import etree
+from SpiffWorkflow.bpmn.specs.defaults import ServiceTask
 from SpiffWorkflow.bpmn.specs.mixins.subworkflow_task import SubWorkflowTask
 from SpiffWorkflow.camunda.specs.business_rule_task import BusinessRuleTask
 
@@ -207,6 +208,7 @@ def _compile_process(parser, bundle: _Bundle, pid: str, top_level: set[str], cal
             flows.setdefault(source, {}).update(targets)
 
     user_tasks, forms_used = [], set()
+    external_tasks: list[dict] = []
     decisions: list[dict] = []
     lanes: set[str] = set()
     elements: dict[str, dict] = {}
@@ -227,6 +229,10 @@ def _compile_process(parser, bundle: _Bundle, pid: str, top_level: set[str], cal
                 lanes.add(task_spec.lane)
             if isinstance(task_spec, BusinessRuleTask):
                 decisions.append(_decision_of(parser, bundle, current.file, bpmn_id))
+            if isinstance(task_spec, ServiceTask):
+                external = _external_task(bundle, current, bpmn_id, problems)
+                if external:
+                    external_tasks.append(external)
             if not task_spec.manual:
                 continue
             form_key = getattr(getattr(task_spec, "form", None), "key", None)
@@ -261,7 +267,7 @@ def _compile_process(parser, bundle: _Bundle, pid: str, top_level: set[str], cal
     digest = hashlib.sha256()
     for name in sorted(sources):
         digest.update(name.encode() + b"\0" + hashlib.sha256(sources[name]).digest())
-    meta = {"user_tasks": user_tasks, "lanes": sorted(lanes), "calls": sorted(calls),
+    meta = {"user_tasks": user_tasks, "external_tasks": external_tasks, "lanes": sorted(lanes), "calls": sorted(calls),
             "elements": elements, "embedded": sorted(embedded), "flows": flows,
             "decisions": sorted(decisions, key=lambda d: (d["element_id"], d["decision_id"] or ""))}
     spec_dict = spec_to_dict(spec)
@@ -318,6 +324,22 @@ def _first_non_json(value) -> str | None:
         elif not isinstance(item, (str, int, float, bool, type(None))):
             return f"{key} ({type(item).__name__})"
     return None
+
+
+def _external_task(bundle: _Bundle, current, bpmn_id: str, problems: list) -> dict | None:
+    """A service task with camunda:type="external" waits for a worker that fetches its topic
+    (POST /api/v1/external-tasks/lock). Other service tasks have no implementation here."""
+    file, element = bundle.element(bpmn_id, current.file)
+    if element is None or element.get(f"{{{CAMUNDA_NS}}}type") != "external":
+        return None
+    topic = (element.get(f"{{{CAMUNDA_NS}}}topic") or "").strip()
+    if not topic or len(topic) > MAX_NAME_LENGTH:
+        problems.append(_problem(
+            file, f"external service task {_label(element, element_id=bpmn_id)} needs a camunda:topic of 1 to "
+                  f"{MAX_NAME_LENGTH} characters: the name workers fetch its jobs by (Camunda Modeler: "
+                  "Implementation → External → Topic)", _line(element), bpmn_id))
+        return None
+    return {"process": current.name, "element_id": bpmn_id, "topic": topic}
 
 
 def _decision_of(parser, bundle: _Bundle, file: str | None, bpmn_id: str) -> dict:

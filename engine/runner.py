@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import logging
+import uuid
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 
@@ -19,8 +20,8 @@ from SpiffWorkflow.camunda.specs.event_definitions import MessageEventDefinition
 from SpiffWorkflow.exceptions import SpiffWorkflowException
 from SpiffWorkflow.util.task import TaskState
 
-from .blueprints import Blueprint
 from .audit import process_of
+from .blueprints import Blueprint
 
 log = logging.getLogger(__name__)
 
@@ -35,6 +36,7 @@ class ReadyTask:
     name: str | None
     lane: str | None
     process_id: str
+    topic: str | None = None   # set for an external service task, which a worker completes
 
 
 @dataclass
@@ -114,9 +116,21 @@ def waiting_message_names(workflow: BpmnWorkflow) -> set[str]:
     return {event.name for event in workflow.waiting_events() if event.event_type == "MessageEventDefinition"}
 
 
+def outcome_with_incident(workflow: BpmnWorkflow, blueprint: Blueprint, incident: dict) -> Outcome:
+    """The case as it stands, put in error with this incident (e.g. a worker reported a failure)."""
+    return _outcome(workflow, blueprint, incident=incident)
+
+
 def _outcome(workflow: BpmnWorkflow, blueprint: Blueprint, incident: dict | None = None) -> Outcome:
     thrown, uncaught_error = _drain_events(workflow, blueprint)
     ready = [_ready(task) for task in ready_manual_tasks(workflow)]
+    started_services = [t for t in workflow.get_tasks(state=TaskState.STARTED) if isinstance(t.task_spec, ServiceTask)]
+    for task in started_services:
+        topic = blueprint.topic_of(process_of(task), task.task_spec.bpmn_id)
+        if topic:
+            ready.append(_ready(task, topic))
+    started_services = [t for t in started_services
+                        if not blueprint.topic_of(process_of(t), t.task_spec.bpmn_id)]
     waiting, next_timer = _waiting(workflow)
     data = _current_data(workflow)
     if incident is None:
@@ -134,7 +148,6 @@ def _outcome(workflow: BpmnWorkflow, blueprint: Blueprint, incident: dict | None
         return Outcome("completed", [], [], data, None, None, thrown)
     if ready or waiting:
         return Outcome("running", ready, waiting, data, None, next_timer, thrown)
-    started_services = [t for t in workflow.get_tasks(state=TaskState.STARTED) if isinstance(t.task_spec, ServiceTask)]
     if started_services:
         return Outcome("error", ready, waiting, data, _element_incident(
             started_services[0], blueprint, "this service task has no implementation, so the case cannot go on"),
@@ -164,10 +177,22 @@ def _task_in_traceback(exc: BaseException):
     return found
 
 
-def _ready(task) -> ReadyTask:
+def _ready(task, topic: str | None = None) -> ReadyTask:
     spec = task.task_spec
     return ReadyTask(id=str(task.id), element_id=spec.bpmn_id, name=spec.bpmn_name, lane=spec.lane,
-                     process_id=task.workflow.spec.name)
+                     process_id=task.workflow.spec.name, topic=topic)
+
+
+def external_task(workflow: BpmnWorkflow, blueprint: Blueprint, task_id: str):
+    """The SpiffWorkflow task of an external service task waiting for its worker, or None."""
+    try:
+        task = workflow.get_task_from_id(uuid.UUID(task_id))
+    except (ValueError, KeyError):
+        return None
+    if (task is None or task.state != TaskState.STARTED or not isinstance(task.task_spec, ServiceTask)
+            or not blueprint.topic_of(process_of(task), task.task_spec.bpmn_id)):
+        return None
+    return task
 
 
 def _waiting(workflow: BpmnWorkflow) -> tuple[list[dict], str | None]:

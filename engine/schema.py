@@ -67,7 +67,7 @@ cases = Table(
     Index("ix_cases_parent", "parent_case_id"),
 )
 
-# A projection of the human tasks, kept in step with the case state in the same transaction, so that
+# A projection of the human tasks (and external service tasks), kept in step with the case state in the same transaction, so that
 # worklists never deserialize a case.
 tasks = Table(
     "tasks", metadata,
@@ -83,9 +83,15 @@ tasks = Table(
     Column("created_at", DateTime, nullable=False),
     Column("ended_at", DateTime),
     Column("completed_by", String(255)),
+    # External service tasks (camunda:type="external"): the topic workers fetch by, and the lock the
+    # worker that fetched one holds until it completes or fails the task (or the lock runs out).
+    Column("topic", String(255)),
+    Column("locked_by", String(255)),
+    Column("locked_until", DateTime),
     Index("ix_tasks_case", "case_id"),
     Index("ix_tasks_state_created", "state", "created_at", "id"),
     Index("ix_tasks_lane_role", "lane_role", "state"),
+    Index("ix_tasks_topic_state", "topic", "state", "created_at"),
 )
 
 # The audit trail, append-only. `chain` is the case id for case events and "definitions" for deploys;

@@ -152,6 +152,30 @@ def end_tasks(conn: Connection, task_ids: list[str], state: str, at: datetime, b
                      .values(state=state, ended_at=at, completed_by=by))
 
 
+def lockable_tasks(conn: Connection, topics: list[str], now: datetime, limit: int) -> list:
+    """Ready external tasks of running cases on these topics that nobody holds a live lock on, oldest first."""
+    query = (select(tasks.c.id).join(cases, cases.c.id == tasks.c.case_id)
+             .where(tasks.c.topic.in_(topics), tasks.c.state == "ready", cases.c.status == "running",
+                    or_(tasks.c.locked_until.is_(None), tasks.c.locked_until <= now))
+             .order_by(tasks.c.created_at, tasks.c.id).limit(limit)
+             # PostgreSQL: workers asking at once each take other rows instead of queueing for the same
+             # ones (SQLite writers are serialized anyway and ignore this).
+             .with_for_update(of=tasks, skip_locked=True))
+    return [row.id for row in conn.execute(query)]
+
+
+def lock_task(conn: Connection, task_id: str, worker: str, until: datetime, now: datetime) -> bool:
+    """Take the lock unless someone else took it first (the condition makes it one atomic step)."""
+    result = conn.execute(update(tasks).where(
+        tasks.c.id == task_id, tasks.c.state == "ready",
+        or_(tasks.c.locked_until.is_(None), tasks.c.locked_until <= now)).values(locked_by=worker, locked_until=until))
+    return result.rowcount == 1
+
+
+def unlock_task(conn: Connection, task_id: str) -> None:
+    conn.execute(update(tasks).where(tasks.c.id == task_id).values(locked_by=None, locked_until=None))
+
+
 def get_task(conn: Connection, task_id: str):
     return conn.execute(_GET_TASK, {"b_id": task_id}).first()
 
@@ -179,6 +203,8 @@ def list_tasks(conn: Connection, filters: dict, lane_roles: set[str] | None, cur
         query = query.where(tasks.c.lane == filters["lane"])
     if filters.get("definition"):
         query = query.where(tasks.c.definition_key == filters["definition"])
+    if filters.get("topic"):
+        query = query.where(tasks.c.topic == filters["topic"])
     if lane_roles is not None:  # a lane holder sees only the tasks of its lanes
         query = query.where(tasks.c.lane_role.in_(sorted(lane_roles)))
     return _page(conn, query, tasks.c.created_at, tasks.c.id, cursor, limit)

@@ -7,7 +7,7 @@ from ..auth import SEES_ALL_TASKS
 from ..contract import PAGING, operation, query_param
 from ..http import engine, enum_param, json_body, paging, requires
 from ..problems import ApiProblem
-from ..schemas import COMPLETE_TASK
+from ..schemas import COMPLETE_TASK, FAIL_TASK, LOCK_EXTERNAL_TASKS
 from .cases import case_response
 
 bp = Blueprint("tasks", __name__, url_prefix="/api/v1/tasks")
@@ -27,12 +27,14 @@ def _visible_lane_roles():
     query_param("case", {"type": "string"}, "only tasks of this case"),
     query_param("lane", {"type": "string"}, "only tasks of this lane (its name)"),
     query_param("state", {"enum": list(STATES), "default": "ready"}, "task state; 'any' for all"),
-    query_param("definition", {"type": "string"}, "only tasks of cases of this definition key")])
+    query_param("definition", {"type": "string"}, "only tasks of cases of this definition key"),
+    query_param("topic", {"type": "string"}, "only external service tasks on this topic")])
 @requires()
 def list_tasks():
     cursor, limit = paging()
     filters = {"state": enum_param("state", STATES, "ready"), "case": request.args.get("case"),
-               "lane": request.args.get("lane"), "definition": request.args.get("definition")}
+               "lane": request.args.get("lane"), "definition": request.args.get("definition"),
+               "topic": request.args.get("topic")}
     items, next_cursor = engine().list_tasks(filters, _visible_lane_roles(), cursor, limit)
     return jsonify({"items": items, "next": next_cursor})
 
@@ -58,5 +60,33 @@ def complete_task(task_id):
     body = json_body(COMPLETE_TASK)
     principal = g.principal
     case = engine().complete_task(task_id, body.get("data") or {}, principal.user, principal.may_complete,
-                                  request.headers.get("If-Match"))
+                                  request.headers.get("If-Match"), worker=body.get("worker"))
     return case_response(case)
+
+
+@bp.post("/<task_id>/fail")
+@operation("An external task's worker reports that it could not do the job: the case gets an incident "
+           "(retry it to hand the task out again)", roles="system", request="FailTask",
+           responses={200: "Case", 403: "Problem", 404: "Problem", 409: "Problem", 413: "Problem", 422: "Problem"},
+           tag="tasks")
+@requires("system")
+def fail_task(task_id):
+    body = json_body(FAIL_TASK)
+    principal = g.principal
+    case = engine().fail_external_task(task_id, body["worker"], body["message"], principal.user, principal.may_complete)
+    return case_response(case)
+
+
+external_bp = Blueprint("external_tasks", __name__, url_prefix="/api/v1/external-tasks")
+
+
+@external_bp.post("/lock")
+@operation("Fetch and lock ready external service tasks (camunda:type=\"external\") on some topics, oldest "
+           "first, each with its case data; complete them with the same 'worker'", roles="system",
+           request="LockExternalTasks", responses={200: "LockedTasks", 413: "Problem", 422: "Problem"}, tag="tasks")
+@requires("system")
+def lock_external_tasks():
+    body = json_body(LOCK_EXTERNAL_TASKS)
+    items = engine().lock_external_tasks(body["worker"], body["topics"], body.get("max_tasks", 1),
+                                         body.get("lock_seconds", 300))
+    return jsonify({"items": items})

@@ -34,6 +34,8 @@ MATRIX = {
     ("GET", "/api/v1/tasks"): ANY,
     ("GET", "/api/v1/tasks/<task_id>"): {"admin", "system", "auditor", "requester"},
     ("POST", "/api/v1/tasks/<task_id>/complete"): {"admin", "system", "requester"},
+    ("POST", "/api/v1/tasks/<task_id>/fail"): {"admin", "system"},
+    ("POST", "/api/v1/external-tasks/lock"): {"admin", "system"},
     ("GET", "/api/v1/cases/<case_id>/trail"): READERS,
     ("GET", "/api/v1/audit/verify"): READERS,
     ("GET", "/api/v1/cases/<case_id>/diagram"): READERS,
@@ -71,6 +73,8 @@ BODIES = {
     "/api/v1/cases/<case_id>/messages": {"name": "nothing"},
     "/api/v1/messages": {"name": "nothing"},
     "/api/v1/tasks/<task_id>/complete": {"data": {"item": "pen", "quantity": 1}},
+    "/api/v1/tasks/<task_id>/fail": {"worker": "w1", "message": "a user task cannot fail"},
+    "/api/v1/external-tasks/lock": {"worker": "w1", "topics": ["cmdb"]},
 }
 
 
