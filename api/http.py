@@ -16,6 +16,13 @@ from engine.case_commands import MAX_DATA_DEPTH, nesting_depth
 from .problems import ApiProblem
 
 
+def _has_nul(value) -> bool:
+    """A NUL in a text, or in a text of a list (e.g. the topics a worker locks)."""
+    if isinstance(value, str):
+        return "\0" in value
+    return isinstance(value, list) and any(isinstance(item, str) and "\0" in item for item in value)
+
+
 def json_body(schema: dict) -> dict:
     """The request body as a JSON object that satisfies `schema`, or a 400/422 that says what is wrong."""
     raw = request.get_data(cache=True)
@@ -46,7 +53,7 @@ def json_body(schema: dict) -> dict:
         problems.append({"field": field or "body", "message": message})
     if isinstance(body, dict):  # identifiers end up in SQL, where PostgreSQL refuses the NUL character
         problems += [{"field": name, "message": "must not contain the NUL character (\\u0000)"}
-                     for name, value in body.items() if name != "data" and isinstance(value, str) and "\0" in value]
+                     for name, value in body.items() if name != "data" and _has_nul(value)]
     if problems:
         first = problems[0]
         raise ApiProblem(422, "Unprocessable content", f"the request body is not acceptable: "

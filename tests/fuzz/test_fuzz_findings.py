@@ -97,3 +97,12 @@ def test_an_upload_name_of_255_characters_is_stored(client):
     response = client.post("/api/v1/definitions", data={"files": [(io.BytesIO(xml), name)]},
                            content_type="multipart/form-data", headers=bearer("designer"))
     assert response.status_code == 201, response.get_data(as_text=True)[:500]
+
+
+@pytest.mark.parametrize("body", [{"worker": "w1", "topics": ["a\x00b"]}, {"worker": "w\x00", "topics": ["a"]}],
+                         ids=["topic", "worker"])
+def test_a_nul_in_what_a_worker_locks_is_a_422(client, body):
+    # PostgreSQL refused the NUL in a topic when the tasks were looked up: a 500 (SQLite took it).
+    response = client.post("/api/v1/external-tasks/lock", json=body, headers=bearer("system"))
+    assert response.status_code == 422
+    assert "NUL" in response.get_json()["errors"][0]["message"]
