@@ -37,6 +37,15 @@ LOCK_EXTERNAL_TASKS = {
     "additionalProperties": False,
 }
 
+EXTEND_LOCK = {
+    "type": "object",
+    "properties": {"worker": {"type": "string", "minLength": 1, "maxLength": 255},
+                   "lock_seconds": {"type": "integer", "minimum": 1, "maximum": 86400,
+                                    "description": "the lock now ends this many seconds from now"}},
+    "required": ["worker", "lock_seconds"],
+    "additionalProperties": False,
+}
+
 FAIL_TASK = {
     "type": "object",
     "properties": {"worker": {"type": "string", "minLength": 1, "maxLength": 255},
@@ -220,7 +229,7 @@ COMPONENTS = {
     "DefinitionDetail": DEFINITION_DETAIL, "Deployment": DEPLOYMENT, "Validation": VALIDATION,
     "Problem": PROBLEM, "Health": HEALTH, "StartCase": START_CASE, "CompleteTask": COMPLETE_TASK,
     "SendMessage": SEND_MESSAGE, "RouteMessage": ROUTE_MESSAGE, "Retry": RETRY, "Requirement": REQUIREMENT,
-    "LockExternalTasks": LOCK_EXTERNAL_TASKS, "FailTask": FAIL_TASK,
+    "LockExternalTasks": LOCK_EXTERNAL_TASKS, "FailTask": FAIL_TASK, "ExtendLock": EXTEND_LOCK,
     "LockedTasks": {"type": "object", "properties": {"items": {"type": "array", "items": {"allOf": [
         {"$ref": "#/components/schemas/Task"},
         {"type": "object", "properties": {"data": {"type": "object", "description": "the case data"},

@@ -408,6 +408,26 @@ class CaseCommands:
         return items
 
     @_on_engine_clock
+    def extend_external_lock(self, task_id: str, worker: str, lock_seconds: int,
+                             may_complete: Callable[[str | None], bool]) -> dict:
+        """A worker with a long job keeps its lock: it now runs `lock_seconds` from now."""
+        with self.db.reader.connect() as conn:
+            task = store.get_task(conn, task_id)
+        if task is None:
+            raise TaskNotFound(f"no task with id '{task_id}'")
+        if task.topic is None:
+            raise Conflict(f"task '{task.name or task.element_id}' is a user task; only external tasks have locks")
+        self._held_external_task(task, may_complete, worker, "extended")
+        now = self._now()
+        with self.db.writer.begin() as conn:
+            if not store.extend_lock(conn, task_id, worker, now + timedelta(seconds=lock_seconds), now):
+                raise Conflict(f"worker '{worker}' lost the lock on task '{task.name or task.element_id}' just now; "
+                               "lock it again")
+            task = store.get_task(conn, task_id)
+            pins = store.case_pins(conn, {task.case_id})[task.case_id]
+        return self._task_representation(task, pins)
+
+    @_on_engine_clock
     def fail_external_task(self, task_id: str, worker: str | None, message: str, actor: str,
                            may_complete: Callable[[str | None], bool]) -> dict:
         """The worker could not do the job: the case gets an incident at the task, and the lock is

@@ -172,6 +172,14 @@ def lock_task(conn: Connection, task_id: str, worker: str, until: datetime, now:
     return result.rowcount == 1
 
 
+def extend_lock(conn: Connection, task_id: str, worker: str, until: datetime, now: datetime) -> bool:
+    """Move a live lock's end, only for the worker that holds it."""
+    result = conn.execute(update(tasks).where(
+        tasks.c.id == task_id, tasks.c.state == "ready", tasks.c.locked_by == worker, tasks.c.locked_until > now)
+        .values(locked_until=until))
+    return result.rowcount == 1
+
+
 def unlock_task(conn: Connection, task_id: str) -> None:
     conn.execute(update(tasks).where(tasks.c.id == task_id).values(locked_by=None, locked_until=None))
 

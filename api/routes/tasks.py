@@ -7,7 +7,7 @@ from ..auth import SEES_ALL_TASKS
 from ..contract import PAGING, operation, query_param
 from ..http import engine, enum_param, json_body, paging, requires
 from ..problems import ApiProblem
-from ..schemas import COMPLETE_TASK, FAIL_TASK, LOCK_EXTERNAL_TASKS
+from ..schemas import COMPLETE_TASK, EXTEND_LOCK, FAIL_TASK, LOCK_EXTERNAL_TASKS
 from .cases import case_response
 
 bp = Blueprint("tasks", __name__, url_prefix="/api/v1/tasks")
@@ -75,6 +75,18 @@ def fail_task(task_id):
     principal = g.principal
     case = engine().fail_external_task(task_id, body["worker"], body["message"], principal.user, principal.may_complete)
     return case_response(case)
+
+
+@bp.post("/<task_id>/extend-lock")
+@operation("An external task's worker keeps its lock for a long job: the lock now ends lock_seconds from now",
+           roles="system", request="ExtendLock", responses={200: "Task", 403: "Problem", 404: "Problem",
+                                                            409: "Problem", 413: "Problem", 422: "Problem"},
+           tag="tasks")
+@requires("system")
+def extend_lock(task_id):
+    body = json_body(EXTEND_LOCK)
+    return jsonify(engine().extend_external_lock(task_id, body["worker"], body["lock_seconds"],
+                                                 g.principal.may_complete))
 
 
 external_bp = Blueprint("external_tasks", __name__, url_prefix="/api/v1/external-tasks")

@@ -35,6 +35,7 @@ MATRIX = {
     ("GET", "/api/v1/tasks/<task_id>"): {"admin", "system", "auditor", "requester"},
     ("POST", "/api/v1/tasks/<task_id>/complete"): {"admin", "system", "requester"},
     ("POST", "/api/v1/tasks/<task_id>/fail"): {"admin", "system"},
+    ("POST", "/api/v1/tasks/<task_id>/extend-lock"): {"admin", "system"},
     ("POST", "/api/v1/external-tasks/lock"): {"admin", "system"},
     ("GET", "/api/v1/cases/<case_id>/trail"): READERS,
     ("GET", "/api/v1/audit/verify"): READERS,
@@ -74,6 +75,7 @@ BODIES = {
     "/api/v1/messages": {"name": "nothing"},
     "/api/v1/tasks/<task_id>/complete": {"data": {"item": "pen", "quantity": 1}},
     "/api/v1/tasks/<task_id>/fail": {"worker": "w1", "message": "a user task cannot fail"},
+    "/api/v1/tasks/<task_id>/extend-lock": {"worker": "w1", "lock_seconds": 60},
     "/api/v1/external-tasks/lock": {"worker": "w1", "topics": ["cmdb"]},
 }
 

@@ -137,3 +137,28 @@ def test_workers_locking_at_once_never_share_a_task(engine):
         thread.join()
     taken = [case_id for jobs in got.values() for case_id in jobs]
     assert len(taken) == len(set(taken)) == 12 and set(taken) == case_ids  # 18 asked for, 12 exist, none twice
+
+
+def test_a_worker_with_a_long_job_extends_its_lock(clocked_engine):
+    engine, clock = clocked_engine
+    started(engine)
+    [job] = engine.lock_external_tasks("w1", ["cmdb"], 1, 30)
+    clock.advance(seconds=20)
+    with pytest.raises(Conflict, match="locked by worker 'w1'"):
+        engine.extend_external_lock(job["id"], "w2", 600, SYSTEM)
+    extended = engine.extend_external_lock(job["id"], "w1", 600, SYSTEM)
+    assert extended["locked_by"] == "w1" and extended["locked_until"] == "2026-01-01T00:10:20Z"
+    clock.advance(seconds=60)  # past the first lock's end, inside the extended one
+    assert engine.lock_external_tasks("w2", ["cmdb"], 1, 30) == []
+    confirm = engine.complete_task(job["id"], {}, "robot", SYSTEM, worker="w1")["tasks"][0]
+    with pytest.raises(Conflict, match="user task"):
+        engine.extend_external_lock(confirm["id"], "w1", 60, SYSTEM)
+
+
+def test_a_lock_that_ran_out_cannot_be_extended(clocked_engine):
+    engine, clock = clocked_engine
+    started(engine)
+    [job] = engine.lock_external_tasks("w1", ["cmdb"], 1, 30)
+    clock.advance(seconds=31)
+    with pytest.raises(Conflict, match="not locked by anyone"):
+        engine.extend_external_lock(job["id"], "w1", 60, SYSTEM)
