@@ -16,22 +16,24 @@ START_CASE = {
     "additionalProperties": False,
 }
 
+_WORKER = {"type": "string", "minLength": 1, "maxLength": 255, "description": "the worker that holds the lock"}
+_LOCK_SECONDS = {"type": "integer", "minimum": 1, "maximum": 86400}
+
 COMPLETE_TASK = {
     "type": "object",
     "properties": {"data": {"type": "object"},
-                   "worker": {"type": "string", "minLength": 1, "maxLength": 255,
-                              "description": "external tasks: the worker that holds the lock"}},
+                   "worker": {**_WORKER, "description": "external tasks: the worker that holds the lock"}},
     "additionalProperties": False,
 }
 
 LOCK_EXTERNAL_TASKS = {
     "type": "object",
     "properties": {
-        "worker": {"type": "string", "minLength": 1, "maxLength": 255, "description": "who takes the lock"},
+        "worker": {**_WORKER, "description": "who takes the lock"},
         "topics": {"type": "array", "minItems": 1, "maxItems": 50,
                    "items": {"type": "string", "minLength": 1, "maxLength": 255}},
         "max_tasks": {"type": "integer", "minimum": 1, "maximum": 100, "default": 1},
-        "lock_seconds": {"type": "integer", "minimum": 1, "maximum": 86400, "default": 300},
+        "lock_seconds": {**_LOCK_SECONDS, "default": 300},
     },
     "required": ["worker", "topics"],
     "additionalProperties": False,
@@ -39,16 +41,15 @@ LOCK_EXTERNAL_TASKS = {
 
 EXTEND_LOCK = {
     "type": "object",
-    "properties": {"worker": {"type": "string", "minLength": 1, "maxLength": 255},
-                   "lock_seconds": {"type": "integer", "minimum": 1, "maximum": 86400,
-                                    "description": "the lock now ends this many seconds from now"}},
+    "properties": {"worker": _WORKER,
+                   "lock_seconds": {**_LOCK_SECONDS, "description": "the lock now ends this many seconds from now"}},
     "required": ["worker", "lock_seconds"],
     "additionalProperties": False,
 }
 
 FAIL_TASK = {
     "type": "object",
-    "properties": {"worker": {"type": "string", "minLength": 1, "maxLength": 255},
+    "properties": {"worker": _WORKER,
                    "message": {"type": "string", "minLength": 1, "maxLength": 2000,
                                "description": "what went wrong; it becomes the case's incident"}},
     "required": ["worker", "message"],

@@ -59,7 +59,7 @@ class ElementPlaces(Protocol):
 
     def locate(self, process_id: str | None, element_id: str) -> tuple[str, dict]: ...
 
-    def flows_from(self, definition: str, element_id: str) -> dict[str, str]: ...
+    def flows_from(self, process_id: str | None, element_id: str) -> dict[str, str]: ...
 
 
 @dataclass
@@ -106,9 +106,7 @@ class Recorder:
         process = process_of(task)
         if isinstance(spec, _GATEWAYS):
             targets = [child.task_spec.name for child in task.children]
-            flows = {}
-            if self.places is not None:
-                flows = self.places.flows_from(self.places.locate(process, element_id)[0], element_id)
+            flows = self.places.flows_from(process, element_id) if self.places is not None else {}
             chosen = [flows.get(target) for target in targets]
             self.add("gateway_taken", element_id, actor="system", process=process, flows=[f for f in chosen if f],
                      targets=targets)

@@ -98,12 +98,15 @@ class Blueprint:
 
     def locate(self, process_id: str | None, element_id: str) -> tuple[str, dict]:
         """(definition key, {name, lane, type}) of an element; an unknown process means the case's own."""
-        owner = self.owner_of.get(process_id, self.key) if process_id else self.key
+        owner = self._owner(process_id)
         return owner, self.elements_of.get(owner, {}).get(element_id) or {}
 
-    def flows_from(self, definition: str, element_id: str) -> dict[str, str]:
-        """{target element id: sequence flow id} of the flows leaving an element of a definition."""
-        return self.flows_of.get(definition, {}).get(element_id, {})
+    def flows_from(self, process_id: str | None, element_id: str) -> dict[str, str]:
+        """{target element id: sequence flow id} of the flows leaving an element of a running process."""
+        return self.flows_of.get(self._owner(process_id), {}).get(element_id, {})
+
+    def _owner(self, process_id: str | None) -> str:
+        return self.owner_of.get(process_id, self.key) if process_id else self.key
 
 
 class SpecCache:

@@ -306,21 +306,22 @@ class CaseCommands:
     def complete_task(self, task_id: str, data: dict, actor: str,
                       may_complete: Callable[[str | None], bool], if_match: str | None = None,
                       worker: str | None = None) -> dict:
-        with self.db.reader.connect() as conn:
+        with self.db.reader.connect() as conn:  # one read for the hot path: task, case, ready tasks
             task = store.get_task(conn, task_id)
             if task is None:
                 raise TaskNotFound(f"no task with id '{task_id}'")
-            if task.topic is not None:
-                return self._complete_external(task, data, actor, may_complete, if_match, worker)
-            if not may_complete(task.lane):
-                raise NotAllowed(f"completing this task needs the role '{task.lane_role}' of lane "
-                                 f"'{task.lane}' (or 'system')" if task.lane else
-                                 "this task has no lane; only 'system' or 'admin' may complete it")
-            if task.state != "ready":
-                raise TaskNotReady(f"task '{task.name or task.element_id}' is {task.state}, not ready; "
-                                   "it cannot be completed again")
-            row = store.get_case(conn, task.case_id)
-            ready_rows = store.ready_tasks_of_cases(conn, [task.case_id])[task.case_id]
+            if task.topic is None:
+                if not may_complete(task.lane):
+                    raise NotAllowed(f"completing this task needs the role '{task.lane_role}' of lane "
+                                     f"'{task.lane}' (or 'system')" if task.lane else
+                                     "this task has no lane; only 'system' or 'admin' may complete it")
+                if task.state != "ready":
+                    raise TaskNotReady(f"task '{task.name or task.element_id}' is {task.state}, not ready; "
+                                       "it cannot be completed again")
+                row = store.get_case(conn, task.case_id)
+                ready_rows = store.ready_tasks_of_cases(conn, [task.case_id])[task.case_id]
+        if task.topic is not None:  # a worker's task: its own checks, outside the read above
+            return self._complete_external(task, data, actor, may_complete, if_match, worker)
         self._check_running(row, if_match)
         blueprint = self._blueprint_of(row)
         info = blueprint.user_task(task.process_id, task.element_id)
@@ -348,6 +349,33 @@ class CaseCommands:
 
     # --- external service tasks: fetched, locked and completed (or failed) by workers ------------------
 
+    def _read_task(self, task_id: str):
+        with self.db.reader.connect() as conn:
+            task = store.get_task(conn, task_id)
+        if task is None:
+            raise TaskNotFound(f"no task with id '{task_id}'")
+        return task
+
+    def _external_task_row(self, task_id: str, refusal: str):
+        """The projection row of an external task; a user task is refused with `refusal`."""
+        task = self._read_task(task_id)
+        if task.topic is None:
+            raise Conflict(f"task '{task.name or task.element_id}' is a user task; {refusal}")
+        return task
+
+    def _open_external(self, task, if_match: str | None):
+        """The running case of an external task, restored, with the task still waiting for its worker."""
+        row = self._read_case(task.case_id)
+        self._check_running(row, if_match)
+        with self.db.reader.connect() as conn:
+            ready_rows = store.ready_tasks_of_cases(conn, [task.case_id])[task.case_id]
+        blueprint = self._blueprint_of(row)
+        workflow = self._restore(row, blueprint)
+        spiff_task = external_task(workflow, blueprint, task.id)
+        if spiff_task is None:
+            raise TaskNotReady(f"task '{task.name or task.element_id}' is not waiting for its worker any more")
+        return row, ready_rows, blueprint, workflow, spiff_task
+
     def _held_external_task(self, task, may_complete, worker: str | None, doing: str):
         """The checks every worker command shares: role, state, and a live lock held by this worker."""
         if not may_complete(None):
@@ -359,25 +387,17 @@ class CaseCommands:
         if not worker:
             raise Conflict(f"task '{task.name or task.element_id}' is an external task on topic '{task.topic}': "
                            "lock it first (POST /api/v1/external-tasks/lock) and send the same 'worker'")
-        if task.locked_by != worker or task.locked_until is None or task.locked_until <= self._now():
-            holder = (f"locked by worker '{task.locked_by}'" if task.locked_by and task.locked_until
-                      and task.locked_until > self._now() else "not locked by anyone (or the lock ran out)")
+        live = task.locked_by is not None and task.locked_until is not None and task.locked_until > self._now()
+        if not live or task.locked_by != worker:
+            holder = f"locked by worker '{task.locked_by}'" if live else "not locked by anyone (or the lock ran out)"
             raise Conflict(f"worker '{worker}' does not hold the lock on task '{task.name or task.element_id}': "
                            f"it is {holder}; lock it again before completing or failing it")
 
     def _complete_external(self, task, data: dict, actor: str, may_complete, if_match: str | None,
                            worker: str | None) -> dict:
         self._held_external_task(task, may_complete, worker, "completed")
-        row = self._read_case(task.case_id)
-        self._check_running(row, if_match)
         self._check_data_size(data)
-        with self.db.reader.connect() as conn:
-            ready_rows = store.ready_tasks_of_cases(conn, [task.case_id])[task.case_id]
-        blueprint = self._blueprint_of(row)
-        workflow = self._restore(row, blueprint)
-        spiff_task = external_task(workflow, blueprint, task.id)
-        if spiff_task is None:
-            raise TaskNotReady(f"task '{task.name or task.element_id}' is not waiting for its worker any more")
+        row, ready_rows, blueprint, workflow, spiff_task = self._open_external(task, if_match)
         now = self._now()
         recorder = self._recorder(row.id, actor, blueprint, now)
         before = {key: spiff_task.data.get(key) for key in data if key in spiff_task.data}
@@ -397,26 +417,19 @@ class CaseCommands:
         with self.db.writer.begin() as conn:
             locked = [task_id for task_id in store.lockable_tasks(conn, topics, now, max_tasks)
                       if store.lock_task(conn, task_id, worker, until, now)]
-        items = []
         with self.db.reader.connect() as conn:
-            for task_id in locked:
-                task = store.get_task(conn, task_id)
-                case = store.get_case(conn, task.case_id)
-                pins = store.case_pins(conn, {task.case_id})[task.case_id]
-                items.append({**self._task_representation(task, pins), "data": json.loads(case.data),
-                              "business_key": case.business_key})
-        return items
+            tasks = [store.get_task(conn, task_id) for task_id in locked]
+            case_ids = {task.case_id for task in tasks}
+            pins = store.case_pins(conn, case_ids)
+            cases = {case_id: store.get_case_summary(conn, case_id) for case_id in case_ids}
+        return [{**self._task_representation(task, pins[task.case_id]), "data": json.loads(cases[task.case_id].data),
+                 "business_key": cases[task.case_id].business_key} for task in tasks]
 
     @_on_engine_clock
     def extend_external_lock(self, task_id: str, worker: str, lock_seconds: int,
                              may_complete: Callable[[str | None], bool]) -> dict:
         """A worker with a long job keeps its lock: it now runs `lock_seconds` from now."""
-        with self.db.reader.connect() as conn:
-            task = store.get_task(conn, task_id)
-        if task is None:
-            raise TaskNotFound(f"no task with id '{task_id}'")
-        if task.topic is None:
-            raise Conflict(f"task '{task.name or task.element_id}' is a user task; only external tasks have locks")
+        task = self._external_task_row(task_id, "only external tasks have locks")
         self._held_external_task(task, may_complete, worker, "extended")
         now = self._now()
         with self.db.writer.begin() as conn:
@@ -432,21 +445,9 @@ class CaseCommands:
                            may_complete: Callable[[str | None], bool]) -> dict:
         """The worker could not do the job: the case gets an incident at the task, and the lock is
         released so that, after a retry, a worker can fetch the task again."""
-        with self.db.reader.connect() as conn:
-            task = store.get_task(conn, task_id)
-        if task is None:
-            raise TaskNotFound(f"no task with id '{task_id}'")
-        if task.topic is None:
-            raise Conflict(f"task '{task.name or task.element_id}' is a user task; only external tasks can be failed")
+        task = self._external_task_row(task_id, "only external tasks can be failed")
         self._held_external_task(task, may_complete, worker, "failed")
-        row = self._read_case(task.case_id)
-        self._check_running(row, None)
-        with self.db.reader.connect() as conn:
-            ready_rows = store.ready_tasks_of_cases(conn, [task.case_id])[task.case_id]
-        blueprint = self._blueprint_of(row)
-        workflow = self._restore(row, blueprint)
-        if external_task(workflow, blueprint, task.id) is None:
-            raise TaskNotReady(f"task '{task.name or task.element_id}' is not waiting for its worker any more")
+        row, ready_rows, blueprint, workflow, _ = self._open_external(task, None)
         recorder = self._recorder(row.id, actor, blueprint, self._now())
         incident = {"element_id": task.element_id, "element_name": task.name, "line": None,
                     "message": f"worker '{worker}' could not do this task: {message}", "process_id": task.process_id,

@@ -83,11 +83,13 @@ class CaseViews:
     def case_diagram(self, case_id: str) -> dict:
         """What a picture of the case's path needs: its trail and, for its own definition and every
         definition it called, the exact BPMN version it ran, what ran there and where it stands."""
-        case = self.get_case(case_id)
-        trail = self.trail(case_id, {})
-        row = self._read_case(case_id)
         with self.db.reader.connect() as conn:
+            row = store.get_case(conn, case_id)
+            if row is None:
+                raise CaseNotFound(f"no case with id '{case_id}'")
             ready = store.ready_tasks_of_cases(conn, [case_id])[case_id]
+            children = store.child_case_ids(conn, case_id)
+            trail = [event_from_row(event) for event in store.trail(conn, case_id, {})]
         blueprint = self._blueprint_of(row)
         main = blueprint.key
         events_of: dict[str, list[dict]] = {main: []}
@@ -108,14 +110,14 @@ class CaseViews:
         with self.db.reader.connect() as conn:
             for key, events in events_of.items():
                 version = blueprint.versions.get(key)
-                row = store.find_definition(conn, key, version) if version else None
-                if row is None:
+                definition = store.find_definition(conn, key, version) if version else None
+                if definition is None:
                     continue
-                bpmn = store.definition_file(conn, row.id, row.bpmn_file)
-                current = current_of.get(key, [])
-                executed, flows = executed_path(events, blueprint.flows_of.get(key, {}), current)
+                bpmn = store.definition_file(conn, definition.id, definition.bpmn_file)
+                executed, flows = executed_path(events, blueprint.flows_of.get(key, {}), current_of.get(key, []))
                 diagrams.append({"definition": key, "version": version, "bpmn": bpmn.decode("utf-8", errors="replace"),
-                                 "executed": executed, "flows": flows, "current": current})
+                                 "executed": executed, "flows": flows, "current": current_of.get(key, [])})
+        case = self._representation(row._mapping, [task._mapping for task in ready], children)
         return {"case": case, "trail": trail, "diagrams": diagrams}
 
     def trail(self, case_id: str, filters: dict) -> list[dict]:

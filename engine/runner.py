@@ -124,13 +124,14 @@ def outcome_with_incident(workflow: BpmnWorkflow, blueprint: Blueprint, incident
 def _outcome(workflow: BpmnWorkflow, blueprint: Blueprint, incident: dict | None = None) -> Outcome:
     thrown, uncaught_error = _drain_events(workflow, blueprint)
     ready = [_ready(task) for task in ready_manual_tasks(workflow)]
-    started_services = [t for t in workflow.get_tasks(state=TaskState.STARTED) if isinstance(t.task_spec, ServiceTask)]
-    for task in started_services:
-        topic = blueprint.topic_of(process_of(task), task.task_spec.bpmn_id)
-        if topic:
-            ready.append(_ready(task, topic))
-    started_services = [t for t in started_services
-                        if not blueprint.topic_of(process_of(t), t.task_spec.bpmn_id)]
+    unimplemented = []  # service tasks that wait for nothing: neither external nor anything else
+    for task in workflow.get_tasks(state=TaskState.STARTED):
+        if isinstance(task.task_spec, ServiceTask):
+            topic = blueprint.topic_of(process_of(task), task.task_spec.bpmn_id)
+            if topic:
+                ready.append(_ready(task, topic))
+            else:
+                unimplemented.append(task)
     waiting, next_timer = _waiting(workflow)
     data = _current_data(workflow)
     if incident is None:
@@ -148,9 +149,9 @@ def _outcome(workflow: BpmnWorkflow, blueprint: Blueprint, incident: dict | None
         return Outcome("completed", [], [], data, None, None, thrown)
     if ready or waiting:
         return Outcome("running", ready, waiting, data, None, next_timer, thrown)
-    if started_services:
+    if unimplemented:
         return Outcome("error", ready, waiting, data, _element_incident(
-            started_services[0], blueprint, "this service task has no implementation, so the case cannot go on"),
+            unimplemented[0], blueprint, "this service task has no implementation, so the case cannot go on"),
             next_timer, thrown)
     stuck = [t for t in workflow.get_tasks(state=TaskState.WAITING) if getattr(t.task_spec, "bpmn_id", None)]
     where = stuck[0] if stuck else None

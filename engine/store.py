@@ -123,18 +123,19 @@ def update_case(conn: Connection, case_id: str, expected_version: int, values: d
 
 def list_cases(conn: Connection, filters: dict, cursor: str | None, limit: int) -> tuple[list, str | None]:
     columns = [c for c in cases.c if c.name != "state"]
-    query = select(*columns)
-    if filters.get("status"):
-        query = query.where(cases.c.status == filters["status"])
-    if filters.get("definition"):
-        query = query.where(cases.c.definition_key == filters["definition"])
-    if filters.get("business_key"):
-        query = query.where(cases.c.business_key == filters["business_key"])
-    if filters.get("created_after"):
-        query = query.where(cases.c.created_at >= filters["created_after"])
-    if filters.get("created_before"):
-        query = query.where(cases.c.created_at < filters["created_before"])
+    query = _filtered(select(*columns), filters, {
+        "status": lambda v: cases.c.status == v, "definition": lambda v: cases.c.definition_key == v,
+        "business_key": lambda v: cases.c.business_key == v, "created_after": lambda v: cases.c.created_at >= v,
+        "created_before": lambda v: cases.c.created_at < v})
     return _page(conn, query, cases.c.created_at, cases.c.id, cursor, limit)
+
+
+def _filtered(query, filters: dict, conditions: dict):
+    """The query narrowed by each filter that is given: `conditions` maps its name to the condition."""
+    for name, condition in conditions.items():
+        if filters.get(name):
+            query = query.where(condition(filters[name]))
+    return query
 
 
 # --- tasks -----------------------------------------------------------------------------------------
@@ -202,17 +203,11 @@ def ready_tasks_of_cases(conn: Connection, case_ids: list[str]) -> dict[str, lis
 
 def list_tasks(conn: Connection, filters: dict, lane_roles: set[str] | None, cursor: str | None,
                limit: int) -> tuple[list, str | None]:
-    query = select(tasks)
+    query = _filtered(select(tasks), filters, {
+        "case": lambda v: tasks.c.case_id == v, "lane": lambda v: tasks.c.lane == v,
+        "definition": lambda v: tasks.c.definition_key == v, "topic": lambda v: tasks.c.topic == v})
     if filters.get("state") != "any":
         query = query.where(tasks.c.state == (filters.get("state") or "ready"))
-    if filters.get("case"):
-        query = query.where(tasks.c.case_id == filters["case"])
-    if filters.get("lane"):
-        query = query.where(tasks.c.lane == filters["lane"])
-    if filters.get("definition"):
-        query = query.where(tasks.c.definition_key == filters["definition"])
-    if filters.get("topic"):
-        query = query.where(tasks.c.topic == filters["topic"])
     if lane_roles is not None:  # a lane holder sees only the tasks of its lanes
         query = query.where(tasks.c.lane_role.in_(sorted(lane_roles)))
     return _page(conn, query, tasks.c.created_at, tasks.c.id, cursor, limit)
@@ -280,17 +275,9 @@ def chain_head(conn: Connection, chain: str) -> tuple[int, str | None]:
 
 
 def trail(conn: Connection, case_id: str, filters: dict) -> list:
-    query = select(events).where(events.c.chain == case_id)
-    if filters.get("actor"):
-        query = query.where(events.c.actor == filters["actor"])
-    if filters.get("element"):
-        query = query.where(events.c.element_id == filters["element"])
-    if filters.get("type"):
-        query = query.where(events.c.type == filters["type"])
-    if filters.get("since"):
-        query = query.where(events.c.at >= filters["since"])
-    if filters.get("until"):
-        query = query.where(events.c.at < filters["until"])
+    query = _filtered(select(events).where(events.c.chain == case_id), filters, {
+        "actor": lambda v: events.c.actor == v, "element": lambda v: events.c.element_id == v,
+        "type": lambda v: events.c.type == v, "since": lambda v: events.c.at >= v, "until": lambda v: events.c.at < v})
     return list(conn.execute(query.order_by(events.c.seq)))
 
 

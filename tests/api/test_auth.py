@@ -13,20 +13,12 @@ import logging
 import pytest
 
 from api.auth import token_digest
-from tests.conftest import APPROVAL, TOKENS, bearer, deploy
+from tests.conftest import APPROVAL, FIXTURES, TOKENS, bearer, deploy
 
 ROLES = ("admin", "designer", "system", "auditor", "requester", "none")
 EVERYONE = frozenset(ROLES)
 
-SIMPLE_BPMN = b"""<?xml version="1.0" encoding="UTF-8"?>
-<bpmn:definitions xmlns:bpmn="http://www.omg.org/spec/BPMN/20100524/MODEL" id="Defs" targetNamespace="http://example.com/a">
-  <bpmn:process id="simple" name="Simple" isExecutable="true">
-    <bpmn:startEvent id="StartEvent_1"><bpmn:outgoing>F1</bpmn:outgoing></bpmn:startEvent>
-    <bpmn:endEvent id="EndEvent_1"><bpmn:incoming>F1</bpmn:incoming></bpmn:endEvent>
-    <bpmn:sequenceFlow id="F1" sourceRef="StartEvent_1" targetRef="EndEvent_1" />
-  </bpmn:process>
-</bpmn:definitions>
-"""
+SIMPLE_BPMN = (FIXTURES / "simple.bpmn").read_bytes()
 
 XML = ("application/xml", SIMPLE_BPMN)
 
