@@ -89,9 +89,15 @@ TASK_SUMMARY = {
 INCIDENT = {
     "type": "object",
     "properties": {"element_id": {"type": ["string", "null"]}, "element_name": {"type": ["string", "null"]},
-                   "line": {"type": ["integer", "null"]}, "message": {"type": "string"},
-                   "process_id": {"type": "string", "description": "the BPMN process the element is in"}},
-    "required": ["element_id", "message"],
+                   "definition": {"type": ["string", "null"], "description": "the definition holding the element: "
+                                  "the case's own or one it called"},
+                   "process_id": {"type": "string", "description": "the BPMN process the element is in"},
+                   "line": {"type": ["integer", "null"], "description": "the line of the script that failed"},
+                   "message": {"type": "string", "description": "what happened, in a sentence"},
+                   "action": {"type": "string", "description": "what a person can do about it, in a sentence"},
+                   "task_id": {"type": "string", "description": "the external task a worker reported a failure on"},
+                   "reported_by": {"type": "string", "description": "who reported the failure"}},
+    "required": ["element_id", "element_name", "definition", "message", "action"],
 }
 
 CASE = {
@@ -131,6 +137,8 @@ TASK = {
                  "documentation"],
 }
 
+_KEYS = {"type": "array", "items": {"type": "string"}}
+
 DEFINITION = {
     "type": "object",
     "properties": {"key": {"type": "string"}, "name": {"type": "string"}, "version": {"type": "integer"},
@@ -138,13 +146,31 @@ DEFINITION = {
     "required": ["key", "name", "version", "hash", "deployed_at", "deployed_by"],
 }
 
+DEFINITION_LINKS = {
+    "type": "object",
+    "properties": {
+        "startable": {"type": "boolean", "description": "POST /api/v1/cases accepts it (false: it is only called by "
+                      "other definitions, or starts on one of several messages)"},
+        "start": {"type": "object", "properties": {
+            "plain": {"type": "boolean", "description": "a started case begins at a plain start event"},
+            "messages": {**_KEYS, "description": "messages that start a case of it (POST /api/v1/messages); a "
+                         "case started directly on its only message start event gets its data as that message"}},
+            "required": ["plain", "messages"]},
+        "calls": {**_KEYS, "description": "definitions its call activities run inside its cases"},
+        "called_by": {**_KEYS, "description": "definitions whose call activities run it"},
+        "starts": {**_KEYS, "description": "definitions it starts as linked cases through the messages it throws"},
+    },
+    "required": ["startable", "start", "calls", "called_by", "starts"],
+}
+
+DEFINITION_ITEM = {"allOf": [{"$ref": "#/components/schemas/Definition"}, DEFINITION_LINKS]}
+
 DEFINITION_DETAIL = {
-    "allOf": [{"$ref": "#/components/schemas/Definition"}],
+    "allOf": [{"$ref": "#/components/schemas/Definition"}, DEFINITION_LINKS],
     "type": "object",
     "properties": {
         "versions": {"type": "array", "items": {"$ref": "#/components/schemas/Definition"}},
         "lanes": {"type": "array", "items": {"type": "string"}},
-        "calls": {"type": "array", "items": {"type": "string"}},
         "user_tasks": {"type": "array", "items": {"type": "object", "properties": {
             "element_id": {"type": "string"}, "name": {"type": ["string", "null"]},
             "lane": {"type": ["string", "null"]}, "documentation": {"type": ["string", "null"]},
@@ -225,8 +251,8 @@ REQUIREMENT = {
 COMPONENTS = {
     "Case": CASE, "CasePage": page_of("Case"), "Task": TASK, "TaskPage": page_of("Task"),
     "TaskSummary": TASK_SUMMARY, "Incident": INCIDENT, "Definition": DEFINITION,
-    "DefinitionList": {"type": "object", "properties": {"items": {"type": "array", "items": {
-        "$ref": "#/components/schemas/Definition"}}}, "required": ["items"]},
+    "DefinitionList": {"type": "object", "properties": {"items": {"type": "array", "items": DEFINITION_ITEM}},
+                       "required": ["items"]},
     "DefinitionDetail": DEFINITION_DETAIL, "Deployment": DEPLOYMENT, "Validation": VALIDATION,
     "Problem": PROBLEM, "Health": HEALTH, "StartCase": START_CASE, "CompleteTask": COMPLETE_TASK,
     "SendMessage": SEND_MESSAGE, "RouteMessage": ROUTE_MESSAGE, "Retry": RETRY, "Requirement": REQUIREMENT,

@@ -13,6 +13,8 @@ from typing import Callable
 
 from SpiffWorkflow.bpmn.specs.defaults import StartEvent
 from SpiffWorkflow.bpmn.specs.event_definitions.message import MessageEventDefinition
+from SpiffWorkflow.bpmn.specs.event_definitions.simple import NoneEventDefinition
+from SpiffWorkflow.bpmn.specs.mixins.events.event_types import ThrowingEvent
 
 from .forms import Form
 from .spiff_setup import spec_from_dict, wire_loop_tasks
@@ -39,7 +41,7 @@ class UserTaskInfo:
     version: int
 
 
-class _Compiled:
+class CompiledVersion:
     """The live spec objects and task metadata of one definition version."""
 
     def __init__(self, stored: StoredDefinition):
@@ -47,9 +49,18 @@ class _Compiled:
         self.spec = spec_from_dict(stored.spec)
         self.embedded = {name: spec_from_dict(dct) for name, dct in stored.embedded.items()}
         wire_loop_tasks(self.spec, *self.embedded.values())
+        starts = [task_spec for task_spec in self.spec.task_specs.values() if isinstance(task_spec, StartEvent)]
         self.message_starts = {
-            task_spec.event_definition.name for task_spec in self.spec.task_specs.values()
-            if isinstance(task_spec, StartEvent)
+            task_spec.event_definition.name for task_spec in starts
+            if isinstance(getattr(task_spec, "event_definition", None), MessageEventDefinition)}
+        self.plain_start = any(isinstance(getattr(task_spec, "event_definition", None), NoneEventDefinition)
+                               for task_spec in starts)
+        # A designer marks a definition meant only to be called (Camunda Modeler: untick "Startable").
+        self.startable = stored.meta.get("startable", True)
+        self.throws = {
+            task_spec.event_definition.name
+            for spec in (self.spec, *self.embedded.values()) for task_spec in spec.task_specs.values()
+            if isinstance(task_spec, ThrowingEvent)
             and isinstance(getattr(task_spec, "event_definition", None), MessageEventDefinition)}
         self.user_tasks = {
             (task["process"], task["element_id"]): UserTaskInfo(
@@ -65,7 +76,7 @@ class _Compiled:
 class Blueprint:
     """Everything a case needs to run: its spec, every subprocess spec it can reach, and task metadata."""
 
-    def __init__(self, main: _Compiled, called: list[_Compiled]):
+    def __init__(self, main: CompiledVersion, called: list[CompiledVersion]):
         self.key, self.version, self.hash = main.key, main.version, main.hash
         self.spec = main.spec
         self.subprocess_specs = dict(main.embedded)
@@ -132,8 +143,8 @@ class SpecCache:
                 table.popitem(last=False)
         return value
 
-    def compiled(self, key: str, version: int) -> _Compiled:
-        return self._get(self._compiled, (key, version), lambda: _Compiled(self._load(key, version)))
+    def compiled(self, key: str, version: int) -> CompiledVersion:
+        return self._get(self._compiled, (key, version), lambda: CompiledVersion(self._load(key, version)))
 
     def blueprint(self, key: str, version: int, pins: dict[str, int]) -> Blueprint:
         pin_key = (key, version, tuple(sorted(pins.items())))

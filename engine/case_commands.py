@@ -21,9 +21,12 @@ from SpiffWorkflow.util.task import TaskState
 from . import store
 from .audit import GENESIS, Recorder, data_changes, seal
 from .blueprints import Blueprint
+from .catalogue import load_catalogue
 from .clock import rfc3339
+from . import incidents
 from .errors import (ConcurrentUpdate, Conflict, DefinitionNotFound, IdempotencyMismatch, InvalidInput,
                      NotAllowed, NotFound, PreconditionFailed, TaskNotFound, TaskNotReady, TooLarge, CaseNotFound)
+from .incidents import Incident, Place
 from .projections import etag_of, event_row, lane_role
 from .runner import (Outcome, advance, deliver_message, drop_unstorable_data, external_task, new_workflow,
                      outcome_with_incident, run_failed_again, waiting_message_names)
@@ -138,6 +141,8 @@ class CaseCommands:
             if version is None:
                 raise DefinitionNotFound(f"no definition with key '{definition}' is deployed")
             raise DefinitionNotFound(f"definition '{definition}' has no version {version}")
+        if start_message is None:
+            start_message = self._start_message_of(row.key, self.specs.compiled(row.key, row.version))
         pins = self._pins(row.key, row.version)
         blueprint = self.specs.blueprint(row.key, row.version, pins)
         now = self._now()
@@ -155,7 +160,7 @@ class CaseCommands:
             advance(workflow, blueprint, recorder)  # to the message start event, which now waits
             deliver_message(workflow, start_message, data)
         outcome = advance(workflow, blueprint, recorder)
-        state = self._serialize_state(workflow, outcome)
+        state = self._serialize_state(workflow, outcome, blueprint)
         self._record_outcome(recorder, outcome, set())
         children = self._start_linked_cases(case_id, outcome, recorder, depth)
         event_rows, event_seq, event_hash = seal(recorder, 0, GENESIS)
@@ -163,10 +168,29 @@ class CaseCommands:
                   "pins": json.dumps(pins), "business_key": business_key, "parent_case_id": parent_case_id,
                   "created_by": actor, "created_at": now, "idempotency_key": None, "request_hash": None,
                   "row_version": 1, "event_seq": event_seq, "event_hash": event_hash,
-                  **self._state_columns(workflow, outcome, now, state)}
+                  **self._state_columns(workflow, outcome, now, blueprint, state)}
         task_rows = [self._task_row(case_id, row.key, task, now) for task in outcome.ready]
         events = [event_row(case_id, event, now) for event in event_rows]
         return PreparedCase(values, task_rows, events, children)
+
+    def _start_message_of(self, key: str, compiled) -> str | None:
+        """How a case begins when no message was named: at the plain start event (None), or at the only
+        message start event, which then receives the start data as its message. Definitions meant only
+        to be called, or that start on one of several messages, are refused."""
+        if not compiled.startable:
+            callers = load_catalogue(self.db, self.specs).callers(key)
+            raise InvalidInput(f"definition '{key}' is only called by other definitions" +
+                               (f" ({', '.join(callers)})" if callers else "") +
+                               " and cannot be started on its own; start " +
+                               ("one of those" if callers else "the definition that calls it") + " instead",
+                               [{"field": "definition", "message": "only called by other definitions"}])
+        if compiled.plain_start:
+            return None
+        if len(compiled.message_starts) == 1:
+            return next(iter(compiled.message_starts))
+        names = ", ".join(sorted(compiled.message_starts))
+        raise InvalidInput(f"definition '{key}' starts only on one of the messages {names}; send one of those "
+                           "messages instead", [{"field": "definition", "message": f"starts on a message: {names}"}])
 
     def _insert_prepared(self, conn, prepared: "PreparedCase") -> None:
         store.insert_case(conn, prepared.values)
@@ -180,10 +204,10 @@ class CaseCommands:
         """A message the case throws that starts another process (a message start event of a deployed
         definition) starts that process as a linked case: a hand-off, not a return."""
         children = []
-        for thrown in outcome.thrown:
-            if thrown["type"] != "MessageEventDefinition" or not thrown["name"]:
-                continue
-            started_by = self._definition_started_by(thrown["name"])
+        messages = [t for t in outcome.thrown if t["type"] == "MessageEventDefinition" and t["name"]]
+        catalogue = load_catalogue(self.db, self.specs) if messages else None
+        for thrown in messages:
+            started_by = catalogue.started_by(thrown["name"])
             if started_by is None:
                 continue
             target, by_message_start = started_by
@@ -201,22 +225,6 @@ class CaseCommands:
                          definition=target)
             children.append(child)
         return children
-
-    def _definition_started_by(self, message: str) -> tuple[str, bool] | None:
-        """Which definition a message starts, and whether through its message start event.
-
-        A definition whose message start event has that name comes first; otherwise a message named after
-        a definition's key starts that definition at its plain start event. The second way lets a hand-off
-        start a process that call activities also start (SpiffWorkflow would fire a plain start event even
-        in a case meant to begin with a message)."""
-        with self.db.reader.connect() as conn:
-            latest = [(row.key, row.version) for row in store.latest_definitions(conn)]
-        matches = [key for key, version in latest if message in self.specs.compiled(key, version).message_starts]
-        if len(matches) == 1:
-            return matches[0], True
-        if not matches and message in dict(latest):
-            return message, False
-        return None
 
     def _idempotent_repeat(self, actor: str, key: str, request_hash: str) -> dict | None:
         with self.db.reader.connect() as conn:
@@ -263,24 +271,21 @@ class CaseCommands:
             raise TooLarge(f"the data is {size} bytes; the limit per case is {self.settings.max_case_data_bytes}")
 
     @staticmethod
-    def _serialize_state(workflow, outcome: Outcome) -> str:
+    def _serialize_state(workflow, outcome: Outcome, blueprint: Blueprint) -> str:
         """The instance as JSON. Data no script should have left (the sandbox already drops non-JSON
         values) is removed here too, and then the case gets an incident saying what and where, rather
         than the save failing."""
         try:
             return json.dumps(workflow_to_dict(workflow))
         except (TypeError, ValueError):
-            removed = drop_unstorable_data(workflow)
-        element_id, field_name, kind = removed[0] if removed else (None, "?", "?")
+            incident = drop_unstorable_data(workflow, blueprint)
         outcome.status = "error"
-        outcome.incident = outcome.incident or {
-            "element_id": element_id, "element_name": None, "line": None,
-            "message": f"the step left data that cannot be stored: '{field_name}' holds a Python {kind}, not JSON; it was "
-                       "removed. Make the step produce JSON values (text, numbers, lists, objects), then retry"}
+        outcome.incident = outcome.incident or incident
         return json.dumps(workflow_to_dict(workflow))
 
-    def _state_columns(self, workflow, outcome: Outcome, now: datetime, state: str | None = None) -> dict:
-        state = state if state is not None else self._serialize_state(workflow, outcome)
+    def _state_columns(self, workflow, outcome: Outcome, now: datetime, blueprint: Blueprint,
+                       state: str | None = None) -> dict:
+        state = state if state is not None else self._serialize_state(workflow, outcome, blueprint)
         data = json.dumps(outcome.data)
         if len(data) > self.settings.max_case_data_bytes:
             raise TooLarge(f"the case data would be {len(data)} bytes; the limit per case is "
@@ -288,7 +293,7 @@ class CaseCommands:
         next_timer = outcome.next_timer_at
         return {"status": outcome.status, "state": state, "serializer_version": SERIALIZER_VERSION,
                 "data": data, "waiting_for": json.dumps(outcome.waiting_for),
-                "incident": json.dumps(outcome.incident) if outcome.incident else None,
+                "incident": json.dumps(outcome.incident.as_dict()) if outcome.incident else None,
                 "next_timer_at": (datetime.fromisoformat(next_timer.replace("Z", "+00:00")).replace(tzinfo=None)
                                   if next_timer else None),
                 "updated_at": now, "workflow": _workflow_of(outcome.data)}
@@ -449,9 +454,9 @@ class CaseCommands:
         self._held_external_task(task, may_complete, worker, "failed")
         row, ready_rows, blueprint, workflow, _ = self._open_external(task, None)
         recorder = self._recorder(row.id, actor, blueprint, self._now())
-        incident = {"element_id": task.element_id, "element_name": task.name, "line": None,
-                    "message": f"worker '{worker}' could not do this task: {message}", "process_id": task.process_id,
-                    "task_id": task.id, "reported_by": actor}
+        definition, _ = blueprint.locate(task.process_id, task.element_id)
+        incident = incidents.worker_failed(Place(task.element_id, task.name, definition, task.process_id),
+                                           worker, message, task.id, actor)
         outcome = outcome_with_incident(workflow, blueprint, incident)
         return self._save(row, workflow, outcome, ready_rows, recorder, also=lambda conn: store.unlock_task(conn, task.id))
 
@@ -489,7 +494,7 @@ class CaseCommands:
                            "correlation", [{"case_id": row.id, "message": "waits for it"} for row in waiting[:10]])
         if waiting:
             return self.send_message(waiting[0].id, name, data, actor), False
-        started_by = self._definition_started_by(name)
+        started_by = load_catalogue(self.db, self.specs).started_by(name)
         if started_by is None:
             raise NotFound(f"no case waits for message '{name}'" +
                            (f" with business key '{business_key}'" if business_key else "") +
@@ -570,12 +575,12 @@ class CaseCommands:
         now = self._now()
         recorder = self._recorder(row.id, actor, blueprint, now)
         failed = workflow.get_tasks(state=TaskState.ERROR)
-        incident = json.loads(row.incident) if row.incident else {}
+        incident = Incident.from_dict(json.loads(row.incident) if row.incident else {})
         # a worker's failure leaves its task waiting, not in error: the retry data goes there
-        targets = failed or [t for t in [external_task(workflow, blueprint, incident.get("task_id") or "")] if t]
-        recorder.add("case_retried", incident.get("element_id"),
+        targets = failed or [t for t in [external_task(workflow, blueprint, incident.task_id or "")] if t]
+        recorder.add("case_retried", incident.element_id,
                      data_changes({k: targets[0].data.get(k) for k in data} if targets else {}, data),
-                     process=incident.get("process_id"), incident=incident.get("message"))
+                     process=incident.process_id, incident=incident.message)
         for task in targets:
             task.data.update(data)
         outcome = run_failed_again(workflow, blueprint, failed, recorder)
@@ -663,9 +668,9 @@ class CaseCommands:
             if task.id not in ready_before:
                 recorder.add("task_ready", task.element_id, actor="system", process=task.process_id, task_id=task.id)
         if outcome.incident:
-            recorder.add("incident", outcome.incident.get("element_id"), actor=outcome.incident.get("reported_by") or "system",
-                         process=outcome.incident.get("process_id"),
-                         message=outcome.incident.get("message"), line=outcome.incident.get("line"))
+            incident = outcome.incident
+            recorder.add("incident", incident.element_id, actor=incident.reported_by or "system",
+                         process=incident.process_id, message=incident.message, line=incident.line)
         if outcome.status == "completed":
             recorder.add("case_completed", actor="system")
         elif outcome.status == "cancelled":
@@ -675,7 +680,7 @@ class CaseCommands:
               completed: tuple | None = None, also: Callable | None = None) -> dict:
         """Write the new state, projections and events in one transaction (`also` adds its own writes)."""
         now = recorder.at
-        columns = self._state_columns(workflow, outcome, now)
+        columns = self._state_columns(workflow, outcome, now, recorder.places)
         ready_now = {task.id: task for task in outcome.ready}
         before_ids = {task.id for task in ready_before}
         completed_id, actor = completed or (None, None)

@@ -12,6 +12,7 @@ from . import store
 from .audit import event_from_row, process_of, verify_chains
 from .clock import rfc3339
 from .errors import CaseNotFound, TaskNotFound
+from .incidents import Incident
 from .projections import etag_of
 
 
@@ -43,7 +44,9 @@ class CaseViews:
         if children is not None:
             case["child_cases"] = children
         if row["incident"]:
-            case["incident"] = json.loads(row["incident"])
+            # rows from before incidents named their definition get the case's own
+            stored = {"definition": row["definition_key"], **json.loads(row["incident"])}
+            case["incident"] = Incident.from_dict(stored).as_dict()
         return case
 
     @staticmethod

@@ -21,6 +21,9 @@ class FixedClock:
     def advance(self, **delta) -> None:
         self._now += timedelta(**delta)
 
+    def move_to(self, moment: datetime) -> None:
+        self._now = moment
+
 
 def rfc3339(moment: datetime | None) -> str | None:
     if moment is None:

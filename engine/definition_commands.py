@@ -9,6 +9,7 @@ from sqlalchemy.exc import IntegrityError
 
 from . import store
 from .audit import GENESIS, Recorder, seal
+from .catalogue import Catalogue, load_catalogue
 from .clock import rfc3339
 from . import compliance
 from .compliance import is_compliance_file
@@ -95,7 +96,9 @@ class DefinitionCommands:
 
     def list_definitions(self) -> list[dict]:
         with self.db.reader.connect() as conn:
-            return [self._definition_summary(row) for row in store.latest_definitions(conn)]
+            rows = store.latest_definitions(conn)
+        catalogue = Catalogue({row.key: self.specs.compiled(row.key, row.version) for row in rows})
+        return [{**self._definition_summary(row), **catalogue.describe(row.key)} for row in rows]
 
     def get_definition(self, key: str) -> dict:
         with self.db.reader.connect() as conn:
@@ -104,9 +107,9 @@ class DefinitionCommands:
                 raise DefinitionNotFound(f"no definition with key '{key}' is deployed")
             versions = store.definition_versions(conn, key)
         meta = json.loads(latest.meta)
-        return {**self._definition_summary(latest),
+        return {**self._definition_summary(latest), **load_catalogue(self.db, self.specs).describe(key),
                 "versions": [self._definition_summary(row) for row in versions],
-                "lanes": meta["lanes"], "calls": meta["calls"],
+                "lanes": meta["lanes"],
                 "user_tasks": [{"element_id": t["element_id"], "name": t["name"], "lane": t["lane"],
                                 "documentation": t["documentation"], "form": t["form"] or {"type": "object"}}
                                for t in meta["user_tasks"]]}

@@ -267,7 +267,10 @@ def _compile_process(parser, bundle: _Bundle, pid: str, top_level: set[str], cal
     digest = hashlib.sha256()
     for name in sorted(sources):
         digest.update(name.encode() + b"\0" + hashlib.sha256(sources[name]).digest())
+    # Camunda Modeler's "Startable" box: unticked, the process is meant only to be called by others.
+    startable = (process_parser.node.get(f"{{{CAMUNDA_NS}}}isStartableInTasklist") or "true").strip() != "false"
     meta = {"user_tasks": user_tasks, "external_tasks": external_tasks, "lanes": sorted(lanes), "calls": sorted(calls),
+            "startable": startable,
             "elements": elements, "embedded": sorted(embedded), "flows": flows,
             "decisions": sorted(decisions, key=lambda d: (d["element_id"], d["decision_id"] or ""))}
     spec_dict = spec_to_dict(spec)

@@ -20,12 +20,16 @@ from SpiffWorkflow.camunda.specs.event_definitions import MessageEventDefinition
 from SpiffWorkflow.exceptions import SpiffWorkflowException
 from SpiffWorkflow.util.task import TaskState
 
+from . import incidents
 from .audit import process_of
 from .blueprints import Blueprint
+from .incidents import Incident, Place
+from .joins import refresh_waiting_joins
 
 log = logging.getLogger(__name__)
 
-# do_engine_steps() refreshes timers only at its end, so a timer it made READY needs another pass.
+# do_engine_steps() refreshes timers only at its end, so a timer it made READY needs another pass; so
+# does a join that may fire now that a branch which could have reached it went elsewhere.
 _MAX_STEP_ROUNDS = 50
 
 
@@ -45,7 +49,7 @@ class Outcome:
     ready: list[ReadyTask]
     waiting_for: list[dict]
     data: dict
-    incident: dict | None = None
+    incident: Incident | None = None
     next_timer_at: str | None = None
     thrown: list[dict] = field(default_factory=list)
 
@@ -68,18 +72,13 @@ def advance(workflow: BpmnWorkflow, blueprint: Blueprint, recorder=None) -> Outc
     try:
         for _ in range(_MAX_STEP_ROUNDS):
             workflow.do_engine_steps(will_complete_task=will_run, did_complete_task=did_run)
-            if not workflow.get_tasks(state=TaskState.READY, manual=False):
+            if not workflow.get_tasks(state=TaskState.READY, manual=False) and not refresh_waiting_joins(workflow):
                 break
     except SpiffWorkflowException as exc:
-        return _outcome(workflow, blueprint, incident=_incident_from_exception(exc, blueprint))
+        return _outcome(workflow, blueprint, incident=_incident_from_exception(exc, workflow, blueprint))
     except Exception as exc:  # SpiffWorkflow raises bare exceptions too (e.g. a bad timer duration)
         log.warning("unexpected error while advancing a case", exc_info=True)
-        task = _task_in_traceback(exc)
-        incident = {"element_id": None, "element_name": None, "line": None,
-                    "message": f"{type(exc).__name__}: {exc}"}
-        if task is not None:
-            incident = _element_incident(task, blueprint, incident["message"])
-        return _outcome(workflow, blueprint, incident=incident)
+        return _outcome(workflow, blueprint, incident=incidents.engine_fault(_place_of_failure(exc, workflow, blueprint), exc))
     return _outcome(workflow, blueprint)
 
 
@@ -93,9 +92,9 @@ def run_failed_again(workflow: BpmnWorkflow, blueprint: Blueprint, failed: list,
             if recorder is not None:
                 recorder.did_run(task)
         except SpiffWorkflowException as exc:
-            return _outcome(workflow, blueprint, incident=_incident_from_exception(exc, blueprint))
+            return _outcome(workflow, blueprint, incident=_incident_from_exception(exc, workflow, blueprint))
         except Exception as exc:  # noqa: BLE001 - a script can raise anything; it stays the case's incident
-            return _outcome(workflow, blueprint, incident=_element_incident(task, blueprint, f"{type(exc).__name__}: {exc}"))
+            return _outcome(workflow, blueprint, incident=incidents.engine_fault(place_of(task, blueprint), exc))
     return advance(workflow, blueprint, recorder)
 
 
@@ -116,12 +115,12 @@ def waiting_message_names(workflow: BpmnWorkflow) -> set[str]:
     return {event.name for event in workflow.waiting_events() if event.event_type == "MessageEventDefinition"}
 
 
-def outcome_with_incident(workflow: BpmnWorkflow, blueprint: Blueprint, incident: dict) -> Outcome:
+def outcome_with_incident(workflow: BpmnWorkflow, blueprint: Blueprint, incident: Incident) -> Outcome:
     """The case as it stands, put in error with this incident (e.g. a worker reported a failure)."""
     return _outcome(workflow, blueprint, incident=incident)
 
 
-def _outcome(workflow: BpmnWorkflow, blueprint: Blueprint, incident: dict | None = None) -> Outcome:
+def _outcome(workflow: BpmnWorkflow, blueprint: Blueprint, incident: Incident | None = None) -> Outcome:
     thrown, uncaught_error = _drain_events(workflow, blueprint)
     ready = [_ready(task) for task in ready_manual_tasks(workflow)]
     unimplemented = []  # service tasks that wait for nothing: neither external nor anything else
@@ -142,25 +141,17 @@ def _outcome(workflow: BpmnWorkflow, blueprint: Blueprint, incident: dict | None
         leftover = [t for t in workflow.get_tasks(state=TaskState.READY | TaskState.WAITING)
                     if getattr(t.task_spec, "bpmn_id", None)]
         if leftover:
-            return Outcome("error", ready, waiting, data, _element_incident(
-                leftover[0], blueprint, "the case stopped advancing here although work remains (the process is "
-                                        "deeper than SpiffWorkflow's 1000-step limit; model long loops as "
-                                        "loop or multi-instance activities)"), next_timer, thrown)
+            return Outcome("error", ready, waiting, data, incidents.too_deep(place_of(leftover[0], blueprint)),
+                           next_timer, thrown)
         return Outcome("completed", [], [], data, None, None, thrown)
     if ready or waiting:
         return Outcome("running", ready, waiting, data, None, next_timer, thrown)
     if unimplemented:
-        return Outcome("error", ready, waiting, data, _element_incident(
-            unimplemented[0], blueprint, "this service task has no implementation, so the case cannot go on"),
-            next_timer, thrown)
+        return Outcome("error", ready, waiting, data, incidents.not_implemented(place_of(unimplemented[0], blueprint)),
+                       next_timer, thrown)
     stuck = [t for t in workflow.get_tasks(state=TaskState.WAITING) if getattr(t.task_spec, "bpmn_id", None)]
-    where = stuck[0] if stuck else None
-    message = ("the case is stuck: nothing is ready and it waits for no message or timer "
-               "(a join that waits for a branch that was never taken?)")
-    if where is None:
-        return Outcome("error", ready, waiting, data, {"element_id": None, "element_name": None, "line": None,
-                                                        "message": message}, next_timer, thrown)
-    return Outcome("error", ready, waiting, data, _element_incident(where, blueprint, message), next_timer, thrown)
+    where = place_of(stuck[0], blueprint) if stuck else _last_place(workflow, blueprint)
+    return Outcome("error", ready, waiting, data, incidents.stuck(where), next_timer, thrown)
 
 
 def _task_in_traceback(exc: BaseException):
@@ -222,7 +213,7 @@ def _utc(value) -> str | None:
     return moment.astimezone(timezone.utc).isoformat().replace("+00:00", "Z")
 
 
-def _drain_events(workflow: BpmnWorkflow, blueprint: Blueprint) -> tuple[list[dict], dict | None]:
+def _drain_events(workflow: BpmnWorkflow, blueprint: Blueprint) -> tuple[list[dict], Incident | None]:
     """Empty the outbox before the state is saved; undrained events come back on every load (pitfall 13)."""
     thrown, incident = [], None
     for event in workflow.get_events():
@@ -236,50 +227,45 @@ def _drain_events(workflow: BpmnWorkflow, blueprint: Blueprint) -> tuple[list[di
     return thrown, incident
 
 
-def _uncaught_error_incident(workflow, blueprint, definition) -> dict:
+def _uncaught_error_incident(workflow, blueprint, definition) -> Incident:
     code = getattr(definition, "code", None)
     throwers = [t for t in workflow.get_tasks(state=TaskState.COMPLETED)
                 if isinstance(getattr(t.task_spec, "event_definition", None), ErrorEventDefinition)
                 and t.task_spec.event_definition.code == code]
     throwers.sort(key=lambda t: t.last_state_change)
-    label = f"'{code}'" if code else "without a code"
-    message = f"BPMN error {label} was thrown and no boundary event caught it"
-    if throwers:
-        return _element_incident(throwers[-1], blueprint, message)
-    return {"element_id": None, "element_name": None, "line": None, "message": message}
+    where = place_of(throwers[-1], blueprint) if throwers else _last_place(workflow, blueprint)
+    return incidents.uncaught_error(where, code)
 
 
-def _incident_from_exception(exc: SpiffWorkflowException, blueprint: Blueprint) -> dict:
+def _incident_from_exception(exc: SpiffWorkflowException, workflow: BpmnWorkflow, blueprint: Blueprint) -> Incident:
     task = getattr(exc, "task", None)
-    task_spec = task.task_spec if task is not None else getattr(exc, "task_spec", None)
-    element_id = getattr(task_spec, "bpmn_id", None)
-    message = str(exc.args[0]) if exc.args else type(exc).__name__
-    inner = getattr(exc, "exception", None)
-    if inner is not None and str(inner) and str(inner) not in message:
-        message = f"{message}: {type(inner).__name__}: {inner}"
-    line = getattr(exc, "line_number", None)
-    process_id = process_of(task) if task is not None else None
-    incident = {"element_id": element_id,
-                "element_name": getattr(task_spec, "bpmn_name", None) or _name_of(blueprint, process_id, element_id),
-                "line": line if isinstance(line, int) and line > 0 else None,
-                "message": message}
-    if process_id:
-        incident["process_id"] = process_id
-    return incident
+    if task is not None:
+        return incidents.step_failed(place_of(task, blueprint), exc)
+    task_spec = getattr(exc, "task_spec", None)
+    if getattr(task_spec, "bpmn_id", None):
+        definition, info = blueprint.locate(None, task_spec.bpmn_id)
+        return incidents.step_failed(Place(task_spec.bpmn_id, task_spec.bpmn_name or info.get("name"), definition), exc)
+    return incidents.engine_fault(_place_of_failure(exc, workflow, blueprint), exc)
 
 
-def _element_incident(task, blueprint: Blueprint, message: str) -> dict:
+def place_of(task, blueprint: Blueprint) -> Place:
+    """The element a task runs, with its name and the definition that holds it."""
     element_id, process_id = task.task_spec.bpmn_id, process_of(task)
-    incident = {"element_id": element_id,
-                "element_name": task.task_spec.bpmn_name or _name_of(blueprint, process_id, element_id),
-                "line": None, "message": message}
-    if process_id:
-        incident["process_id"] = process_id  # element ids are unique only within one definition
-    return incident
+    definition, info = blueprint.locate(process_id, element_id)
+    return Place(element_id, task.task_spec.bpmn_name or info.get("name"), definition, process_id)
 
 
-def _name_of(blueprint: Blueprint, process_id: str | None, element_id: str | None) -> str | None:
-    return blueprint.locate(process_id, element_id)[1].get("name") if element_id else None
+def _place_of_failure(exc: BaseException, workflow: BpmnWorkflow, blueprint: Blueprint) -> Place:
+    """Where the library was when it raised: the task in its frames, else the last step the case took."""
+    task = _task_in_traceback(exc)
+    return place_of(task, blueprint) if task is not None else _last_place(workflow, blueprint)
+
+
+def _last_place(workflow: BpmnWorkflow, blueprint: Blueprint) -> Place:
+    finished = [t for t in workflow.get_tasks(state=TaskState.COMPLETED) if getattr(t.task_spec, "bpmn_id", None)]
+    if finished:
+        return place_of(max(finished, key=lambda t: t.last_state_change), blueprint)
+    return Place(definition=blueprint.key)
 
 
 def _current_data(workflow: BpmnWorkflow) -> dict:
@@ -293,8 +279,8 @@ def _current_data(workflow: BpmnWorkflow) -> dict:
     return _jsonable(last.data if last is not None else workflow.task_tree.data)
 
 
-def drop_unstorable_data(workflow: BpmnWorkflow) -> list[tuple[str | None, str, str]]:
-    """Remove every data value the serializer cannot store; returns (element id, field, type) of each."""
+def drop_unstorable_data(workflow: BpmnWorkflow, blueprint: Blueprint) -> Incident:
+    """Remove every data value the serializer cannot store; the incident names the first one and where."""
     from .spiff_setup import SERIALIZER
 
     def storable(value) -> bool:
@@ -308,13 +294,15 @@ def drop_unstorable_data(workflow: BpmnWorkflow) -> list[tuple[str | None, str, 
     for task in workflow.get_tasks():
         for key, value in list(task.data.items()):
             if not storable(value):
-                removed.append((getattr(task.task_spec, "bpmn_id", None), key, type(value).__name__))
+                removed.append((task if getattr(task.task_spec, "bpmn_id", None) else None, key, type(value).__name__))
                 del task.data[key]
     for key, value in list(workflow.data.items()):
         if not storable(value):
             removed.append((None, key, type(value).__name__))
             del workflow.data[key]
-    return removed
+    task, field_name, kind = removed[0] if removed else (None, "?", "?")
+    where = place_of(task, blueprint) if task is not None else _last_place(workflow, blueprint)
+    return incidents.unstorable(where, field_name, kind)
 
 
 def _jsonable(value):

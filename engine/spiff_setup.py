@@ -12,7 +12,8 @@ from copy import deepcopy
 from uuid import UUID
 
 from SpiffWorkflow.bpmn import BpmnWorkflow
-from SpiffWorkflow.bpmn.parser.BpmnParser import BpmnValidator
+from SpiffWorkflow.bpmn.parser.BpmnParser import BpmnValidator, full_tag
+from SpiffWorkflow.bpmn.parser.task_parsers import ConditionalGatewayParser, GatewayParser
 from SpiffWorkflow.bpmn.serializer import BpmnWorkflowSerializer
 from SpiffWorkflow.bpmn.serializer.default.task_spec import BpmnTaskSpecConverter
 from SpiffWorkflow.bpmn.serializer.default.workflow import BpmnWorkflowConverter
@@ -20,6 +21,8 @@ from SpiffWorkflow.bpmn.specs.defaults import ServiceTask
 from SpiffWorkflow.bpmn.specs.mixins.multiinstance_task import LoopTask
 from SpiffWorkflow.camunda.parser import CamundaParser
 from SpiffWorkflow.camunda.serializer.config import CAMUNDA_CONFIG
+
+from . import joins
 
 
 def wire_loop_tasks(*specs) -> None:
@@ -66,6 +69,10 @@ class SpeclessWorkflowConverter(BpmnWorkflowConverter):
 
 def _config() -> dict:
     config = deepcopy(CAMUNDA_CONFIG)
+    # Our joins replace SpiffWorkflow's under the same type names (joins.py says why).
+    for ours in (joins.ParallelGateway, joins.InclusiveGateway):
+        base = next(cls for cls in config if isinstance(cls, type) and cls.__name__ == ours.__name__)
+        config[ours] = config.pop(base)
     # Plain service tasks have no converter in the Camunda config (SPIFF_NOTES pitfall 1).
     config[ServiceTask] = BpmnTaskSpecConverter
     config[BpmnWorkflow] = SpeclessWorkflowConverter
@@ -90,9 +97,19 @@ def xsd_validator() -> BpmnValidator:
     return _validator
 
 
-def new_parser() -> CamundaParser:
+class Parser(CamundaParser):
+    """The Camunda flavour with joins that fire once per round (joins.py)."""
+
+    OVERRIDE_PARSER_CLASSES = {
+        **CamundaParser.OVERRIDE_PARSER_CLASSES,
+        full_tag("parallelGateway"): (GatewayParser, joins.ParallelGateway),
+        full_tag("inclusiveGateway"): (ConditionalGatewayParser, joins.InclusiveGateway),
+    }
+
+
+def new_parser() -> Parser:
     """A fresh parser per deployment: one parser cannot take the same process twice (pitfall 21)."""
-    return CamundaParser()
+    return Parser()
 
 
 def spec_to_dict(spec) -> dict:

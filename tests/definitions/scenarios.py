@@ -397,6 +397,21 @@ def raised_in_operate(d: Driver):
     assert [c["definition"] for c in d.children(case["id"])] == ["usm-recover"]
 
 
+@scenario("Operate: delivery not verified, then both a failure and a risk noticed in the second round")
+def both_noticed_in_second_round(d: Driver):
+    # The inclusive join after "Failure or risk noticed?" once fired per branch in a loop's second round:
+    # the review frame ran twice and the case failed. One review per round, two hand-offs, one end.
+    case = d.start("usm-operate")
+    done = finish(d, case, {"delivery_verified": [False, True], "failure_noticed": [False, True],
+                            "risk_noticed": [False, True]})
+    trail = d.trail(case["id"])
+    assert [e["element_id"] for e in trail if e["type"] == "gateway_taken"
+            and e["element_id"] == "Gateway_NoticedJoin"] == ["Gateway_NoticedJoin"] * 2
+    assert completed_elements(d, case["id"]).count("Activity_ReviewDelivery") == 2
+    assert sorted(c["definition"] for c in d.children(case["id"])) == ["usm-improve", "usm-recover"]
+    check_record(done["data"]["call"], "SRQ", TOP)
+
+
 @scenario("hand-off: a risk raised in a forked Operate links to the top-level case")
 def raised_in_fork(d: Driver):
     case = d.start("usm-change")

@@ -78,8 +78,48 @@ def test_a_lane_role_completes_its_own_lane_and_not_another(usm):
     assert manager.ready(other["id"]) == []
 
 
-def test_a_call_can_also_be_started_as_a_case_and_then_received(usm):
-    case = usm.start("usm-call", {})
-    assert case["waiting_for"] == [{"type": "message", "name": "call_received"}]
-    case = usm.post(f"/api/v1/cases/{case['id']}/messages", {"name": "call_received", "data": {"request": REQUEST}}, 200)
-    assert [t["element_id"] for t in case["tasks"]] == ["Activity_RegisterAndClassifyCall"]
+def test_one_way_in_for_a_new_call_whichever_way_it_starts(usm):
+    # Started directly or by the call_received message, a call begins at once with its request in
+    # `request`; a second call_received starts a second call instead of feeding the first.
+    direct = usm.start("usm-call", {"request": REQUEST})
+    assert direct["waiting_for"] == [] and [t["element_id"] for t in direct["tasks"]] == [
+        "Activity_RegisterAndClassifyCall"]
+    received = usm.call_received({"request": REQUEST})
+    assert received["id"] != direct["id"] and received["definition"] == "usm-call"
+    for case in (direct, received):
+        assert case["data"]["request"] == REQUEST
+    assert direct["data"] == received["data"]
+    assert usm.case(direct["id"])["tasks"] == direct["tasks"]  # untouched by the message
+
+
+def test_frames_are_only_called_and_cannot_be_started(usm):
+    for frame in ("usm-frame-intake", "usm-frame-classify", "usm-frame-review", "usm-frame-close"):
+        problem = usm.post("/api/v1/cases", {"definition": frame, "data": {"request": REQUEST}}, 422)
+        assert f"definition '{frame}' is only called by other definitions (" in problem["detail"]
+        assert "usm-operate" in problem["detail"] and "start one of those instead" in problem["detail"]
+    assert not [case for case in usm.all_cases()]  # nothing half-started
+
+
+def test_definitions_say_who_starts_calls_and_hands_off_to_whom(usm):
+    listed = {d["key"]: d for d in usm.get("/api/v1/definitions")["items"]}
+    intake = usm.get("/api/v1/definitions/usm-frame-intake")
+    assert intake["startable"] is False and intake["start"] == {"plain": False, "messages": []}
+    assert intake["called_by"] == ["usm-agree", "usm-change", "usm-improve", "usm-operate", "usm-recover"]
+    assert intake["starts"] == ["usm-call"]  # a reclassified call goes back to the service desk
+    call = listed["usm-call"]
+    assert call["startable"] is True and call["start"] == {"plain": False, "messages": ["call_received"]}
+    assert call["calls"] == [] and call["starts"] == ["usm-agree", "usm-change", "usm-improve", "usm-operate",
+                                                       "usm-recover"]
+    operate = listed["usm-operate"]
+    assert operate["startable"] is True and operate["start"] == {"plain": True, "messages": []}
+    assert operate["calls"] == ["usm-frame-classify", "usm-frame-close", "usm-frame-intake", "usm-frame-review"]
+    assert set(operate["called_by"]) == {"usm-change", "usm-recover", "usm-improve", "usm-wf5-service-request"}
+    assert operate["starts"] == ["usm-escalation", "usm-improve", "usm-recover"]
+    assert listed["usm-escalation"]["start"] == {"plain": False, "messages": ["escalation_raised"]}
+    # direct calls only: WF6 runs Improve, which forks into Agree
+    assert listed["usm-wf1-wish"]["calls"] == ["usm-agree"] and listed["usm-agree"]["called_by"] == [
+        "usm-improve", "usm-wf1-wish"]
+    assert listed["usm-wf6-risk-agreement"]["calls"] == ["usm-improve"]
+    startable = sorted(key for key, d in listed.items() if d["startable"])
+    assert [key for key in listed if key not in startable] == [
+        "usm-frame-classify", "usm-frame-close", "usm-frame-intake", "usm-frame-review"]
