@@ -120,8 +120,20 @@ def outcome_with_incident(workflow: BpmnWorkflow, blueprint: Blueprint, incident
     return _outcome(workflow, blueprint, incident=incident)
 
 
+def drop_finished_subprocesses(workflow: BpmnWorkflow) -> None:
+    """Forget the inside of every call activity and subprocess that has finished: nothing reads it again
+    (the trail has recorded it), and every case command would otherwise restore and store it anew."""
+    for task_id in list(workflow.subprocesses):
+        if task_id not in workflow.subprocesses:
+            continue  # went with its finished parent
+        task = workflow.get_task_from_id(task_id)
+        if task is not None and task.has_state(TaskState.FINISHED_MASK):
+            workflow.delete_subprocess(task)
+
+
 def _outcome(workflow: BpmnWorkflow, blueprint: Blueprint, incident: Incident | None = None) -> Outcome:
     thrown, uncaught_error = _drain_events(workflow, blueprint)
+    drop_finished_subprocesses(workflow)
     ready = [_ready(task) for task in ready_manual_tasks(workflow)]
     unimplemented = []  # service tasks that wait for nothing: neither external nor anything else
     for task in workflow.get_tasks(state=TaskState.STARTED):

@@ -51,13 +51,13 @@ class Choice:
     case: int            # index of the case in the path's cases (0 = the started one)
     element_id: str
     decisions: tuple      # ((field, value), ...)
-    timer: bool
+    timer: str | None     # the name of the timer that fires before the task is completed
 
 
 @dataclass
 class Path:
     choices: list[Choice]
-    statuses: list[str]           # of every case of the path, in creation order
+    statuses: list[str]           # how the started case ended
     problems: list[str] = field(default_factory=list)
 
 
@@ -131,6 +131,12 @@ def next_task(cases: list[dict]) -> tuple[int, dict] | None:
     return None
 
 
+def decision_fields(form: dict, decisions: set[str]) -> list[str]:
+    """The form's fields that a gateway reads: enum or boolean fields named in a condition."""
+    return sorted(name for name, prop in form.get("properties", {}).items()
+                  if name in decisions and (prop.get("type") == "boolean" or "enum" in prop))
+
+
 def answer(form: dict, decisions: dict, element_id: str) -> dict:
     return Driver.answer(form, dict(decisions), {}, element_id)
 
@@ -148,16 +154,19 @@ def default_decisions(form: dict, fields: list[str]) -> dict:
     return values
 
 
-def earliest_timer(case: dict) -> datetime | None:
-    due = [w["due_at"] for w in case["waiting_for"] if w["type"] == "timer" and w.get("due_at")]
-    return datetime.fromisoformat(min(due).replace("Z", "+00:00")) if due else None
+def earliest_timer(case: dict, seen: frozenset = frozenset()) -> tuple | None:
+    """(due time, name) of the case's earliest waiting timer not in `seen`."""
+    due = [(w["due_at"], w["name"]) for w in case["waiting_for"] if w["type"] == "timer" and w.get("due_at")]
+    due = [timer for timer in due if timer not in seen]
+    return min(due) if due else None
 
 
 def take(port, cases: list[dict], choice: Choice, task: dict) -> None:
     """Do one choice: let the timer fire first if asked, then complete the task if it is still there."""
     if choice.timer:
-        due = earliest_timer(cases[choice.case])
-        port.clock.move_to(due + timedelta(seconds=1))
+        due = min(w["due_at"] for w in cases[choice.case]["waiting_for"]
+                  if w["type"] == "timer" and w["name"] == choice.timer)
+        port.clock.move_to(datetime.fromisoformat(due.replace("Z", "+00:00")) + timedelta(seconds=1))
         port.fire_timers()
         still = [t for t in port.case(cases[choice.case]["id"])["tasks"] if t["id"] == task["id"]]
         if not still:
@@ -209,49 +218,58 @@ class Explorer:
         self.linked: dict[tuple, list[str]] = {}
         start = self.clock.now()
         root = self.port.start(key)
-        self._step(root, {}, [])
+        self._step(root, {}, frozenset(), [])
         self.clock.move_to(start)
         return self.paths, self.pruned
 
-    def _step(self, root: str, visits: dict, choices: list[Choice]) -> None:
-        cases = path_cases(self.port, root)
-        found = next_task(cases[:1])
+    def _step(self, root: str, visits: dict, timers: frozenset, choices: list[Choice]) -> None:
+        """`visits`: how often each place was reached; `timers`: the timers already given their chance to
+        fire on this path (each waiting timer fires or not at the first task it waits beside)."""
+        cases = [self.port.case(root)]   # linked cases wait until this one ends (see _end)
+        found = next_task(cases)
         if found is None:
             self.paths.append(self._end(cases, choices))
             return
         index, summary = found
-        chain, instance = self._runs_in(cases[index]["id"], summary["id"])
-        visit = (instance, summary["element_id"])   # a loop comes back to the same process instance
-        if visits.get(visit, 0) >= MAX_VISITS:
-            self.pruned += 1
-            return
-        visits = {**visits, visit: visits.get(visit, 0) + 1}
         task = self.port.task(summary["id"])
-        options = self._options(cases, index, task, index == 0 and set(chain) <= self.scope)
+        fields = decision_fields(task["form"], self.decisions)
+        explored = False
+        if fields:
+            # Every loop goes back through the task whose decision its gateway reads, so counting the
+            # visits of deciding tasks finds every loop taken a third time.
+            chain, place = self._runs_in(root, summary["id"])
+            if visits.get(place, 0) >= MAX_VISITS:
+                self.pruned += 1
+                return
+            visits = {**visits, place: visits.get(place, 0) + 1}
+            explored = set(chain) <= self.scope
+        timer = earliest_timer(cases[index], timers)
+        options = self._options(task, index, fields, explored, timer)
+        if timer is not None:
+            timers = timers | {timer}
         saved = self._snapshot() if len(options) > 1 else None
         for number, choice in enumerate(options):
             if number:
                 self._restore(saved)
             take(self.port, cases, choice, task)
-            self._step(root, visits, choices + [choice])
+            self._step(root, visits, timers, choices + [choice])
 
-    def _options(self, cases: list[dict], index: int, task: dict, explored: bool) -> list[Choice]:
+    def _options(self, task: dict, index: int, fields: list[str], explored: bool,
+                 timer: tuple | None) -> list[Choice]:
         form = task["form"]
-        fields = sorted(name for name, prop in form.get("properties", {}).items()
-                        if name in self.decisions and (prop.get("type") == "boolean" or "enum" in prop))
         if explored:
             values = [[True, False] if form["properties"][name].get("type") == "boolean"
                       else form["properties"][name]["enum"] for name in fields]
             combos = [tuple(zip(fields, combo)) for combo in itertools.product(*values)]
         else:
             combos = [tuple(default_decisions(form, fields).items())]
-        timers = [False, True] if explored and earliest_timer(cases[index]) else [False]
+        timers = [None, timer[1]] if timer else [None]
         return [Choice(index, task["element_id"], combo, timer) for combo in combos for timer in timers]
 
     def _end(self, cases: list[dict], choices: list[Choice]) -> Path:
         """The started case ended: each case it linked to is driven to its end with default answers, once
         per kind (a hand-off of the same type from the same place behaves the same on every path)."""
-        problems = check_end(self.port, cases[:1])
+        problems = check_end(self.port, cases)
         for child_id in cases[0]["child_cases"]:
             child = self.port.case(child_id)
             handoff = child["data"].get("handoff") or {}
@@ -260,7 +278,7 @@ class Explorer:
             if kind not in self.linked:
                 self.linked[kind] = drive_with_defaults(self.port, child_id)
             problems += self.linked[kind]
-        return Path(choices, [case["status"] for case in cases[:1]], problems)
+        return Path(choices, [cases[0]["status"]], problems)
 
     # --- where choices are taken -----------------------------------------------------------------
 
@@ -271,17 +289,19 @@ class Explorer:
         return scope
 
     def _runs_in(self, case_id: str, task_id: str) -> tuple[list[str], str]:
-        """The definitions from the case's own down to the one whose process runs the task, and which
-        instance of that process it is (a called process runs anew at every call)."""
+        """The definitions from the case's own down to the one whose process runs the task, and the
+        task's place: its element under the call activities that lead to it."""
         engine = self.engine
         row = engine._read_case(case_id)
         blueprint = engine._blueprint_of(row)
-        workflow = engine._restore(row, blueprint).get_task_from_id(uuid.UUID(task_id)).workflow
-        chain, instance = [], str(getattr(workflow, "parent_task_id", None) or case_id)
+        task = engine._restore(row, blueprint).get_task_from_id(uuid.UUID(task_id))
+        chain, place = [], [task.task_spec.bpmn_id]
+        workflow = task.workflow
         while True:
             chain.append(blueprint.locate(workflow.spec.name, "")[0])
             if workflow is workflow.top_workflow:
-                return chain[::-1], instance
+                return chain[::-1], "/".join(place[::-1])
+            place.append(workflow.top_workflow.get_task_from_id(workflow.parent_task_id).task_spec.bpmn_id)
             workflow = workflow.parent_workflow
 
     # --- sharing prefixes ------------------------------------------------------------------------
@@ -300,18 +320,19 @@ class Explorer:
 
 
 def replay(port, key: str, path: Path) -> list[str]:
-    """Drive a case through `port` with a path's choices; returns the problems seen (empty: same path)."""
+    """Drive a case through `port` with a path's choices, then its linked cases with default answers;
+    returns the problems seen (none: the same path to the same end)."""
     root = port.start(key)
     for choice in path.choices:
-        cases = path_cases(port, root)
+        cases = [port.case(root)]
         found = next_task(cases)
-        if found is None or found[0] != choice.case or found[1]["element_id"] != choice.element_id:
-            return [f"expected {choice.element_id} in case {choice.case}, found {found}"]
+        if found is None or found[1]["element_id"] != choice.element_id:
+            return [f"expected {choice.element_id}, found {found}"]
         take(port, cases, choice, port.task(found[1]["id"]))
-    cases = path_cases(port, root)
-    problems = check_end(port, cases)
-    if [c["status"] for c in cases] != path.statuses:
-        problems.append(f"cases end {[c['status'] for c in cases]}, in-process they ended {path.statuses}")
-    if next_task(cases) is not None:
-        problems.append("a task is still ready")
+    case = port.case(root)
+    problems = check_end(port, [case])
+    if [case["status"]] != path.statuses:
+        problems.append(f"the case ends {case['status']}, in-process it ended {path.statuses}")
+    for child in case["child_cases"]:
+        problems += drive_with_defaults(port, child)
     return problems
