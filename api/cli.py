@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+import logging
 import os
 import sys
 import urllib.error
@@ -85,19 +86,11 @@ def serve(host, port, workers, threads, definitions_dir, with_worker):
         click.echo("warning: neither USM_ADMIN_TOKEN nor USM_TOKENS_FILE is set, so every API call "
                    "except /healthz will answer 401", err=True)
 
-    timer_worker = None
-    if with_worker:
-        import subprocess
-
-        timer_worker = subprocess.Popen([sys.executable, "-m", "api.cli", "worker"])
+    worker = TimerWorker() if with_worker else None
 
     def stop_worker():
-        if timer_worker is not None and timer_worker.poll() is None:
-            timer_worker.terminate()
-            try:
-                timer_worker.wait(10)
-            except subprocess.TimeoutExpired:
-                timer_worker.kill()
+        if worker is not None:
+            worker.stop()
 
     class Server(BaseApplication):
         def load_config(self):
@@ -119,6 +112,67 @@ def serve(host, port, workers, threads, definitions_dir, with_worker):
         stop_worker()
 
 
+def timer_loop(engine, stop, interval: float, once: bool = False) -> int:
+    """Fire due timers until `stop` is set; returns how many cases moved on. A failure that is not one
+    case's (the database away for a while) is logged and tried again after a growing pause, so the worker
+    never stops on its own."""
+    from engine.database import checkpoint
+
+    pause, fired = interval, 0
+    while not stop.is_set():
+        try:
+            moved = engine.fire_due_timers(limit=100)
+            checkpoint(engine.db)  # SQLite: keep WAL checkpoints out of the requests' commits
+        except Exception:  # noqa: BLE001 - e.g. the database is away: wait and go on
+            logging.getLogger("usm.worker").exception("firing timers failed; trying again in %.0f s", pause)
+            if once:
+                raise SystemExit(1) from None
+            stop.wait(pause)
+            pause = min(pause * 2, 30)
+            continue
+        fired, pause = fired + moved, interval
+        if once:
+            break
+        if moved == 0:
+            stop.wait(interval)
+    return fired
+
+
+class TimerWorker:
+    """The `usm worker` that `usm serve` runs beside gunicorn, started again whenever it exits."""
+
+    def __init__(self):
+        import threading
+
+        self.stopping = threading.Event()
+        self.process = self._start()
+        threading.Thread(target=self._keep, name="timer-worker-keeper", daemon=True).start()
+
+    @staticmethod
+    def _start():
+        import subprocess
+
+        return subprocess.Popen([sys.executable, "-m", "api.cli", "worker"])
+
+    def _keep(self) -> None:
+        while not self.stopping.wait(1):
+            # (its exit status is not reliable here: gunicorn's arbiter reaps every child of the master)
+            if self.process.poll() is not None and not self.stopping.is_set():
+                click.echo("the timer worker stopped; starting it again", err=True)
+                self.process = self._start()
+
+    def stop(self) -> None:
+        import subprocess
+
+        self.stopping.set()
+        if self.process.poll() is None:
+            self.process.terminate()
+            try:
+                self.process.wait(10)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+
+
 @main.command()
 @click.option("--interval", default=1.0, show_default=True, help="seconds between looks for due timers")
 @click.option("--once", is_flag=True, help="fire what is due now, then exit")
@@ -131,17 +185,10 @@ def worker(interval, once):
     for signum in (signal.SIGTERM, signal.SIGINT):
         signal.signal(signum, lambda *_: stop.set())
     engine = _engine()
-    from engine.database import checkpoint
-
     try:
-        while not stop.is_set():
-            fired = engine.fire_due_timers(limit=100)
-            checkpoint(engine.db)  # SQLite: keep WAL checkpoints out of the requests' commits
-            if once:
-                click.echo(f"fired timers in {fired} cases")
-                break
-            if fired == 0:
-                stop.wait(interval)
+        fired = timer_loop(engine, stop, interval, once)
+        if once:
+            click.echo(f"fired timers in {fired} cases")
     finally:
         engine.close()
 
@@ -172,6 +219,24 @@ def validate(paths):
             engine.close()
     click.echo(f"ok: {len(files)} files, {len(compiled)} executable processes, {len(requirements)} compliance "
                f"requirements ({', '.join(c.key for c in compiled)})")
+
+
+@main.command()
+@click.argument("folder", type=click.Path(exists=True, file_okay=False))
+@click.option("--format", "output", type=click.Choice(["markdown", "json"]), default="markdown", show_default=True)
+@click.option("--min-deployed", default=0, show_default=True, help="fail when fewer files deploy")
+def conformance(folder, output, min_deployed):
+    """Deploy every .bpmn file under FOLDER on its own (with the DMN files and called processes beside
+    it) and report each as deployed, refused (with the reasons) or crashed; exits 1 on a crash, on a
+    refusal a person cannot act on, or when fewer than --min-deployed files deploy."""
+    from engine.conformance import run
+
+    report = run(Path(folder))
+    click.echo(json.dumps(report.as_dict(), indent=1) if output == "json" else report.markdown())
+    deployed = report.count("deployed")
+    if report.faults or deployed < min_deployed:
+        click.echo(f"{len(report.faults)} faults, {deployed} deployed (at least {min_deployed} expected)", err=True)
+        raise SystemExit(1)
 
 
 @main.command()

@@ -126,8 +126,11 @@ def stack_tables(path: Path, base=("handle_request", "gunicorn/"), steps=HTTP_ST
 
 # --- cProfile ----------------------------------------------------------------------------------------
 
+_ROOT = str(Path(__file__).resolve().parent.parent) + "/"
+
+
 def _short(filename: str) -> str:
-    for marker in ("site-packages/", "/work/main/", "lib/python3"):
+    for marker in ("site-packages/", _ROOT, "lib/python3"):
         if marker in filename:
             return filename.split(marker, 1)[1]
     return filename

@@ -9,12 +9,13 @@ from __future__ import annotations
 import functools
 import hashlib
 import json
+import logging
 import uuid
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Callable
 
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy.exc import IntegrityError, OperationalError
 from SpiffWorkflow.exceptions import SpiffWorkflowException
 from SpiffWorkflow.util.task import TaskState
 
@@ -32,6 +33,8 @@ from .runner import (Outcome, advance, deliver_message, drop_unstorable_data, ex
                      outcome_with_incident, run_failed_again, waiting_message_names)
 from .spiff_setup import SERIALIZER_VERSION, workflow_from_dict, workflow_to_dict
 from .timers import running_on
+
+log = logging.getLogger(__name__)
 
 MAX_LINK_DEPTH = 5
 MAX_DATA_DEPTH = 100
@@ -338,7 +341,7 @@ class CaseCommands:
         self._check_data_size(data)
         workflow = self._restore(row, blueprint)
         spiff_task = workflow.get_task_from_id(uuid.UUID(task_id))
-        # SpiffWorkflow's run() completes tasks in any state (pitfall 5): check READY and manual ourselves.
+        # SpiffWorkflow's run() completes tasks in any state: check READY and manual ourselves.
         if spiff_task is None or spiff_task.state != TaskState.READY or not spiff_task.task_spec.manual:
             raise TaskNotReady(f"task '{task.name or task.element_id}' is not ready in the case any more")
         now = self._now()
@@ -398,6 +401,15 @@ class CaseCommands:
             raise Conflict(f"worker '{worker}' does not hold the lock on task '{task.name or task.element_id}': "
                            f"it is {holder}; lock it again before completing or failing it")
 
+    @staticmethod
+    def _still_held(conn, task, worker: str | None, now: datetime) -> None:
+        """Checked again inside the write: the lock may have run out, and another worker taken the task,
+        since it was checked before the work began. Raising rolls the whole command back."""
+        if not store.holds_lock(conn, task.id, worker, now):
+            raise Conflict(f"worker '{worker}' lost the lock on task '{task.name or task.element_id}' while "
+                           "working on it (it ran out, and the task may be another worker's now); nothing was "
+                           "saved: lock it again")
+
     def _complete_external(self, task, data: dict, actor: str, may_complete, if_match: str | None,
                            worker: str | None) -> dict:
         self._held_external_task(task, may_complete, worker, "completed")
@@ -411,7 +423,8 @@ class CaseCommands:
         spiff_task.data.update(data)
         spiff_task.complete()
         outcome = advance(workflow, blueprint, recorder)
-        return self._save(row, workflow, outcome, ready_rows, recorder, completed=(task.id, actor))
+        return self._save(row, workflow, outcome, ready_rows, recorder, completed=(task.id, actor),
+                          also=lambda conn: self._still_held(conn, task, worker, now))
 
     @_on_engine_clock
     def lock_external_tasks(self, worker: str, topics: list[str], max_tasks: int, lock_seconds: int) -> list[dict]:
@@ -458,7 +471,12 @@ class CaseCommands:
         incident = incidents.worker_failed(Place(task.element_id, task.name, definition, task.process_id),
                                            worker, message, task.id, actor)
         outcome = outcome_with_incident(workflow, blueprint, incident)
-        return self._save(row, workflow, outcome, ready_rows, recorder, also=lambda conn: store.unlock_task(conn, task.id))
+
+        def release(conn):
+            self._still_held(conn, task, worker, recorder.at)
+            store.unlock_task(conn, task.id)
+
+        return self._save(row, workflow, outcome, ready_rows, recorder, also=release)
 
     @_on_engine_clock
     def send_message(self, case_id: str, name: str, data: dict, actor: str, if_match: str | None = None) -> dict:
@@ -602,7 +620,32 @@ class CaseCommands:
                 fired += self._fire_timers_of(case_id)
             except ConcurrentUpdate:
                 continue  # another worker or a user got there first; its state is the truth now
+            except OperationalError:
+                raise  # the database itself is away: nothing to blame on this case
+            except Exception as exc:  # noqa: BLE001 - one case must never stop the timers of all others
+                log.exception("firing the timers of case %s failed", case_id)
+                try:
+                    self._timer_failed(case_id, exc)
+                except Exception:  # noqa: BLE001 - logged; the next pass tries this case again
+                    log.exception("could not record the incident of case %s", case_id)
         return fired
+
+    def _timer_failed(self, case_id: str, exc: Exception) -> None:
+        """The case gets an incident where its timers failed, and is no longer due, so the worker goes
+        on and does not fail on it again at every pass."""
+        row = self._read_case(case_id)
+        blueprint = self._blueprint_of(row)
+        text = getattr(exc, "detail", None) or incidents.exception_text(exc)
+        incident = incidents.timer_failed(Place(definition=blueprint.key), text)
+        now = self._now()
+        recorder = self._recorder(row.id, "timer", blueprint, now)
+        recorder.add("incident", message=incident.message)
+        event_rows, event_seq, event_hash = seal(recorder, row.event_seq, row.event_hash)
+        columns = {"status": "error", "incident": json.dumps(incident.as_dict()), "updated_at": now,
+                   "event_seq": event_seq, "event_hash": event_hash}
+        with self.db.writer.begin() as conn:
+            if store.update_case(conn, row.id, row.row_version, columns):
+                store.insert_events(conn, [event_row(row.id, event, now) for event in event_rows])
 
     def _fire_timers_of(self, case_id: str) -> int:
         row = self._read_case(case_id)
@@ -648,7 +691,7 @@ class CaseCommands:
     def _restore(self, row, blueprint: Blueprint):
         workflow = workflow_from_dict(json.loads(row.state), blueprint.spec, blueprint.subprocess_specs)
         # SpiffWorkflow does not serialize the script engine: without this the restored case would run
-        # scripts with the unrestricted default (pitfall 2).
+        # scripts with the unrestricted default.
         workflow.script_engine = self.script_engine
         return workflow
 
@@ -678,7 +721,8 @@ class CaseCommands:
 
     def _save(self, row, workflow, outcome: Outcome, ready_before: list, recorder: Recorder,
               completed: tuple | None = None, also: Callable | None = None) -> dict:
-        """Write the new state, projections and events in one transaction (`also` adds its own writes)."""
+        """Write the new state, projections and events in one transaction; `also` runs first in it (its own
+        checks and writes: raising there rolls everything back)."""
         now = recorder.at
         columns = self._state_columns(workflow, outcome, now, recorder.places)
         ready_now = {task.id: task for task in outcome.ready}
@@ -695,6 +739,8 @@ class CaseCommands:
             if not store.update_case(conn, row.id, row.row_version, columns):
                 raise ConcurrentUpdate("another request changed this case at the same moment and won; "
                                        "read the case again and retry if still needed")
+            if also is not None:
+                also(conn)
             if completed_id:
                 store.end_tasks(conn, [completed_id], "completed", now, actor)
             store.end_tasks(conn, gone, "cancelled", now)
@@ -702,8 +748,6 @@ class CaseCommands:
             store.insert_events(conn, [event_row(row.id, event, now) for event in event_rows])
             for child in children:
                 self._insert_prepared(conn, child)
-            if also is not None:
-                also(conn)
         ready_rows = [task._mapping for task in ready_before if task.id in ready_now] + new_rows
         values = {**row._mapping, **columns, "row_version": row.row_version + 1}
         return self._representation(values, ready_rows, None)

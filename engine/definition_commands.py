@@ -53,6 +53,7 @@ class DefinitionCommands:
         results, created_any = [], False
         try:
             with self.db.writer.begin() as conn:
+                store.lock_deployments(conn)
                 if compliance_files:
                     store.replace_compliance(conn, compliance_files, [
                         {"ref": r.ref, "standard": r.standard, "requirement_id": r.id, "title": r.title,

@@ -28,7 +28,7 @@ _PREFIXES = {BPMN_NS: "bpmn", "http://www.omg.org/spec/BPMN/20100524/DI": "bpmnd
              "http://www.omg.org/spec/DD/20100524/DC": "dc", "http://www.omg.org/spec/DD/20100524/DI": "di",
              CAMUNDA_NS: "camunda", **{ns: "dmn" for ns in DMN_SCHEMAS}}
 
-# The parser recurses once per element along a path (SPIFF_NOTES pitfall 29); give long but sane
+# The parser recurses once per element along a path; give long but sane
 # diagrams room instead of failing at 489 tasks. Within max_elements a path has at most ~2500 tasks,
 # about two frames each, so this limit is never the one that stops a diagram we accept.
 PARSE_RECURSION_LIMIT = 6000
@@ -221,7 +221,7 @@ def _schema_problems(validator: BpmnValidator, filename: str, tree, kind: str) -
 
     BpmnValidator.validate raises for the last error only; going through its lxml schema reports all
     of them at once, so a designer does not fix one per upload. `preprocess` is kept: it repairs a
-    construct bpmn-js writes (SPIFF_NOTES §1), which the parser expects repaired too.
+    construct bpmn-js writes, which the parser expects repaired too.
     """
     validator.preprocess(tree)
     schema = validator.validator

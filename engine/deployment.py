@@ -6,7 +6,7 @@ parse, forms that are valid JSON Schemas, call activities whose called process e
 the serializer can store and restore.
 A deployment is all or nothing: one problem anywhere and nothing is compiled.
 
-Uploads come from any modeler (the conformance corpus in ../shared/corpus holds 581 of them), so every
+Uploads come from any modeler (`usm conformance` runs CI over a corpus of 581 of them), so every
 failure must end as a problem a person can act on, and none may crash or hang the engine.
 SpiffWorkflow's messages are terse, some of its failures are bare KeyErrors or reprs of lxml elements,
 its exceptions carry the element id but no line, and on a few inputs it loops forever. Hence three

@@ -132,6 +132,13 @@ def worker_failed(place: Place, worker: str | None, report: str, task_id: str, a
         task_id=task_id, reported_by=actor)
 
 
+def timer_failed(place: Place, what: str) -> Incident:
+    return place.incident(
+        f"the case's due timers could not be fired: {what}",
+        "Retry the case once the cause is removed (its timers fire then); if it fails the same way, a designer "
+        "corrects the steps after the timer in a new version and the case is cancelled.")
+
+
 def _label(place: Place) -> str:
     if place.element_id is None:
         return f"definition '{place.definition}'" if place.definition else "the case"

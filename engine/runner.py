@@ -1,6 +1,6 @@
 """Drive one SpiffWorkflow instance through one command and say plainly what happened.
 
-SpiffWorkflow fails quietly in several ways (SPIFF_NOTES pitfalls 5, 7, 8, 16, 18): it completes tasks
+SpiffWorkflow fails quietly in several ways: it completes tasks
 that are not ready, leaves plain service tasks hanging, stops advancing past its tree-depth limit while
 claiming completion, lets an uncaught BPMN error finish the process, and sits forever on a deadlocked
 join. Every one of those becomes an explicit incident here instead of a silent success or a silent hang.
@@ -100,7 +100,7 @@ def run_failed_again(workflow: BpmnWorkflow, blueprint: Blueprint, failed: list,
 
 def deliver_message(workflow: BpmnWorkflow, name: str, payload: dict) -> bool:
     """Deliver an external message; False when nothing in the case waits for it (send_event raises, and
-    unlike catch() it never queues the message silently, SPIFF_NOTES pitfall 12).
+    unlike catch() it never queues the message silently).
 
     The Camunda flavour stores a message's payload in one variable; we name it after the message, so
     the data sent as message `payment_received` is read in the diagram as `payment_received["amount"]`
@@ -226,7 +226,7 @@ def _utc(value) -> str | None:
 
 
 def _drain_events(workflow: BpmnWorkflow, blueprint: Blueprint) -> tuple[list[dict], Incident | None]:
-    """Empty the outbox before the state is saved; undrained events come back on every load (pitfall 13)."""
+    """Empty the outbox before the state is saved; undrained events come back on every load."""
     thrown, incident = [], None
     for event in workflow.get_events():
         definition = event.event_definition

@@ -2,16 +2,16 @@
 
 SpiffWorkflow evaluates script tasks, sequence-flow conditions, timer expressions, multi-instance
 expressions and the like with bare `exec`/`eval`, i.e. with the full privileges of the engine
-process: `import os`, `open(...)` and `().__class__.__base__.__subclasses__()` all work (SPIFF_NOTES
-§4, pitfall 3). Swapping the builtins is not enough, because the attribute escapes do not need any
+process: `import os`, `open(...)` and `().__class__.__base__.__subclasses__()` all work. Swapping the
+builtins is not enough, because the attribute escapes do not need any
 builtin; only compiling with RestrictedPython, which rewrites every attribute, item, iteration and
 write into a call to a guard, closes them.
 
-SpiffWorkflow does not serialize the script engine (pitfall 2): a restored workflow silently falls
+SpiffWorkflow does not serialize the script engine: a restored workflow silently falls
 back to the unrestricted default. The engine therefore attaches `make_script_engine()` to every
 workflow it creates *and* to every workflow it restores.
 
-Script locals become task data (pitfall 4) and SpiffWorkflow only removes callables, so after each
+Script locals become task data and SpiffWorkflow only removes callables, so after each
 script we also drop everything that is not JSON data; otherwise modules or arbitrary objects would
 travel with the case and break (or bloat) its serialization.
 
@@ -162,7 +162,7 @@ _LINE_RE = re.compile(r"Line (\d+)")
 def _syntax_error(errors: tuple[str, ...] | list[str], source: str) -> SyntaxError:
     # RestrictedPython reports problems as a tuple of "Line N: ..." strings with lineno=None.
     # PythonScriptEngine compares lineno with 0 and concatenates args[0] to a str, so both must
-    # be proper values or the real error is hidden behind a TypeError (pitfall 27).
+    # be proper values or the real error is hidden behind a TypeError.
     message = "; ".join(str(e) for e in errors) or "invalid script"
     match = _LINE_RE.search(message)
     lines = source.splitlines() if isinstance(source, str) else []

@@ -3,7 +3,7 @@ instance state stored without its spec.
 
 We use the Camunda flavour because process designers edit our files in Camunda Modeler: user tasks
 name their form with `camunda:formKey`, business rule tasks their decision with `camunda:decisionRef`,
-and `camunda:properties` are kept. Parser and serializer configuration must match (SPIFF_NOTES §0).
+and `camunda:properties` are kept. Parser and serializer configuration must match.
 """
 from __future__ import annotations
 
@@ -29,8 +29,8 @@ def wire_loop_tasks(*specs) -> None:
     """Connect multi-instance/loop children to their parent's merge step.
 
     The parser leaves this to the first child created in a process; a case restored around a cached
-    spec in another process would otherwise never merge its children and stall silently
-    (SPIFF_NOTES §3.4). Idempotent, so it is safe on specs that are already wired.
+    spec in another process would otherwise never merge its children and stall silently.
+    Idempotent, so it is safe on specs that are already wired.
     """
     for spec in specs:
         if spec is None:
@@ -73,7 +73,7 @@ def _config() -> dict:
     for ours in (joins.ParallelGateway, joins.InclusiveGateway):
         base = next(cls for cls in config if isinstance(cls, type) and cls.__name__ == ours.__name__)
         config[ours] = config.pop(base)
-    # Plain service tasks have no converter in the Camunda config (SPIFF_NOTES pitfall 1).
+    # Plain service tasks have no converter in the Camunda config.
     config[ServiceTask] = BpmnTaskSpecConverter
     config[BpmnWorkflow] = SpeclessWorkflowConverter
     return config
@@ -108,7 +108,7 @@ class Parser(CamundaParser):
 
 
 def new_parser() -> Parser:
-    """A fresh parser per deployment: one parser cannot take the same process twice (pitfall 21)."""
+    """A fresh parser per deployment: one parser cannot take the same process twice."""
     return Parser()
 
 

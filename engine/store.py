@@ -181,6 +181,15 @@ def extend_lock(conn: Connection, task_id: str, worker: str, until: datetime, no
     return result.rowcount == 1
 
 
+def holds_lock(conn: Connection, task_id: str, worker: str, now: datetime) -> bool:
+    """Inside a write: whether the worker still holds a live lock on the ready task. A conditional
+    update rather than a read, so that on PostgreSQL it also waits for, and sees, a concurrent locker."""
+    result = conn.execute(update(tasks).where(
+        tasks.c.id == task_id, tasks.c.state == "ready", tasks.c.locked_by == worker, tasks.c.locked_until > now)
+        .values(locked_by=worker))
+    return result.rowcount == 1
+
+
 def unlock_task(conn: Connection, task_id: str) -> None:
     conn.execute(update(tasks).where(tasks.c.id == task_id).values(locked_by=None, locked_until=None))
 
@@ -266,6 +275,17 @@ def case_pins(conn: Connection, case_ids: set[str]) -> dict:
 def insert_events(conn: Connection, rows: list[dict]) -> None:
     if rows:
         conn.execute(insert(events), rows)
+
+
+DEPLOY_LOCK = 727275  # the migration lock is 727274 (database.py)
+
+
+def lock_deployments(conn: Connection) -> None:
+    """One deployment at a time, until the transaction ends: servers that start together each deploy
+    definitions/, and the later ones must find the versions the first one wrote instead of colliding
+    with them. (SQLite's BEGIN IMMEDIATE already lets one writer in at a time.)"""
+    if conn.dialect.name == "postgresql":
+        conn.exec_driver_sql(f"SELECT pg_advisory_xact_lock({DEPLOY_LOCK})")
 
 
 def chain_head(conn: Connection, chain: str) -> tuple[int, str | None]:

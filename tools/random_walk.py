@@ -1,9 +1,13 @@
 """Random walks through a running usm-engine, over the HTTP API only, as a new client would.
 
 For every startable definition (GET /api/v1/definitions) and every seed, it starts cases and completes
-each ready task, in each case and in every case linked from it, with random data that the task's own
+each ready task, in each case and in the cases it hands off to, with random data that the task's own
 form accepts (generated from the JSON Schema, checked with jsonschema before it is sent). At the end
-every case must be completed, no case may have an incident, and no response may be a 5xx.
+every case driven must be completed, every case they handed off to must have started cleanly (running
+or completed), no case may have an incident, and no response may be a 5xx.
+
+Hand-offs are driven one generation deep (--depth): with random answers, every call hands off a risk or
+an incident about as often as not, so following every generation would never end.
 
     .venv/bin/python tools/random_walk.py --url http://127.0.0.1:8000 --token change-me --seeds 10 --cases 3
 
@@ -94,8 +98,9 @@ def form_data(form: dict, rng: random.Random) -> dict:
 
 # --- walking ---------------------------------------------------------------------------------------
 
-def walk(client: Client, key: str, rng: random.Random) -> tuple[list[dict], int, list[str]]:
-    """Start one case and drive it and every case linked from it; returns (cases, steps, problems)."""
+def walk(client: Client, key: str, rng: random.Random, depth: int) -> tuple[list[dict], int, list[str]]:
+    """Start one case and drive it and the cases it hands off to, `depth` generations deep; returns
+    (cases, steps, problems)."""
     request = {"requester": "walker@example.org", "summary": f"a random walk on {key}",
                "agreement": {"service": "Workplace", "service_levels": {"P1": "PT4H", "P2": "PT8H", "P3": "PT24H",
                                                                          "P4": "PT72H"}}}
@@ -103,10 +108,11 @@ def walk(client: Client, key: str, rng: random.Random) -> tuple[list[dict], int,
     if status != 201:
         return [], 0, [f"start: {status} {case.get('detail')}"]
     for step in range(MAX_STEPS):
-        cases = linked_tree(client, case["id"])
-        ready = [(c, t) for c in cases if c["status"] == "running" for t in c["tasks"] if not t.get("topic")]
+        cases = linked_tree(client, case["id"], depth + 1)
+        driven = [c for c, generation in cases if generation <= depth]
+        ready = [(c, t) for c in driven if c["status"] == "running" for t in c["tasks"] if not t.get("topic")]
         if not ready:
-            return cases, step, problems_of(cases)
+            return [c for c, _ in cases], step, problems_of(cases, depth)
         owner, summary = rng.choice(ready)
         _, task = client.call("GET", f"/api/v1/tasks/{summary['id']}")
         status, answer = client.call("POST", f"/api/v1/tasks/{summary['id']}/complete",
@@ -114,24 +120,28 @@ def walk(client: Client, key: str, rng: random.Random) -> tuple[list[dict], int,
         if status != 200:
             return cases, step, [f"{owner['definition']} {summary['element_id']}: complete answered {status} "
                                  f"{answer.get('detail')}"]
-    return linked_tree(client, case["id"]), MAX_STEPS, [f"not finished after {MAX_STEPS} tasks"]
+    cases = [c for c, _ in linked_tree(client, case["id"], depth + 1)]
+    return cases, MAX_STEPS, [f"not finished after {MAX_STEPS} tasks"]
 
 
-def linked_tree(client: Client, root: str) -> list[dict]:
-    cases, pending = [], [root]
+def linked_tree(client: Client, root: str, generations: int) -> list[tuple[dict, int]]:
+    """The case and the cases it handed off to, `generations` deep, each with its generation."""
+    cases, pending = [], [(root, 0)]
     while pending:
-        _, case = client.call("GET", f"/api/v1/cases/{pending.pop(0)}")
-        cases.append(case)
-        pending.extend(case.get("child_cases") or [])
+        case_id, generation = pending.pop(0)
+        _, case = client.call("GET", f"/api/v1/cases/{case_id}")
+        cases.append((case, generation))
+        if generation < generations:
+            pending.extend((child, generation + 1) for child in case.get("child_cases") or [])
     return cases
 
 
-def problems_of(cases: list[dict]) -> list[str]:
+def problems_of(cases: list[tuple[dict, int]], depth: int) -> list[str]:
     problems = []
-    for case in cases:
+    for case, generation in cases:
         if case.get("incident"):
             problems.append(f"{case['definition']} {case['id']}: incident: {case['incident'].get('message')}")
-        elif case["status"] != "completed":
+        elif case["status"] != "completed" and (generation <= depth or case["status"] != "running"):
             problems.append(f"{case['definition']} {case['id']}: ended {case['status']}, waiting for "
                             f"{case['waiting_for']}")
     return problems
@@ -143,6 +153,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--token", required=True, help="a token with the system role (or admin)")
     parser.add_argument("--seeds", type=int, default=10)
     parser.add_argument("--cases", type=int, default=3, help="cases started per definition and seed")
+    parser.add_argument("--depth", type=int, default=1, help="generations of hand-offs driven to their end")
     parser.add_argument("--definition", action="append", help="only these keys (default: every startable one)")
     args = parser.parse_args(argv)
 
@@ -158,7 +169,7 @@ def main(argv: list[str] | None = None) -> int:
         rng = random.Random(seed)
         for key in keys:
             for _ in range(args.cases):
-                cases, steps, found = walk(client, key, rng)
+                cases, steps, found = walk(client, key, rng, args.depth)
                 counts = figures[key]
                 counts["walks"] += 1
                 counts["cases"] += len(cases)
@@ -166,7 +177,8 @@ def main(argv: list[str] | None = None) -> int:
                 counts["completed"] += sum(c["status"] == "completed" for c in cases)
                 counts["incidents"] += sum(bool(c.get("incident")) for c in cases)
                 problems += [f"seed {seed}, {key}: {problem}" for problem in found]
-    print(f"{'definition':28} {'walks':>6} {'cases':>6} {'tasks':>6} {'completed':>10} {'incidents':>10}")
+    print(f"{'definition':28} {'walks':>6} {'cases':>6} {'tasks':>6} {'completed':>10} {'incidents':>10}"
+          f"   (cases: started and handed off to, {args.depth + 1} generations)")
     total = Counter()
     for key in keys:
         counts = figures[key]

@@ -2,9 +2,9 @@
 Modeler), from the real files, into definitions/pictures/<key>.svg.
 
     npm ci                                              # bpmn-js, pinned in package.json
-    /work/venv/bin/pip install playwright              # drives a headless Chromium
+    .venv/bin/pip install playwright                    # drives a headless Chromium
     apt-get install -y chromium                         # the browser (playwright's own download is not needed)
-    /work/venv/bin/python tools/render_definitions.py   # or: npm run render
+    .venv/bin/python tools/render_definitions.py        # or: npm run render
 
 Options: --check  only report pictures that are missing or older than their .bpmn file (exit 1 if any).
 """

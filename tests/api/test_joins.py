@@ -48,7 +48,7 @@ def complete(client, case_id: str, element_id: str, data: dict | None = None) ->
 
 
 def joined(client, case_id: str) -> int:
-    trail = client.get(f"/api/v1/cases/{case_id}/trail?limit=500", headers=HEADERS).get_json()["items"]
+    trail = client.get(f"/api/v1/cases/{case_id}/trail", headers=HEADERS).get_json()["items"]
     return sum(1 for event in trail if event["type"] == "gateway_taken" and event["element_id"] == "Gateway_Join")
 
 

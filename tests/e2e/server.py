@@ -53,6 +53,13 @@ class Server:
         self.stop()
         raise RuntimeError(f"usm serve did not become healthy in {timeout}s:\n{self.log()}")
 
+    def request_ok(self) -> bool:
+        """Whether /healthz answers 200 now."""
+        try:
+            return self.request("GET", "/healthz")[0] == 200
+        except OSError:
+            return False
+
     def stop(self) -> None:
         if self.process and self.process.poll() is None:
             os.killpg(self.process.pid, signal.SIGTERM)

@@ -81,3 +81,33 @@ def test_the_worker_started_by_serve_fires_timers_on_time(workdir, database_url)
         assert time.monotonic() - started < 5  # due after 1 s; the worker looks every second
     finally:
         server.stop()
+
+
+def worker_pids(server: Server) -> list[int]:
+    """The timer workers `usm serve` runs: children of its master running `api.cli worker`."""
+    import subprocess
+
+    listed = subprocess.run(["ps", "-o", "pid=,args=", "--ppid", str(server.process.pid)],
+                            capture_output=True, text=True).stdout
+    return [int(line.split()[0]) for line in listed.splitlines() if "api.cli worker" in line]
+
+
+def test_serve_starts_its_timer_worker_again_when_it_dies(workdir, database_url):
+    import os
+    import signal
+    import time
+
+    server = Server(workdir, database_url, "e2e-admin").start()
+    try:
+        [first] = worker_pids(server)
+        os.kill(first, signal.SIGKILL)
+        deadline = time.monotonic() + 30  # generous for a loaded machine: the keeper looks every second
+        while time.monotonic() < deadline and worker_pids(server) in ([], [first]):
+            time.sleep(0.2)
+        [second] = worker_pids(server)
+        assert second != first
+        assert "the timer worker stopped; starting it again" in server.log()
+        assert server.request("GET", "/healthz")[0] == 200
+    finally:
+        server.stop()
+    assert worker_pids(server) == []  # stopping the server stops its worker

@@ -162,3 +162,32 @@ def test_a_lock_that_ran_out_cannot_be_extended(clocked_engine):
     clock.advance(seconds=31)
     with pytest.raises(Conflict, match="not locked by anyone"):
         engine.extend_external_lock(job["id"], "w1", 60, SYSTEM)
+
+
+@pytest.mark.parametrize("ending", ["complete", "fail"])
+def test_a_lock_that_runs_out_during_the_work_is_checked_again_in_the_write(clocked_engine, monkeypatch, ending):
+    # Forced interleaving: w1's lock is checked, then, before w1's command writes, the lock runs out and
+    # w2 takes the task. w1's command must write nothing.
+    engine, clock = clocked_engine
+    case = started(engine)
+    [job] = engine.lock_external_tasks("w1", ["cmdb"], 10, 60)
+    before = engine.get_case(case["id"])
+    opened = engine._open_external
+
+    def open_then_lose_the_lock(task, if_match):
+        found = opened(task, if_match)
+        clock.advance(seconds=61)
+        assert [j["id"] for j in engine.lock_external_tasks("w2", ["cmdb"], 10, 60)] == [job["id"]]
+        return found
+
+    monkeypatch.setattr(engine, "_open_external", open_then_lose_the_lock)
+    with pytest.raises(Conflict, match="lost the lock"):
+        if ending == "complete":
+            engine.complete_task(job["id"], {"ci": "SW-042"}, "robot", SYSTEM, worker="w1")
+        else:
+            engine.fail_external_task(job["id"], "w1", "CMDB unreachable", "robot", SYSTEM)
+    after = engine.get_case(case["id"])
+    assert (after["etag"], after["status"], after["data"]) == (before["etag"], "running", before["data"])
+    task = engine.get_task(job["id"])
+    assert (task["state"], task["locked_by"]) == ("ready", "w2")
+    assert engine.complete_task(job["id"], {"ci": "SW-043"}, "robot", SYSTEM, worker="w2")["data"]["ci"] == "SW-043"

@@ -1,4 +1,4 @@
-"""SpiffWorkflow's traps (SPIFF_NOTES pitfalls 2, 5, 7, 12, 13, 16, 18) and how the engine defuses them."""
+"""SpiffWorkflow's traps and how the engine defuses them."""
 from __future__ import annotations
 
 import json
@@ -43,7 +43,7 @@ def test_sandbox_is_attached_at_start_and_after_every_restore(engine):
 
 
 def test_only_ready_tasks_can_be_completed(engine):
-    """Pitfall 5: task.run() completes FUTURE tasks. A stale projection row for a FUTURE task must not
+    """task.run() completes FUTURE tasks. A stale projection row for a FUTURE task must not
     let anyone complete it."""
     case = start(engine, "approval", "approval.bpmn", "submit.schema.json", "decide.schema.json")
     row = engine._read_case(case["id"])
@@ -71,7 +71,7 @@ def test_completed_task_cannot_be_completed_again(engine):
 
 
 def test_plain_service_task_is_an_incident_not_a_hang(engine):
-    """Pitfall 7: a plain serviceTask stays STARTED forever."""
+    """a plain serviceTask stays STARTED forever."""
     case = start(engine, "service_task", "service_task.bpmn")
     assert case["status"] == "error"
     assert case["incident"]["element_id"] == "Activity_CallCrm"
@@ -79,7 +79,7 @@ def test_plain_service_task_is_an_incident_not_a_hang(engine):
 
 
 def test_message_for_nobody_is_refused_not_queued(engine):
-    """Pitfall 12: catch() queues an unmatched event silently; delivery must refuse it instead."""
+    """catch() queues an unmatched event silently; delivery must refuse it instead."""
     case = start(engine, "messages", "messages.bpmn")
     assert case["waiting_for"] == [{"type": "message", "name": "approved"}]
     with pytest.raises(Conflict) as raised:
@@ -90,7 +90,7 @@ def test_message_for_nobody_is_refused_not_queued(engine):
 
 
 def test_thrown_events_are_drained_before_saving(engine):
-    """Pitfall 13: events left in the outbox are stored and come back after every load."""
+    """events left in the outbox are stored and come back after every load."""
     case = start(engine, "messages", "messages.bpmn")
     after = engine.send_message(case["id"], "approved", {"by": "bob"}, "crm")
     assert after["status"] == "running"
@@ -104,7 +104,7 @@ def test_thrown_events_are_drained_before_saving(engine):
 
 
 def test_uncaught_error_end_event_is_an_incident(engine):
-    """Pitfall 16: an uncaught BPMN error completes the process as if all went well."""
+    """an uncaught BPMN error completes the process as if all went well."""
     case = start(engine, "error_end", "error_end.bpmn")
     after = engine.complete_task(case["tasks"][0]["id"], {}, "alice", ANYONE)
     assert after["status"] == "error"
@@ -113,7 +113,7 @@ def test_uncaught_error_end_event_is_an_incident(engine):
 
 
 def test_deadlocked_join_is_an_incident(engine):
-    """Pitfall 18: a parallel join after an exclusive split waits forever, silently."""
+    """a parallel join after an exclusive split waits forever, silently."""
     case = start(engine, "deadlock", "deadlock.bpmn")
     after = engine.complete_task(case["tasks"][0]["id"], {"choice": "a"}, "alice", ANYONE)
     assert after["status"] == "error"
@@ -124,8 +124,29 @@ def test_deadlocked_join_is_an_incident(engine):
 def test_failing_condition_is_an_incident_with_the_element(engine):
     case = start(engine, "failing_condition", "failing_condition.bpmn")
     assert case["status"] == "error"
-    assert case["incident"]["element_id"] == "Gateway_Big"
-    assert "amount" in case["incident"]["message"]
+    incident = case["incident"]
+    assert (incident["element_id"], incident["element_name"], incident["definition"]) == (
+        "Gateway_Big", "Big order?", "failing_condition")
+    # what happened, in the words Python uses, where, and what to do about it
+    assert incident["message"] == ("'Big order?' (Gateway_Big) in 'failing_condition' failed evaluating "
+                                   "'amount > 1000': NameError: name 'amount' is not defined")
+    assert incident["action"].startswith("Retry the case, giving the data the step needs")
+
+
+def test_every_incident_names_its_element_and_definition_and_what_to_do(engine):
+    incidents = []
+    for key, fixture, data in (("service_task", "service_task.bpmn", None),
+                                ("error_end", "error_end.bpmn", {}), ("deadlock", "deadlock.bpmn", {"choice": "a"}),
+                                ("script_after_task", "script_after_task.bpmn", {})):
+        case = start(engine, key, fixture)
+        if data is not None:
+            case = engine.complete_task(case["tasks"][0]["id"], data, "alice", ANYONE)
+        incidents.append(case["incident"])
+    for incident in incidents:
+        assert incident["element_id"] and incident["definition"], incident
+        assert incident["message"] and incident["action"].endswith("."), incident
+        assert "Traceback" not in incident["message"] and "NoneType" not in incident["message"]
+    assert [i["definition"] for i in incidents] == ["service_task", "error_end", "deadlock", "script_after_task"]
 
 
 def test_case_in_error_refuses_completion_and_can_be_cancelled(engine):

@@ -1,0 +1,185 @@
+"""Conformance over a folder of BPMN files written by others: each is deployed (compiled as a deployment
+would) or refused with problems a person can act on, and none crashes the engine.
+
+What counts as a fault: an exception other than a refusal; a refusal without problems; a problem
+without a message, naming a file that was not uploaded, about an element without naming it, or with
+Python internals in its words; a compiled definition that does not restore; more than five seconds for
+one file. `usm conformance DIR` prints the report and exits 1 on any fault.
+"""
+from __future__ import annotations
+
+import json
+import re
+import time
+from collections import Counter
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from SpiffWorkflow.bpmn import BpmnWorkflow
+
+from .deployment import CompiledDefinition, compile_bundle
+from .errors import DefinitionInvalid, TooLarge
+from .spiff_setup import spec_from_dict
+
+# What a message for a person must never contain: Python internals leaking through.
+LEAKS = re.compile(r"<Element|NoneType|Traceback|object at 0x|\bFile \"|Error\(['\"]")
+# Problems about the file as a whole (XML, safety, schema, root element) need no element id.
+FILE_LEVEL = ("not well-formed XML", "DOCTYPE", "the file is", "elements are nested", "not a BPMN",
+              "the root <definitions>", "this is a DMN document", "does not conform to the", "the upload contains no")
+SECONDS_PER_FILE = 5
+
+_PROCESS_ID = re.compile(rb"<(?:[\w.-]+:)?process\b[^>]*?\sid=\"([^\"]+)\"")
+_CALLED = re.compile(rb"calledElement=\"([^\"]+)\"")
+
+
+@dataclass
+class FileResult:
+    file: str                       # relative to the folder
+    outcome: str                    # deployed | refused | too large | crashed
+    seconds: float
+    reasons: list[str] = field(default_factory=list)   # of a refusal, without particulars
+    faults: list[str] = field(default_factory=list)
+
+
+@dataclass
+class Report:
+    results: list[FileResult]
+
+    @property
+    def faults(self) -> list[str]:
+        return [f"{r.file}: {fault}" for r in self.results for fault in r.faults]
+
+    def count(self, outcome: str) -> int:
+        return sum(1 for r in self.results if r.outcome == outcome)
+
+    def as_dict(self) -> dict:
+        return {"files": len(self.results), **{o: self.count(o) for o in ("deployed", "refused", "too large", "crashed")},
+                "faults": self.faults, "results": [r.__dict__ for r in self.results]}
+
+    def markdown(self) -> str:
+        lines = [f"# Conformance: {len(self.results)} files, {self.count('deployed')} deployed, "
+                 f"{self.count('refused')} refused, {self.count('too large')} too large, "
+                 f"{self.count('crashed')} crashed, {len(self.faults)} faults", "",
+                 "| folder | files | deployed | refused |", "|---|---|---|---|"]
+        by_folder: dict[str, list[FileResult]] = {}
+        for result in self.results:
+            by_folder.setdefault(result.file.split("/")[0] if "/" in result.file else ".", []).append(result)
+        for folder, results in sorted(by_folder.items()):
+            deployed = sum(1 for r in results if r.outcome == "deployed")
+            lines.append(f"| {folder} | {len(results)} | {deployed} | {len(results) - deployed} |")
+        reasons: Counter = Counter()
+        examples: dict[str, str] = {}
+        for result in self.results:
+            for reason in set(result.reasons):
+                reasons[reason] += 1
+                examples.setdefault(reason, result.file)
+        lines += ["", "## Refusal reasons (files whose problems include the reason)", "",
+                  "| files | reason | example |", "|---|---|---|"]
+        lines += [f"| {count} | {reason} | `{examples[reason]}` |" for reason, count in reasons.most_common()]
+        if self.faults:
+            lines += ["", "## Faults", ""] + [f"- {fault}" for fault in self.faults]
+        return "\n".join(lines) + "\n"
+
+
+def run(folder: Path) -> Report:
+    files = sorted(folder.rglob("*.bpmn"))
+    return Report([check(path, folder) for path in files])
+
+
+def check(path: Path, folder: Path) -> FileResult:
+    bundle = bundle_for(path)
+    names = [name for name, _ in bundle]
+    relative = path.relative_to(folder).as_posix()
+    started = time.perf_counter()
+    try:
+        compiled = compile_bundle(bundle, set())
+    except TooLarge as exc:
+        result = FileResult(relative, "too large", time.perf_counter() - started,
+                            faults=[] if exc.detail else ["refused as too large without saying why"])
+    except DefinitionInvalid as exc:
+        result = FileResult(relative, "refused", time.perf_counter() - started,
+                            reasons=[reason(problem.get("message") or "") for problem in exc.errors],
+                            faults=refusal_faults(exc, names))
+    except Exception as exc:  # noqa: BLE001 - a crash is what this looks for
+        result = FileResult(relative, "crashed", time.perf_counter() - started,
+                            faults=[f"crashed: {type(exc).__name__}: {exc}"])
+    else:
+        result = FileResult(relative, "deployed", time.perf_counter() - started,
+                            faults=[fault for definition in compiled for fault in restore_faults(definition)])
+    if result.seconds > SECONDS_PER_FILE:
+        result.faults.append(f"took {result.seconds:.1f} s (the limit is {SECONDS_PER_FILE})")
+    return result
+
+
+def bundle_for(path: Path) -> list[tuple[str, bytes]]:
+    """The file alone; with call activities or business rule tasks, also what they need from its folder.
+
+    That is every .dmn file of the folder, and for each called process id the first (by name) sibling
+    .bpmn that defines it, followed transitively. Taking every sibling instead would bundle unrelated
+    models that share process ids, and most files would then only be refused for duplicate ids."""
+    content = path.read_bytes()
+    bundle = [(path.name, content)]
+    if b"callActivity" not in content and b"businessRuleTask" not in content:
+        return bundle
+    siblings = sorted(p for p in path.parent.iterdir() if p != path and p.suffix in (".bpmn", ".dmn"))
+    bundle += [(p.name, p.read_bytes()) for p in siblings if p.suffix == ".dmn"]
+    defines = {p: set(_PROCESS_ID.findall(p.read_bytes())) for p in siblings if p.suffix == ".bpmn"}
+    have = set(_PROCESS_ID.findall(content))
+    wanted = sorted(set(_CALLED.findall(content)) - have)
+    while wanted:
+        called = wanted.pop(0)
+        provider = next((p for p, ids in defines.items() if called in ids), None)
+        if provider is None or any(name == provider.name for name, _ in bundle):
+            continue
+        provided = provider.read_bytes()
+        bundle.append((provider.name, provided))
+        have |= defines[provider]
+        wanted += sorted(set(_CALLED.findall(provided)) - have - set(wanted))
+    return bundle
+
+
+def refusal_faults(exc: DefinitionInvalid, names: list[str]) -> list[str]:
+    faults = []
+    if not (isinstance(exc.detail, str) and exc.detail.strip()) or LEAKS.search(exc.detail):
+        faults.append(f"refusal without a clear sentence: {exc.detail!r}")
+    if not exc.errors:
+        faults.append("a refusal without problems")
+    for problem in exc.errors:
+        message = problem.get("message")
+        if not (isinstance(message, str) and message.strip()):
+            faults.append(f"a problem without a message: {problem}")
+            continue
+        if LEAKS.search(message):
+            faults.append(f"Python internals in a message for people: {message}")
+        if problem.get("file") not in names:
+            faults.append(f"a problem names a file that was not uploaded: {problem}")
+        line = problem.get("line")
+        if not (line is None or (isinstance(line, int) and line >= 1)):
+            faults.append(f"a problem with an impossible line: {problem}")
+        if not message.startswith(FILE_LEVEL) and not problem.get("element_id"):
+            faults.append(f"a problem about an element does not name it: {problem}")
+    return faults
+
+
+def restore_faults(definition: CompiledDefinition) -> list[str]:
+    try:
+        for part in (definition.spec, definition.embedded, definition.meta):
+            json.dumps(part)  # the store keeps them as JSON text
+        spec = spec_from_dict(definition.spec)
+        embedded = {name: spec_from_dict(sub) for name, sub in definition.embedded.items()}
+        workflow = BpmnWorkflow(spec, embedded)
+    except Exception as exc:  # noqa: BLE001 - a stored version that cannot run is the fault reported
+        return [f"'{definition.key}' compiles but does not restore: {type(exc).__name__}: {exc}"]
+    if workflow.spec.name != definition.key or definition.bpmn_file not in definition.sources:
+        return [f"'{definition.key}' restores as something else"]
+    return []
+
+
+def reason(message: str) -> str:
+    """A message without its particulars (names, ids, numbers) and without the advice after ': '."""
+    text = re.sub(r"'[^']*'|\"[^\"]*\"", "…", message)
+    text = re.sub(r" \([^()]*\)", "", text)
+    text = re.sub(r"\d+", "N", text)
+    parts = text.split(": ")
+    keep = 2 if parts[0].startswith(("does not conform to the", "not well-formed XML")) else 1
+    return ": ".join(parts[:keep]).strip()
