@@ -47,7 +47,7 @@ def main():
     """usm-engine: USM workflows as BPMN 2.0, run by SpiffWorkflow behind an HTTP API."""
 
 
-@main.command()
+@main.command(short_help='Migrate, deploy definitions/ and serve the API (with a timer worker).')
 @click.option("--host", default="127.0.0.1", show_default=True, help="address to listen on")
 @click.option("--port", default=8000, show_default=True, type=int)
 @click.option("--workers", default=max(2, os.cpu_count() or 1), show_default="number of CPUs, at least 2",
@@ -173,7 +173,7 @@ class TimerWorker:
                 self.process.kill()
 
 
-@main.command()
+@main.command(short_help='Fire due timers (any number of workers may run).')
 @click.option("--interval", default=1.0, show_default=True, help="seconds between looks for due timers")
 @click.option("--once", is_flag=True, help="fire what is due now, then exit")
 def worker(interval, once):
@@ -193,7 +193,7 @@ def worker(interval, once):
         engine.close()
 
 
-@main.command()
+@main.command(short_help='Check files as a deployment would; print file:line: element: message.')
 @click.argument("paths", nargs=-1, required=True)
 def validate(paths):
     """Check BPMN/DMN/form/compliance files as a deployment would; print each problem as
@@ -221,7 +221,7 @@ def validate(paths):
                f"requirements ({', '.join(c.key for c in compiled)})")
 
 
-@main.command()
+@main.command(short_help='Deploy-or-refuse every .bpmn under a folder and report each.')
 @click.argument("folder", type=click.Path(exists=True, file_okay=False))
 @click.option("--format", "output", type=click.Choice(["markdown", "json"]), default="markdown", show_default=True)
 @click.option("--min-deployed", default=0, show_default=True, help="fail when fewer files deploy")
@@ -239,7 +239,7 @@ def conformance(folder, output, min_deployed):
         raise SystemExit(1)
 
 
-@main.command()
+@main.command(short_help='Deploy definition files as one upload (to a server or the database).')
 @click.argument("paths", nargs=-1, required=True)
 @click.option("--url", default=None, help="a running server (e.g. http://127.0.0.1:8000); default: the "
                                           "database in USM_DATABASE_URL directly")
@@ -249,8 +249,11 @@ def deploy(paths, url, token):
     """Deploy definition files, as one upload."""
     files = collect_files(paths)
     if url:
-        status, body = _post_files(url.rstrip("/") + "/api/v1/definitions", files,
-                                   token or os.environ.get("USM_ADMIN_TOKEN"))
+        token = token or os.environ.get("USM_ADMIN_TOKEN")
+        if not token:
+            raise click.UsageError("deploying to a server needs a token with the designer role: pass --token, or "
+                                   "set USM_TOKEN or USM_ADMIN_TOKEN")
+        status, body = _post_files(url.rstrip("/") + "/api/v1/definitions", files, token)
         if status >= 400:
             click.echo(body.get("detail", body), err=True)
             for problem in body.get("errors", []):
@@ -294,7 +297,7 @@ def _post_files(url: str, files: list[tuple[str, bytes]], token: str | None) -> 
         raise SystemExit(f"cannot reach {url}: {error.reason}") from None
 
 
-@main.group()
+@main.group(short_help='Manage API tokens.')
 def token():
     """Manage API tokens (stored as SHA-256 digests in a TOML file)."""
 
@@ -322,7 +325,7 @@ def token_create(user, roles, tokens_file):
     click.echo(secret)
 
 
-@main.group()
+@main.group(short_help='Verify and export the audit trail.')
 def audit():
     """Verify and export the audit trail (reads USM_DATABASE_URL directly)."""
 
@@ -345,7 +348,9 @@ def audit_verify():
     finally:
         engine.close()
     if result["ok"]:
-        click.echo(f"ok: {result['events']} events in {result['cases']} cases verify")
+        cases, events = result["cases"], result["events"]
+        click.echo(f"ok: every hash chain verifies ({events} event{'s' * (events != 1)} in {cases} "
+                   f"case{'s' * (cases != 1)} and the deployments)")
         return
     broken = result["broken"]
     click.echo(f"BROKEN: case {broken.get('case_id')} event {broken.get('seq')}: {broken['reason']}")
@@ -389,7 +394,7 @@ def audit_export(since, case_id, business_key, fmt, output):
         engine.close()
 
 
-@main.command()
+@main.command(short_help='Create or upgrade the database schema.')
 def migrate():
     """Create or upgrade the database schema in USM_DATABASE_URL."""
     from api.app import settings_from_env

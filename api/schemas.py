@@ -231,8 +231,11 @@ VERIFICATION = {
     "type": "object",
     "properties": {"ok": {"type": "boolean"}, "cases": {"type": "integer"}, "events": {"type": "integer"},
                    "broken": {"type": "object", "properties": {"case_id": {"type": ["string", "null"]},
+                                                               "chain": {"type": "string"},
                                                                "seq": {"type": "integer"},
-                                                               "reason": {"type": "string"}}}},
+                                                               "reason": {"type": "string"}}},
+                   "next": {"type": ["string", "null"], "description": "the cursor of the next page of cases to "
+                            "verify; null on the last page"}},
     "required": ["ok", "cases", "events"],
 }
 

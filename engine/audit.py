@@ -154,6 +154,9 @@ def event_from_row(row) -> dict:
             **({"element_definition": row.element_definition} if row.element_definition else {})}
 
 
+DEPLOYMENT_CHAIN = "definitions"   # the chain of deployments (cases' chains are named by the case id)
+
+
 @dataclass
 class Verification:
     ok: bool = True
@@ -172,8 +175,8 @@ class Verification:
 def verify_chains(rows, heads: dict[str, tuple[int, str]]) -> Verification:
     """Walk events ordered by (chain, seq) and report the first broken link.
 
-    `heads` maps each case id to the (seq, hash) its row says the chain ends with: that is what catches
-    events deleted from, or forged onto, the end of a chain."""
+    `heads` maps each chain (a case id, or DEPLOYMENT_CHAIN) to the (seq, hash) recorded as its end:
+    that is what catches events deleted from, or forged onto, the end of a chain."""
     result = Verification()
     chain, expected_seq, previous = None, 0, GENESIS
     seen_cases: set[str] = set()
@@ -183,9 +186,11 @@ def verify_chains(rows, heads: dict[str, tuple[int, str]]) -> Verification:
             seen_cases.add(chain_id)
             head_seq, head_hash = heads[chain_id]
             if (head_seq, head_hash) != (expected_seq, previous):
-                return {"case_id": chain_id, "seq": min(head_seq, expected_seq) + 1,
-                        "reason": f"the case row says its trail ends at event {head_seq}, the events end at "
-                                  f"{expected_seq}: events were deleted from or added to the end"}
+                owner = "the case row says its trail" if chain_id != DEPLOYMENT_CHAIN else "the deployments' chain"
+                return {"case_id": chain_id if chain_id != DEPLOYMENT_CHAIN else None, "chain": chain_id,
+                        "seq": min(head_seq, expected_seq) + 1,
+                        "reason": f"{owner} ends at event {head_seq}, the events end at {expected_seq}: events "
+                                  "were deleted from or added to the end"}
         return None
 
     for row in rows:
@@ -211,10 +216,10 @@ def verify_chains(rows, heads: dict[str, tuple[int, str]]) -> Verification:
         return _broken(result, broken)
     for case_id, (head_seq, _) in heads.items():
         if case_id not in seen_cases and head_seq > 0:
-            return _broken(result, {"case_id": case_id, "seq": 1,
-                                    "reason": f"the case row says it has {head_seq} events, none were found: "
-                                              "its trail was deleted"})
-    result.cases = len(heads)
+            return _broken(result, {"case_id": case_id if case_id != DEPLOYMENT_CHAIN else None, "chain": case_id,
+                                    "seq": 1, "reason": f"the head of the chain says it has {head_seq} events, "
+                                                        "none were found: they were deleted"})
+    result.cases = len([chain for chain in heads if chain != DEPLOYMENT_CHAIN])
     return result
 
 

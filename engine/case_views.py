@@ -129,11 +129,21 @@ class CaseViews:
                 raise CaseNotFound(f"no case with id '{case_id}'")
             return [event_from_row(row) for row in store.trail(conn, case_id, filters)]
 
-    def verify_trails(self) -> dict:
-        """Recompute every chain (cases and deployments) and report the first broken link."""
+    def verify_trails(self, cursor: str | None = None, limit: int | None = None) -> dict:
+        """Recompute hash chains and report the first broken link: with no limit every chain, streamed;
+        with a limit, the chains of `limit` cases after `cursor` (and the deployments' chain on the first
+        page), with `next` for the page after."""
         with self.db.reader.connect() as conn:
-            heads = store.case_heads(conn)
-            return verify_chains(store.stream_events(conn), heads).as_dict()
+            if limit is None:
+                heads = {**store.case_heads(conn), **store.other_chain_heads(conn)}
+                return verify_chains(store.stream_events(conn), heads).as_dict()
+            page = store.case_ids_page(conn, cursor, limit + 1)
+            more, page = len(page) > limit, page[:limit]
+            heads = store.case_heads(conn, page)
+            if cursor is None:
+                heads.update(store.other_chain_heads(conn))
+            result = verify_chains(store.stream_events(conn, list(heads)), heads).as_dict()
+        return {**result, "next": page[-1] if more else None}
 
     def export_events(self, since: datetime | None = None, case_id: str | None = None,
                       business_key: str | None = None):

@@ -8,7 +8,7 @@ from datetime import datetime
 from sqlalchemy.exc import IntegrityError
 
 from . import store
-from .audit import GENESIS, Recorder, seal
+from .audit import DEPLOYMENT_CHAIN, GENESIS, Recorder, seal
 from .catalogue import Catalogue, load_catalogue
 from .clock import rfc3339
 from . import compliance
@@ -17,7 +17,6 @@ from .deployment import compile_bundle
 from .errors import ConcurrentUpdate, DefinitionInvalid, DefinitionNotFound, NotFound
 from .projections import event_row
 
-DEPLOYMENT_CHAIN = "definitions"
 
 
 class DefinitionCommands:
@@ -87,8 +86,9 @@ class DefinitionCommands:
         seq, prev_hash = store.chain_head(conn, DEPLOYMENT_CHAIN)
         recorder = Recorder(None, actor, now, values["key"], values["version"], values["hash"])
         recorder.add("definition_deployed", details={"name": values["name"], "file": values["bpmn_file"]})
-        rows, _, _ = seal(recorder, seq, prev_hash or GENESIS)
+        rows, head_seq, head_hash = seal(recorder, seq, prev_hash or GENESIS)
         store.insert_events(conn, [event_row(DEPLOYMENT_CHAIN, row, now) for row in rows])
+        store.set_chain_head(conn, DEPLOYMENT_CHAIN, head_seq, head_hash)
 
     @staticmethod
     def _definition_summary(row) -> dict:

@@ -124,6 +124,15 @@ events = Table(
     Index("ix_events_element", "element_id"),
 )
 
+# The head (last seq and hash) of every chain that is not a case's, such as the deployments' chain:
+# what a case row's event_seq/event_hash are for a case, so that deleting a chain's newest events shows.
+chain_heads = Table(
+    "chain_heads", metadata,
+    Column("chain", String(64), primary_key=True),
+    Column("seq", Integer, nullable=False),
+    Column("hash", String(64), nullable=False),
+)
+
 # Named counters (e.g. call numbers INC-000042): one row per name, incremented in its own short
 # transaction so numbers are unique across processes (a failed command may leave a gap, as sequences do).
 sequences = Table(

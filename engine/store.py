@@ -288,6 +288,27 @@ def lock_deployments(conn: Connection) -> None:
         conn.exec_driver_sql(f"SELECT pg_advisory_xact_lock({DEPLOY_LOCK})")
 
 
+def set_chain_head(conn: Connection, chain: str, seq: int, hash_: str) -> None:
+    """Record where a chain that is not a case's ends (its writers hold a lock, so no race here)."""
+    from .schema import chain_heads
+
+    if conn.execute(update(chain_heads).where(chain_heads.c.chain == chain).values(seq=seq, hash=hash_)).rowcount == 0:
+        conn.execute(chain_heads.insert().values(chain=chain, seq=seq, hash=hash_))
+
+
+def other_chain_heads(conn: Connection) -> dict[str, tuple[int, str]]:
+    from .schema import chain_heads
+
+    return {row.chain: (row.seq, row.hash) for row in conn.execute(select(chain_heads))}
+
+
+def case_ids_page(conn: Connection, cursor: str | None, limit: int) -> list[str]:
+    query = select(cases.c.id).order_by(cases.c.id).limit(limit)
+    if cursor is not None:
+        query = query.where(cases.c.id > cursor)
+    return [row[0] for row in conn.execute(query)]
+
+
 def chain_head(conn: Connection, chain: str) -> tuple[int, str | None]:
     row = conn.execute(select(events.c.seq, events.c.hash).where(events.c.chain == chain)
                        .order_by(events.c.seq.desc()).limit(1)).first()
@@ -315,10 +336,12 @@ def stream_events(conn: Connection, case_ids=None, since=None, chains_only_cases
     yield from result
 
 
-def case_heads(conn: Connection) -> dict[str, tuple[int, str]]:
+def case_heads(conn: Connection, case_ids: list[str] | None = None) -> dict[str, tuple[int, str]]:
+    query = select(cases.c.id, cases.c.event_seq, cases.c.event_hash)
+    if case_ids is not None:
+        query = query.where(cases.c.id.in_(case_ids))
     return {row.id: (row.event_seq, row.event_hash)
-            for row in conn.execution_options(yield_per=5000, stream_results=True).execute(
-                select(cases.c.id, cases.c.event_seq, cases.c.event_hash))}
+            for row in conn.execution_options(yield_per=5000, stream_results=True).execute(query)}
 
 
 def case_ids_by_business_key(conn: Connection, business_key: str) -> list[str]:

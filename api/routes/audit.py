@@ -51,11 +51,13 @@ def case_trail(case_id):
 
 
 @bp.get("/audit/verify")
-@operation("Recompute every hash chain; report the first broken link", roles="auditor, system", tag="audit",
-           responses={200: "Verification"})
+@operation("Recompute the hash chains of a page of cases (and, on the first page, the deployments' chain); "
+           "report the first broken link; follow `next` to verify them all", roles="auditor, system", tag="audit",
+           responses={200: "Verification", 422: "Problem"}, query=PAGING)
 @requires(*READERS)
 def verify():
-    return jsonify(engine().verify_trails())
+    cursor, limit = paging()
+    return jsonify(engine().verify_trails(cursor, limit))
 
 
 @bp.get("/compliance")

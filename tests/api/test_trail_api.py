@@ -51,7 +51,7 @@ def test_trail_as_json_and_csv_with_filters(app_factory):
     assert rows[3]["data_changes"] == '{"item": [null, "pen"], "quantity": [null, 2]}'
 
     assert client.get("/api/v1/audit/verify", headers=AUDITOR).get_json() == {
-        "ok": True, "cases": 1, "events": len(trail) + 1}  # + the deployment
+        "ok": True, "cases": 1, "events": len(trail) + 1, "next": None}  # + the deployment
 
 
 def test_unknown_case_trail_is_404(client):

@@ -137,6 +137,29 @@ def test_deleted_trail_is_detected(finished_case):
     assert broken["case_id"] == case_id and "deleted" in broken["reason"]
 
 
+def test_deleted_newest_deployment_is_detected(finished_case):
+    # The deployments' chain keeps its head like a case row does, so its end cannot be cut off unseen.
+    engine, _ = finished_case
+    _tamper(engine, "DELETE FROM events WHERE chain = 'definitions' AND seq = 1")
+    broken = engine.verify_trails()["broken"]
+    assert broken["chain"] == "definitions" and broken["case_id"] is None
+    assert "deleted" in broken["reason"]
+
+
+def test_verification_in_pages_covers_every_chain_once(clocked_engine):
+    engine, clock = clocked_engine
+    ids = sorted(run_approval(engine, clock)["id"] for _ in range(3))
+    whole = engine.verify_trails()
+    first = engine.verify_trails(None, 2)
+    assert (first["ok"], first["cases"], first["next"]) == (True, 2, ids[1])
+    second = engine.verify_trails(first["next"], 2)
+    assert (second["ok"], second["cases"], second["next"]) == (True, 1, None)
+    assert first["events"] + second["events"] == whole["events"]  # the deployments only on the first page
+    _tamper(engine, f"UPDATE events SET actor = 'mallory' WHERE chain = '{ids[2]}' AND seq = 3")
+    assert engine.verify_trails(None, 2)["ok"] is True  # not on this page
+    assert engine.verify_trails(ids[1], 2)["broken"]["case_id"] == ids[2]
+
+
 def test_reordered_events_are_detected(finished_case):
     engine, case_id = finished_case
     _tamper(engine,
