@@ -58,9 +58,10 @@ def _operation(rule, spec: dict) -> dict:
         "type": "integer" if rule._converters.get(name).__class__.__name__ == "IntegerConverter" else "string"}}
         for name in rule.arguments]
     parameters += spec["query"]
-    if rule.endpoint in ("cases.start_case",):
+    if rule.endpoint in ("cases.start_case", "messages.route_message"):
         parameters.append({"name": "Idempotency-Key", "in": "header", "required": False, "schema": {"type": "string"}})
-    if spec["request"] and rule.endpoint not in ("cases.start_case",) and "Case" in spec["responses"].values():
+    if spec["request"] and rule.endpoint not in ("cases.start_case", "messages.route_message") and "Case" in spec[
+            "responses"].values():
         parameters.append({"name": "If-Match", "in": "header", "required": False, "schema": {"type": "string"}})
     if parameters:
         operation["parameters"] = parameters

@@ -197,6 +197,7 @@ class CaseCommands:
 
     def _insert_prepared(self, conn, prepared: "PreparedCase") -> None:
         store.insert_case(conn, prepared.values)
+        store.replace_message_waits(conn, prepared.values["id"], json.loads(prepared.values["waiting_for"]), fresh=True)
         store.insert_tasks(conn, prepared.task_rows)
         store.insert_events(conn, prepared.event_rows)
         for child in prepared.children:
@@ -479,7 +480,8 @@ class CaseCommands:
         return self._save(row, workflow, outcome, ready_rows, recorder, also=release)
 
     @_on_engine_clock
-    def send_message(self, case_id: str, name: str, data: dict, actor: str, if_match: str | None = None) -> dict:
+    def send_message(self, case_id: str, name: str, data: dict, actor: str, if_match: str | None = None,
+                     also: Callable | None = None) -> dict:
         row = self._read_case(case_id)
         self._check_running(row, if_match)
         self._check_data_size(data)
@@ -494,14 +496,49 @@ class CaseCommands:
         outcome = advance(workflow, blueprint, recorder)
         with self.db.reader.connect() as conn:
             ready_rows = store.ready_tasks_of_cases(conn, [case_id])[case_id]
-        return self._save(row, workflow, outcome, ready_rows, recorder)
+        return self._save(row, workflow, outcome, ready_rows, recorder, also=also)
 
     def route_message(self, name: str, actor: str, business_key: str | None = None,
-                      correlation: dict | None = None, data: dict | None = None) -> tuple[dict, bool]:
+                      correlation: dict | None = None, data: dict | None = None,
+                      idempotency_key: str | None = None) -> tuple[dict, bool]:
         """Deliver a message to the one case that waits for it, or start a case of the definition whose
-        message start event it names. Returns (case, started a new case?)."""
+        message start event it names. Returns (case, started a new case?). With an idempotency key, a
+        repeat of the same request returns the case the first one went to, as it is now."""
         data = data or {}
         self._check_data_size(data)
+        if idempotency_key:
+            request_hash = hashlib.sha256(json.dumps([name, business_key, correlation, data],
+                                                     sort_keys=True).encode()).hexdigest()
+            repeat = self._message_repeat(actor, idempotency_key, request_hash)
+            if repeat is not None:
+                return repeat, False
+
+            def remember(conn, case_id: str) -> None:
+                store.insert_message_request(conn, {"created_by": actor, "idempotency_key": idempotency_key,
+                                                    "request_hash": request_hash, "case_id": case_id,
+                                                    "created_at": self._now()})
+            try:
+                return self._route(name, actor, business_key, correlation, data, remember)
+            except IntegrityError:  # the same request, sent again at the same moment, went first
+                repeat = self._message_repeat(actor, idempotency_key, request_hash)
+                if repeat is None:
+                    raise
+                return repeat, False
+        return self._route(name, actor, business_key, correlation, data, None)
+
+    def _message_repeat(self, actor: str, key: str, request_hash: str) -> dict | None:
+        with self.db.reader.connect() as conn:
+            previous = store.find_message_request(conn, actor, key)
+        if previous is None:
+            return None
+        if previous.request_hash != request_hash:
+            raise IdempotencyMismatch(
+                f"the Idempotency-Key '{key}' was already used for a different message; use a new key for a new "
+                "message", [{"field": "Idempotency-Key", "message": "reused with another body"}])
+        return self.get_case(previous.case_id)
+
+    def _route(self, name: str, actor: str, business_key: str | None, correlation: dict | None, data: dict,
+               remember: Callable | None) -> tuple[dict, bool]:
         with self.db.reader.connect() as conn:
             candidates = store.cases_waiting_for_message(conn, name, business_key)
         correlation = correlation or {}
@@ -511,7 +548,9 @@ class CaseCommands:
             raise Conflict(f"{len(waiting)} cases wait for message '{name}'; say which with business_key or "
                            "correlation", [{"case_id": row.id, "message": "waits for it"} for row in waiting[:10]])
         if waiting:
-            return self.send_message(waiting[0].id, name, data, actor), False
+            case_id = waiting[0].id
+            also = (lambda conn: remember(conn, case_id)) if remember else None
+            return self.send_message(case_id, name, data, actor, also=also), False
         started_by = load_catalogue(self.db, self.specs).started_by(name)
         if started_by is None:
             raise NotFound(f"no case waits for message '{name}'" +
@@ -519,13 +558,17 @@ class CaseCommands:
                            (" and that correlation" if correlation else "") +
                            ", and no deployed definition starts on it")
         target, by_message_start = started_by
-        return self._start_on_message(target, name if by_message_start else None, actor, business_key, data), True
+        return self._start_on_message(target, name if by_message_start else None, actor, business_key, data,
+                                      remember), True
 
     @_on_engine_clock
-    def _start_on_message(self, definition: str, message: str | None, actor: str, business_key, data: dict) -> dict:
+    def _start_on_message(self, definition: str, message: str | None, actor: str, business_key, data: dict,
+                          remember: Callable | None = None) -> dict:
         prepared = self._prepare_case(definition, None, actor, business_key, data, start_message=message)
         with self.db.writer.begin() as conn:
             self._insert_prepared(conn, prepared)
+            if remember is not None:
+                remember(conn, prepared.values["id"])
         return self._representation(prepared.values, prepared.task_rows,
                                     [child.values["id"] for child in prepared.children])
 
@@ -739,6 +782,8 @@ class CaseCommands:
             if not store.update_case(conn, row.id, row.row_version, columns):
                 raise ConcurrentUpdate("another request changed this case at the same moment and won; "
                                        "read the case again and retry if still needed")
+            if columns["waiting_for"] != row.waiting_for:
+                store.replace_message_waits(conn, row.id, json.loads(columns["waiting_for"]))
             if also is not None:
                 also(conn)
             if completed_id:

@@ -124,6 +124,25 @@ events = Table(
     Index("ix_events_element", "element_id"),
 )
 
+# Which running case waits for which message, kept in step with the case state: message routing finds
+# the cases by name (exactly, on both databases) without reading any case's JSON.
+message_waits = Table(
+    "message_waits", metadata,
+    Column("case_id", String(36), ForeignKey("cases.id"), primary_key=True),
+    Column("name", String(255), primary_key=True),
+    Index("ix_message_waits_name", "name"),
+)
+
+# POST /api/v1/messages with an Idempotency-Key: the case the first request went to (delivered or started).
+message_requests = Table(
+    "message_requests", metadata,
+    Column("created_by", String(255), primary_key=True),
+    Column("idempotency_key", String(255), primary_key=True),
+    Column("request_hash", String(64), nullable=False),
+    Column("case_id", String(36), ForeignKey("cases.id"), nullable=False),
+    Column("created_at", DateTime, nullable=False),
+)
+
 # The head (last seq and hash) of every chain that is not a case's, such as the deployments' chain:
 # what a case row's event_seq/event_hash are for a case, so that deleting a chain's newest events shows.
 chain_heads = Table(

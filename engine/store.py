@@ -10,7 +10,7 @@ from sqlalchemy.engine import Connection
 
 from .blueprints import StoredDefinition
 from .errors import InvalidInput
-from .schema import cases, definition_files, definitions, events, tasks
+from .schema import cases, definition_files, definitions, events, message_requests, message_waits, tasks
 
 DEFINITION_SUMMARY = [definitions.c.id, definitions.c.key, definitions.c.name, definitions.c.version,
                       definitions.c.hash, definitions.c.deployed_at, definitions.c.deployed_by,
@@ -367,14 +367,31 @@ def next_in_sequence(conn: Connection, name: str) -> int:
 
 
 def cases_waiting_for_message(conn: Connection, name: str, business_key: str | None) -> list:
-    """Running cases whose waiting_for projection names this message (checked exactly after a coarse
-    text match, so an unusual message name cannot match by accident)."""
-    query = select(cases.c.id, cases.c.data, cases.c.waiting_for).where(
-        cases.c.status == "running", cases.c.waiting_for.contains(json.dumps(name)))
+    """Running cases that wait for this message (by its exact name), oldest first."""
+    query = (select(cases.c.id, cases.c.data).join(message_waits, message_waits.c.case_id == cases.c.id)
+             .where(message_waits.c.name == name, cases.c.status == "running")
+             .order_by(cases.c.created_at, cases.c.id))
     if business_key is not None:
         query = query.where(cases.c.business_key == business_key)
-    return [row for row in conn.execute(query)
-            if {"type": "message", "name": name} in json.loads(row.waiting_for)]
+    return list(conn.execute(query))
+
+
+def replace_message_waits(conn: Connection, case_id: str, waiting_for: list[dict], fresh: bool = False) -> None:
+    """Keep the message waits of a case in step with its waiting_for projection."""
+    if not fresh:
+        conn.execute(delete(message_waits).where(message_waits.c.case_id == case_id))
+    names = sorted({w["name"] for w in waiting_for if w.get("type") == "message" and w.get("name")})
+    if names:
+        conn.execute(insert(message_waits), [{"case_id": case_id, "name": name} for name in names])
+
+
+def find_message_request(conn: Connection, actor: str, key: str):
+    return conn.execute(select(message_requests).where(
+        message_requests.c.created_by == actor, message_requests.c.idempotency_key == key)).first()
+
+
+def insert_message_request(conn: Connection, values: dict) -> None:
+    conn.execute(insert(message_requests).values(**values))
 
 
 # --- compliance cross-reference --------------------------------------------------------------------

@@ -21,24 +21,29 @@ def case_response(case: dict, status: int = 200):
     return response
 
 
+def idempotency_key() -> str | None:
+    """The Idempotency-Key header, checked: it is stored, in a column of 255 characters."""
+    key = request.headers.get("Idempotency-Key") or None
+    if key is not None and len(key) > 255:
+        raise ApiProblem(422, "Unprocessable content", "the Idempotency-Key header is longer than 255 characters; "
+                                                       "use a shorter key such as a UUID",
+                         [{"field": "Idempotency-Key", "message": f"{len(key)} characters, at most 255"}])
+    if key is not None and "\0" in key:  # the key reaches SQL; PostgreSQL refuses NUL
+        raise ApiProblem(422, "Unprocessable content", "the Idempotency-Key header contains a NUL character; "
+                                                       "use a key such as a UUID",
+                         [{"field": "Idempotency-Key", "message": "must not contain the NUL character"}])
+    return key
+
+
 @bp.post("")
 @operation("Start a case; repeat-safe with an Idempotency-Key header", roles="system", request="StartCase",
            responses={200: "Case", 201: "Case", 404: "Problem", 422: "Problem"}, tag="cases")
 @requires("system")
 def start_case():
     body = json_body(START_CASE)
-    idempotency_key = request.headers.get("Idempotency-Key") or None
-    if idempotency_key is not None and len(idempotency_key) > 255:  # the column holds 255 characters
-        raise ApiProblem(422, "Unprocessable content", "the Idempotency-Key header is longer than 255 characters; "
-                                                       "use a shorter key such as a UUID",
-                         [{"field": "Idempotency-Key", "message": f"{len(idempotency_key)} characters, at most 255"}])
-    if idempotency_key is not None and "\0" in idempotency_key:  # the key reaches SQL; PostgreSQL refuses NUL
-        raise ApiProblem(422, "Unprocessable content", "the Idempotency-Key header contains a NUL character; "
-                                                       "use a key such as a UUID",
-                         [{"field": "Idempotency-Key", "message": "must not contain the NUL character"}])
     case, created = engine().start_case(
         body["definition"], g.principal.user, version=body.get("version"), business_key=body.get("business_key"),
-        data=body.get("data") or {}, idempotency_key=idempotency_key)
+        data=body.get("data") or {}, idempotency_key=idempotency_key())
     return case_response(case, 201 if created else 200)
 
 
@@ -126,12 +131,12 @@ messages_bp = Blueprint("messages", __name__, url_prefix="/api/v1/messages")
 
 
 @messages_bp.post("")
-@operation("Deliver a message to the one case waiting for it, or start a case on a message start event",
-           roles="system", request="RouteMessage", tag="cases",
+@operation("Deliver a message to the one case waiting for it, or start a case on a message start event; "
+           "repeat-safe with an Idempotency-Key header", roles="system", request="RouteMessage", tag="cases",
            responses={200: "Case", 201: "Case", 404: "Problem", 409: "Problem", 422: "Problem"})
 @requires("system")
 def route_message():
     body = json_body(ROUTE_MESSAGE)
     case, started = engine().route_message(body["name"], g.principal.user, body.get("business_key"),
-                                           body.get("correlation"), body.get("data") or {})
+                                           body.get("correlation"), body.get("data") or {}, idempotency_key())
     return case_response(case, 201 if started else 200)
