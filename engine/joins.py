@@ -33,10 +33,8 @@ _PENDING = TaskState.FUTURE | TaskState.WAITING | TaskState.READY | TaskState.ST
 
 
 class _RoundJoin:
-    """The firing rule shared by both joins; subclasses say when the arrived branches are enough."""
-
-    def _may_fire(self, arrived: set, pending: list) -> bool:
-        raise NotImplementedError
+    """The firing rule shared by both joins. Each subclass says, in `_may_fire(arrived, pending)`, when the
+    input flows that have arrived (task specs) are enough, given the unfinished tasks of the round."""
 
     def _update_hook(self, my_task):
         if my_task.has_state(TaskState.FINISHED_MASK) or not _has_arrived(my_task):
