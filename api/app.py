@@ -9,7 +9,7 @@ from flask import Flask
 from engine.deployment import Limits
 from engine.service import Engine, EngineSettings
 
-from . import problems
+from . import logs, metrics, problems
 from .auth import TokenRegistry
 from .openapi import build_document
 from .routes import audit, cases, definitions, diagram, meta, tasks
@@ -43,13 +43,15 @@ def create_app(overrides: dict | None = None, *, clock=None, migrate: bool = Tru
     engine = Engine(EngineSettings(
         database_url=config["USM_DATABASE_URL"],
         limits=Limits(max_file_bytes=config["USM_MAX_DEFINITION_BYTES"], max_elements=config["USM_MAX_ELEMENTS"]),
-        max_case_data_bytes=config["USM_MAX_CASE_DATA_BYTES"]), clock=clock)
+        max_case_data_bytes=config["USM_MAX_CASE_DATA_BYTES"]), clock=clock, observer=metrics.PrometheusObserver())
     if migrate:
         engine.migrate()
     app.extensions["usm_engine"] = engine
     app.extensions["usm_tokens"] = TokenRegistry(config["USM_ADMIN_TOKEN"], config["USM_TOKENS_FILE"])
 
     problems.install(app)
+    logs.install(app)
+    metrics.install(app)
     for blueprint in (meta.bp, definitions.bp, cases.bp, cases.messages_bp, tasks.bp, tasks.external_bp, audit.bp,
                       diagram.bp):
         app.register_blueprint(blueprint)

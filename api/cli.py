@@ -60,11 +60,24 @@ def main():
               help="also run one timer worker (`usm worker`); use --no-worker when workers run elsewhere")
 def serve(host, port, workers, threads, definitions_dir, with_worker):
     """Migrate the database, deploy definitions/, and serve the API with gunicorn (plus a timer worker)."""
+    import atexit
+    import tempfile
+
+    # Before anything imports prometheus_client: every process of this server (gunicorn's workers and the
+    # timer worker) then writes its metrics to one folder, and /metrics adds them up.
+    if not os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+        folder = tempfile.TemporaryDirectory(prefix="usm-metrics-")
+        atexit.register(folder.cleanup)
+        os.environ["PROMETHEUS_MULTIPROC_DIR"] = folder.name
+
     from gunicorn.app.base import BaseApplication
+
+    from api import logs
 
     from api.app import create_app, settings_from_env
     from engine.service import Engine, EngineSettings
 
+    logs.configure()
     settings = settings_from_env()
     engine = Engine(EngineSettings(settings["USM_DATABASE_URL"]))
     engine.migrate()
@@ -102,6 +115,7 @@ def serve(host, port, workers, threads, definitions_dir, with_worker):
             self.cfg.set("errorlog", "-")
             self.cfg.set("graceful_timeout", 10)
             self.cfg.set("on_exit", lambda _arbiter: stop_worker())
+            self.cfg.set("child_exit", lambda _arbiter, child: _forget_metrics_of(child.pid))
 
         def load(self):
             return create_app(migrate=False)
@@ -138,6 +152,13 @@ def timer_loop(engine, stop, interval: float, once: bool = False) -> int:
     return fired
 
 
+def _forget_metrics_of(pid: int) -> None:
+    """A server process ended: its gauges no longer count (its counters stay in the sums)."""
+    from prometheus_client import multiprocess
+
+    multiprocess.mark_process_dead(pid)
+
+
 class TimerWorker:
     """The `usm worker` that `usm serve` runs beside gunicorn, started again whenever it exits."""
 
@@ -159,6 +180,7 @@ class TimerWorker:
             # (its exit status is not reliable here: gunicorn's arbiter reaps every child of the master)
             if self.process.poll() is not None and not self.stopping.is_set():
                 click.echo("the timer worker stopped; starting it again", err=True)
+                _forget_metrics_of(self.process.pid)
                 self.process = self._start()
 
     def stop(self) -> None:
@@ -181,10 +203,14 @@ def worker(interval, once):
     import signal
     import threading
 
+    from api import logs
+    from api.metrics import PrometheusObserver
+
+    logs.configure()
     stop = threading.Event()
     for signum in (signal.SIGTERM, signal.SIGINT):
         signal.signal(signum, lambda *_: stop.set())
-    engine = _engine()
+    engine = _engine(PrometheusObserver())
     try:
         fired = timer_loop(engine, stop, interval, once)
         if once:
@@ -330,11 +356,11 @@ def audit():
     """Verify and export the audit trail (reads USM_DATABASE_URL directly)."""
 
 
-def _engine():
+def _engine(observer=None):
     from api.app import settings_from_env
     from engine.service import Engine, EngineSettings
 
-    engine = Engine(EngineSettings(settings_from_env()["USM_DATABASE_URL"]))
+    engine = Engine(EngineSettings(settings_from_env()["USM_DATABASE_URL"]), observer=observer)
     engine.migrate()
     return engine
 

@@ -131,6 +131,7 @@ class CaseCommands:
                 if repeat is not None:
                     return repeat, False
             raise
+        self._tell_started(prepared)
         return self._representation(prepared.values, prepared.task_rows, [c.values["id"] for c in prepared.children]), True
 
     def _prepare_case(self, definition: str, version: int | None, actor: str, business_key: str | None,
@@ -194,6 +195,14 @@ class CaseCommands:
         names = ", ".join(sorted(compiled.message_starts))
         raise InvalidInput(f"definition '{key}' starts only on one of the messages {names}; send one of those "
                            "messages instead", [{"field": "definition", "message": f"starts on a message: {names}"}])
+
+    def _tell_started(self, prepared: "PreparedCase") -> None:
+        """Tell the observer about a case now stored, and the cases it started in the same transaction."""
+        self.observer.case_started(prepared.values["definition_key"])
+        if prepared.values["status"] == "error":
+            self.observer.incident(prepared.values["definition_key"])
+        for child in prepared.children:
+            self._tell_started(child)
 
     def _insert_prepared(self, conn, prepared: "PreparedCase") -> None:
         store.insert_case(conn, prepared.values)
@@ -569,6 +578,7 @@ class CaseCommands:
             self._insert_prepared(conn, prepared)
             if remember is not None:
                 remember(conn, prepared.values["id"])
+        self._tell_started(prepared)
         return self._representation(prepared.values, prepared.task_rows,
                                     [child.values["id"] for child in prepared.children])
 
@@ -687,8 +697,10 @@ class CaseCommands:
         columns = {"status": "error", "incident": json.dumps(incident.as_dict()), "updated_at": now,
                    "event_seq": event_seq, "event_hash": event_hash}
         with self.db.writer.begin() as conn:
-            if store.update_case(conn, row.id, row.row_version, columns):
-                store.insert_events(conn, [event_row(row.id, event, now) for event in event_rows])
+            if not store.update_case(conn, row.id, row.row_version, columns):
+                return
+            store.insert_events(conn, [event_row(row.id, event, now) for event in event_rows])
+        self.observer.incident(row.definition_key)
 
     def _fire_timers_of(self, case_id: str) -> int:
         row = self._read_case(case_id)
@@ -704,6 +716,7 @@ class CaseCommands:
         with self.db.reader.connect() as conn:
             ready_rows = store.ready_tasks_of_cases(conn, [case_id])[case_id]
         self._save(row, workflow, outcome, ready_rows, recorder)
+        self.observer.timer_fired(row.definition_key, (recorder.at - row.next_timer_at).total_seconds())
         return 1
 
     def _read_case(self, case_id: str):
@@ -793,6 +806,12 @@ class CaseCommands:
             store.insert_events(conn, [event_row(row.id, event, now) for event in event_rows])
             for child in children:
                 self._insert_prepared(conn, child)
+        if completed_id:
+            self.observer.task_completed(row.definition_key)
+        if columns["status"] == "error" and row.status != "error":
+            self.observer.incident(row.definition_key)
+        for child in children:
+            self._tell_started(child)
         ready_rows = [task._mapping for task in ready_before if task.id in ready_now] + new_rows
         values = {**row._mapping, **columns, "row_version": row.row_version + 1}
         return self._representation(values, ready_rows, None)

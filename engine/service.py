@@ -17,6 +17,7 @@ from .database import Database, connect, migrate
 from .definition_commands import DefinitionCommands
 from .deployment import Limits
 from .errors import ConcurrentUpdate, DefinitionNotFound
+from .observer import Observer
 from .sandbox import make_script_engine
 
 
@@ -29,9 +30,11 @@ class EngineSettings:
 
 
 class Engine(DefinitionCommands, CaseCommands, CaseViews):
-    def __init__(self, settings: EngineSettings, clock=None, database: Database | None = None):
+    def __init__(self, settings: EngineSettings, clock=None, database: Database | None = None,
+                 observer: Observer | None = None):
         self.settings = settings
         self.clock = clock or SystemClock()
+        self.observer = observer or Observer()
         self.db = database or connect(settings.database_url)
         self.script_engine = make_script_engine({"next_call_number": self.next_call_number})
         self.specs = SpecCache(self._load_definition, settings.spec_cache_size)

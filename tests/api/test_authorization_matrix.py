@@ -14,6 +14,7 @@ READERS = {"admin", "auditor", "system"}
 # (method, rule) -> roles allowed; None = public (no token needed)
 MATRIX = {
     ("GET", "/healthz"): None,
+    ("GET", "/metrics"): None,
     ("GET", "/api/v1/openapi.json"): None,
     ("GET", "/assets/bpmn-js/<path:filename>"): None,
     ("GET", "/assets/usm/<path:filename>"): None,

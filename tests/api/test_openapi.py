@@ -22,7 +22,7 @@ from tests.conftest import APPROVAL, FIXTURES, bearer, deploy
 HTTP_METHODS = {"get", "put", "post", "delete", "options", "head", "patch", "trace"}
 PATH_ITEM_KEYS = HTTP_METHODS | {"$ref", "summary", "description", "servers", "parameters"}
 # No token: health, the document itself, and the static files of the diagram page (library code).
-PUBLIC = {("/healthz", "get"), ("/api/v1/openapi.json", "get"), ("/assets/bpmn-js/{filename}", "get"),
+PUBLIC = {("/healthz", "get"), ("/metrics", "get"), ("/api/v1/openapi.json", "get"), ("/assets/bpmn-js/{filename}", "get"),
           ("/assets/usm/{filename}", "get")}
 DOC_URI = "urn:usm-engine:openapi"
 

@@ -1,6 +1,7 @@
 """`usm serve` as a real process: it migrates, deploys definitions/ idempotently, and runs a case over HTTP."""
 from __future__ import annotations
 
+import json
 import shutil
 
 import pytest
@@ -39,9 +40,18 @@ def test_serve_deploys_definitions_and_drives_a_case(workdir, database_url):
         status, problem = server.request("POST", f"/api/v1/tasks/{page['items'][0]['id']}/complete",
                                          {"data": {"item": "chair", "quantity": 4}})
         assert status == 409 and "not ready" in problem["detail"]
+        # /metrics adds up every gunicorn worker and the timer worker of this server
+        status, text = server.request("GET", "/metrics", headers={"Authorization": ""})
+        assert status == 200
+        assert 'usm_tasks_completed_total{definition="approval"} 2.0' in text
+        assert 'usm_cases_started_total{definition="approval"} 1.0' in text
+        assert 'usm_http_requests_total{method="POST",route="/api/v1/tasks/<task_id>/complete",status="409"} 1.0' in text
     finally:
         server.stop()
     assert "Traceback" not in server.log()
+    # the server's own log lines are JSON, with a request id
+    requests = [json.loads(line) for line in server.log().splitlines() if '"logger": "usm.requests"' in line]
+    assert requests and all(len(r["request_id"]) == 32 and r["status"] for r in requests)
 
     # A restart deploys the same files again: nothing new, the version stays 1.
     again = Server(workdir, database_url, "e2e-admin").start()
