@@ -613,13 +613,19 @@ class CaseCommands:
         # Back to where it was: an unresolved incident stays an incident.
         return self._change_status(row, "error" if row.incident else "running", "case_resumed", actor)
 
-    def _change_status(self, row, status: str, event_type: str, actor: str) -> dict:
+    def _change_status(self, row, status: str, event_type: str, actor: str, incident: Incident | None = None) -> dict:
+        """Only the status changes (and, with an incident, the incident): no step of the process runs."""
         blueprint = self._blueprint_of(row)
         now = self._now()
         recorder = self._recorder(row.id, actor, blueprint, now)
-        recorder.add(event_type, previous_status=row.status)
+        if incident is None:
+            recorder.add(event_type, previous_status=row.status)
+        else:
+            recorder.add(event_type, message=incident.message)
         event_rows, event_seq, event_hash = seal(recorder, row.event_seq, row.event_hash)
         columns = {"status": status, "updated_at": now, "event_seq": event_seq, "event_hash": event_hash}
+        if incident is not None:
+            columns["incident"] = json.dumps(incident.as_dict())
         with self.db.writer.begin() as conn:
             if not store.update_case(conn, row.id, row.row_version, columns):
                 raise ConcurrentUpdate("another request changed this case at the same moment and won; "
@@ -687,19 +693,12 @@ class CaseCommands:
         """The case gets an incident where its timers failed, and is no longer due, so the worker goes
         on and does not fail on it again at every pass."""
         row = self._read_case(case_id)
-        blueprint = self._blueprint_of(row)
         text = getattr(exc, "detail", None) or incidents.exception_text(exc)
-        incident = incidents.timer_failed(Place(definition=blueprint.key), text)
-        now = self._now()
-        recorder = self._recorder(row.id, "timer", blueprint, now)
-        recorder.add("incident", message=incident.message)
-        event_rows, event_seq, event_hash = seal(recorder, row.event_seq, row.event_hash)
-        columns = {"status": "error", "incident": json.dumps(incident.as_dict()), "updated_at": now,
-                   "event_seq": event_seq, "event_hash": event_hash}
-        with self.db.writer.begin() as conn:
-            if not store.update_case(conn, row.id, row.row_version, columns):
-                return
-            store.insert_events(conn, [event_row(row.id, event, now) for event in event_rows])
+        incident = incidents.timer_failed(Place(definition=row.definition_key), text)
+        try:
+            self._change_status(row, "error", "incident", "timer", incident)
+        except ConcurrentUpdate:
+            return  # someone else moved the case on meanwhile; its state is the truth now
         self.observer.incident(row.definition_key)
 
     def _fire_timers_of(self, case_id: str) -> int:

@@ -26,7 +26,8 @@ def usm_command() -> str:
 
 
 class Server:
-    def __init__(self, workdir: Path, database_url: str, admin_token: str, definitions: Path | None = None):
+    def __init__(self, workdir: Path, database_url: str, admin_token: str, definitions: Path | None = None,
+                 timer_worker: bool = True):
         self.port = free_port()
         self.base = f"http://127.0.0.1:{self.port}"
         self.workdir, self.token = workdir, admin_token
@@ -34,12 +35,19 @@ class Server:
         self.env = {**os.environ, "USM_DATABASE_URL": database_url, "USM_ADMIN_TOKEN": admin_token}
         self.args = [usm_command(), "serve", "--port", str(self.port), "--workers", "1", "--threads", "4",
                      "--definitions", str(definitions or workdir / "definitions")]
+        if not timer_worker:
+            self.args.append("--no-worker")
         self.process: subprocess.Popen | None = None
 
-    def start(self, timeout: float = 30) -> "Server":
+    def launch(self) -> "Server":
+        """Start the process without waiting for it to answer."""
         self._log = self.log_path.open("ab")
         self.process = subprocess.Popen(self.args, cwd=self.workdir, env=self.env, stdout=self._log,
                                         stderr=subprocess.STDOUT, start_new_session=True)
+        return self
+
+    def start(self, timeout: float = 30) -> "Server":
+        self.launch()
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self.process.poll() is not None:

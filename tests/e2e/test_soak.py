@@ -90,10 +90,8 @@ def drive(servers: Servers, number: int, problems: list) -> None:
 def test_two_servers_two_workers_32_clients_and_a_crash(tmp_path):
     url = postgres_url_or_skip()
     reset_postgres(url)
-    started = [Server(tmp_path, url, "soak-admin", DEFINITIONS) for _ in range(2)]
-    for server in started:
-        server.args.append("--no-worker")
-        server.start(timeout=90)
+    started = [Server(tmp_path, url, "soak-admin", DEFINITIONS, timer_worker=False).start(timeout=90)
+               for _ in range(2)]
     workers = [subprocess.Popen([usm_command(), "worker", "--interval", "0.2"], cwd=tmp_path, env=started[0].env,
                                 stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL) for _ in range(2)]
     servers = Servers(list(started))
@@ -120,9 +118,8 @@ def test_two_servers_two_workers_32_clients_and_a_crash(tmp_path):
             time.sleep(0.2)
         victim = servers.any(0)
         victim.kill()                                   # a crash in the middle of the run
-        replacement = Server(tmp_path, url, "soak-admin", DEFINITIONS)
-        replacement.args.append("--no-worker")
-        servers.replace(victim, replacement.start(timeout=90))
+        replacement = Server(tmp_path, url, "soak-admin", DEFINITIONS, timer_worker=False).start(timeout=90)
+        servers.replace(victim, replacement)
         started.append(replacement)
         for thread in clients:
             thread.join(timeout=max(1, DEADLINE - (time.monotonic() - began)))

@@ -20,15 +20,11 @@ pytestmark = pytest.mark.e2e
 def test_four_servers_and_two_workers_start_together_on_postgresql(tmp_path):
     url = postgres_url_or_skip()
     reset_postgres(url)
-    servers = [Server(tmp_path, url, "e2e-admin", DEFINITIONS) for _ in range(4)]
-    for server in servers:
-        server.args.append("--no-worker")
+    servers = [Server(tmp_path, url, "e2e-admin", DEFINITIONS, timer_worker=False) for _ in range(4)]
     workers = []
     try:
         for server in servers:  # all at once: start() waits for health, so launch first, wait after
-            server._log = server.log_path.open("ab")
-            server.process = subprocess.Popen(server.args, cwd=tmp_path, env=server.env, stdout=server._log,
-                                              stderr=subprocess.STDOUT, start_new_session=True)
+            server.launch()
         workers = [subprocess.Popen([usm_command(), "worker"], cwd=tmp_path, env=servers[0].env,
                                     stdout=subprocess.DEVNULL, stderr=subprocess.PIPE) for _ in range(2)]
         deadline = time.monotonic() + 120  # generous: six processes migrate and deploy on two cores
