@@ -13,6 +13,7 @@ from pathlib import Path
 import click
 
 from engine.errors import DefinitionInvalid, TooLarge
+from engine.settings import Settings
 
 DEFINITION_SUFFIXES = (".bpmn", ".dmn", ".json", ".toml")
 
@@ -43,8 +44,15 @@ def format_problem(problem: dict) -> str:
 
 
 @click.group()
-def main():
+@click.pass_context
+def main(ctx: click.Context) -> None:
     """usm-engine: USM workflows as BPMN 2.0, run by SpiffWorkflow behind an HTTP API."""
+    from api.settings import SettingsError, settings_from_env
+
+    try:
+        ctx.obj = settings_from_env()  # once per command, handed to it (and by `usm serve` to the server)
+    except SettingsError as exc:
+        raise click.ClickException(str(exc)) from None
 
 
 @main.command(short_help='Migrate, deploy definitions/ and serve the API (with a timer worker).')
@@ -58,7 +66,8 @@ def main():
               help="directory whose files are deployed at start (skipped if missing)")
 @click.option("--worker/--no-worker", "with_worker", default=True, show_default=True,
               help="also run one timer worker (`usm worker`); use --no-worker when workers run elsewhere")
-def serve(host, port, workers, threads, definitions_dir, with_worker):
+@click.pass_obj
+def serve(settings: Settings, host, port, workers, threads, definitions_dir, with_worker):
     """Migrate the database, deploy definitions/, and serve the API with gunicorn (plus a timer worker)."""
     import atexit
     import tempfile
@@ -74,12 +83,11 @@ def serve(host, port, workers, threads, definitions_dir, with_worker):
 
     from api import logs
 
-    from api.app import create_app, settings_from_env
-    from engine.service import Engine, EngineSettings
+    from api.app import create_app
+    from engine.service import Engine
 
     logs.configure()
-    settings = settings_from_env()
-    engine = Engine(EngineSettings(settings["USM_DATABASE_URL"]))
+    engine = Engine(settings.engine)
     engine.migrate()
     directory = Path(definitions_dir)
     if directory.is_dir():
@@ -95,7 +103,7 @@ def serve(host, port, workers, threads, definitions_dir, with_worker):
             click.echo(f"deployed {sum(i['created'] for i in items)} new of {len(items)} definitions "
                        f"from {definitions_dir}", err=True)
     engine.close()
-    if not settings["USM_ADMIN_TOKEN"] and not settings["USM_TOKENS_FILE"]:
+    if not settings.admin_token and not settings.tokens_file:
         click.echo("warning: neither USM_ADMIN_TOKEN nor USM_TOKENS_FILE is set, so every API call "
                    "except /healthz will answer 401", err=True)
 
@@ -111,14 +119,14 @@ def serve(host, port, workers, threads, definitions_dir, with_worker):
             self.cfg.set("workers", workers)
             self.cfg.set("threads", threads)
             self.cfg.set("worker_class", "gthread" if threads > 1 else "sync")
-            self.cfg.set("accesslog", os.environ.get("USM_ACCESS_LOG") or None)
+            self.cfg.set("accesslog", settings.access_log)
             self.cfg.set("errorlog", "-")
             self.cfg.set("graceful_timeout", 10)
             self.cfg.set("on_exit", lambda _arbiter: stop_worker())
             self.cfg.set("child_exit", lambda _arbiter, child: _forget_metrics_of(child.pid))
 
         def load(self):
-            return create_app(migrate=False)
+            return create_app(settings, migrate=False)
 
     try:
         Server().run()
@@ -137,7 +145,7 @@ def timer_loop(engine, stop, interval: float, once: bool = False) -> int:
         try:
             moved = engine.fire_due_timers(limit=100)
             checkpoint(engine.db)  # SQLite: keep WAL checkpoints out of the requests' commits
-        except Exception:  # noqa: BLE001 - e.g. the database is away: wait and go on
+        except Exception:  # e.g. the database is away: wait and go on
             logging.getLogger("usm.worker").exception("firing timers failed; trying again in %.0f s", pause)
             if once:
                 raise SystemExit(1) from None
@@ -198,7 +206,8 @@ class TimerWorker:
 @main.command(short_help='Fire due timers (any number of workers may run).')
 @click.option("--interval", default=1.0, show_default=True, help="seconds between looks for due timers")
 @click.option("--once", is_flag=True, help="fire what is due now, then exit")
-def worker(interval, once):
+@click.pass_obj
+def worker(settings: Settings, interval, once):
     """Fire due timers. Any number of workers may run against one PostgreSQL database."""
     import signal
     import threading
@@ -210,7 +219,7 @@ def worker(interval, once):
     stop = threading.Event()
     for signum in (signal.SIGTERM, signal.SIGINT):
         signal.signal(signum, lambda *_: stop.set())
-    engine = _engine(PrometheusObserver())
+    engine = _engine(settings, PrometheusObserver())
     try:
         fired = timer_loop(engine, stop, interval, once)
         if once:
@@ -221,16 +230,18 @@ def worker(interval, once):
 
 @main.command(short_help='Check files as a deployment would; print file:line: element: message.')
 @click.argument("paths", nargs=-1, required=True)
-def validate(paths):
+@click.pass_obj
+def validate(settings: Settings, paths):
     """Check BPMN/DMN/form/compliance files as a deployment would; print each problem as
     file:line: element: message. Call activities may only call processes among the files given."""
+    import dataclasses
     import tempfile
 
-    from engine.service import Engine, EngineSettings
+    from engine.service import Engine
 
     files = collect_files(paths)
     with tempfile.TemporaryDirectory() as scratch:  # an empty database: nothing is "already deployed"
-        engine = Engine(EngineSettings(f"sqlite:///{scratch}/validate.db"))
+        engine = Engine(dataclasses.replace(settings.engine, database_url=f"sqlite:///{scratch}/validate.db"))
         engine.migrate()
         try:
             compiled, requirements, _ = engine._compile_upload(files)
@@ -271,11 +282,12 @@ def conformance(folder, output, min_deployed):
                                           "database in USM_DATABASE_URL directly")
 @click.option("--token", envvar="USM_TOKEN", default=None, help="bearer token for --url "
                                                                  "[env USM_TOKEN, else USM_ADMIN_TOKEN]")
-def deploy(paths, url, token):
+@click.pass_obj
+def deploy(settings: Settings, paths, url, token):
     """Deploy definition files, as one upload."""
     files = collect_files(paths)
     if url:
-        token = token or os.environ.get("USM_ADMIN_TOKEN")
+        token = token or settings.admin_token
         if not token:
             raise click.UsageError("deploying to a server needs a token with the designer role: pass --token, or "
                                    "set USM_TOKEN or USM_ADMIN_TOKEN")
@@ -287,13 +299,9 @@ def deploy(paths, url, token):
             raise SystemExit(1)
         items = body["items"]
     else:
-        from api.app import settings_from_env
-        from engine.service import Engine, EngineSettings
-
-        engine = Engine(EngineSettings(settings_from_env()["USM_DATABASE_URL"]))
-        engine.migrate()
+        engine = _engine(settings)
         try:
-            _, items = engine.deploy(files, os.environ.get("USER", "cli"))
+            _, items = engine.deploy(files, settings.operator)
         except DefinitionInvalid as exc:
             for problem in exc.errors:
                 click.echo(format_problem(problem), err=True)
@@ -332,13 +340,18 @@ def token():
 @click.option("--user", required=True, help="user id the token acts as")
 @click.option("--role", "roles", multiple=True, required=True,
               help="admin, designer, system, auditor, or a lane role (e.g. service-desk); repeatable")
-@click.option("--file", "tokens_file", envvar="USM_TOKENS_FILE", required=True, type=click.Path(dir_okay=False),
-              help="tokens file to append to [env USM_TOKENS_FILE]")
-def token_create(user, roles, tokens_file):
+@click.option("--file", "tokens_file", default=None, type=click.Path(dir_okay=False),
+              help="tokens file to append to [default: USM_TOKENS_FILE]")
+@click.pass_obj
+def token_create(settings: Settings, user, roles, tokens_file):
     """Create a token, append its digest to the tokens file and print the token once."""
     import re
 
     from api.auth import new_token, token_entry
+
+    tokens_file = tokens_file or settings.tokens_file
+    if not tokens_file:
+        raise click.UsageError("Missing option '--file' (or set USM_TOKENS_FILE).")
 
     for value in (user, *roles):
         if not re.fullmatch(r"[A-Za-z0-9._@-]{1,100}", value):
@@ -356,19 +369,20 @@ def audit():
     """Verify and export the audit trail (reads USM_DATABASE_URL directly)."""
 
 
-def _engine(observer=None):
-    from api.app import settings_from_env
-    from engine.service import Engine, EngineSettings
+def _engine(settings: Settings, observer=None):
+    """An engine on the database of the settings, migrated to the newest schema."""
+    from engine.service import Engine
 
-    engine = Engine(EngineSettings(settings_from_env()["USM_DATABASE_URL"]), observer=observer)
+    engine = Engine(settings.engine, observer=observer)
     engine.migrate()
     return engine
 
 
 @audit.command("verify")
-def audit_verify():
+@click.pass_obj
+def audit_verify(settings: Settings):
     """Recompute every hash chain; print the first broken link and exit 1 if there is one."""
-    engine = _engine()
+    engine = _engine(settings)
     try:
         result = engine.verify_trails()
     finally:
@@ -389,46 +403,36 @@ def audit_verify():
 @click.option("--business-key", default=None, help="only cases with this business key")
 @click.option("--format", "fmt", type=click.Choice(["jsonl", "csv"]), default="jsonl", show_default=True)
 @click.option("--output", type=click.File("w"), default="-", help="file to write (default: standard output)")
-def audit_export(since, case_id, business_key, fmt, output):
+@click.pass_obj
+def audit_export(settings: Settings, since, case_id, business_key, fmt, output):
     """Stream events (one JSON object per line, or CSV); memory stays flat whatever the size."""
-    import csv
-    from datetime import datetime, timezone
-
-    from api.routes.audit import CSV_COLUMNS
+    from api.routes.audit import write_events_csv
+    from engine.clock import parse_rfc3339
 
     moment = None
     if since:
         try:
-            moment = datetime.fromisoformat(since.replace("Z", "+00:00"))
+            moment = parse_rfc3339(since)
         except ValueError:
-            raise click.BadParameter("use an RFC 3339 time such as 2026-11-27T00:00:00Z", param_hint="--since")
-        if moment.tzinfo is not None:
-            moment = moment.astimezone(timezone.utc).replace(tzinfo=None)
-    engine = _engine()
+            raise click.BadParameter("use an RFC 3339 time such as 2026-11-27T00:00:00Z",
+                                     param_hint="--since") from None
+    engine = _engine(settings)
     try:
-        writer = None
+        events = engine.export_events(moment, case_id, business_key)
         if fmt == "csv":
-            writer = csv.DictWriter(output, fieldnames=CSV_COLUMNS, extrasaction="ignore", lineterminator="\n")
-            writer.writeheader()
-        for event in engine.export_events(moment, case_id, business_key):
-            if writer:
-                writer.writerow({**event, "data_changes": json.dumps(event["data_changes"], sort_keys=True),
-                                 "details": json.dumps(event["details"], sort_keys=True)})
-            else:
+            write_events_csv(events, output)
+        else:
+            for event in events:
                 output.write(json.dumps(event, sort_keys=True) + "\n")
     finally:
         engine.close()
 
 
 @main.command(short_help='Create or upgrade the database schema.')
-def migrate():
+@click.pass_obj
+def migrate(settings: Settings):
     """Create or upgrade the database schema in USM_DATABASE_URL."""
-    from api.app import settings_from_env
-    from engine.service import Engine, EngineSettings
-
-    engine = Engine(EngineSettings(settings_from_env()["USM_DATABASE_URL"]))
-    engine.migrate()
-    engine.close()
+    _engine(settings).close()
     click.echo("schema is up to date")
 
 

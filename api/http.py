@@ -4,14 +4,16 @@ from __future__ import annotations
 import json
 import math
 import sys
-from datetime import datetime, timezone
+from datetime import datetime
 from functools import wraps
 
 from flask import current_app, g, request
 from jsonschema import Draft202012Validator
 
 from .contract import OPERATION_ATTR
-from engine.case_commands import MAX_DATA_DEPTH, nesting_depth
+from engine.data_limits import MAX_DATA_DEPTH, nesting_depth
+from engine.clock import parse_rfc3339
+from engine.forms import missing_field
 
 from .problems import ApiProblem
 
@@ -43,8 +45,8 @@ def json_body(schema: dict) -> dict:
     for error in sorted(_validator(schema).iter_errors(body), key=lambda e: list(e.absolute_path)):
         field = ".".join(str(p) for p in error.absolute_path)
         if error.validator == "required":
-            missing = error.message.split("'")[1]
-            field = f"{field}.{missing}" if field else missing
+            missing = missing_field(error)
+            field = ".".join(part for part in (field, missing) if part)
             message = "this field is required"
         elif error.validator == "type" and error.absolute_path and error.absolute_path[-1] == "data":
             message = "data must be a JSON object, e.g. {\"field\": \"value\"}"
@@ -111,9 +113,9 @@ def paging() -> tuple[str | None, int]:
         limit = int(raw)
     except ValueError:
         limit = -1
-    if not 1 <= limit <= current_app.config["USM_MAX_PAGE_SIZE"]:
-        raise ApiProblem(422, "Unprocessable content",
-                         f"limit must be a whole number from 1 to {current_app.config['USM_MAX_PAGE_SIZE']}",
+    largest = current_app.extensions["usm_settings"].max_page_size
+    if not 1 <= limit <= largest:
+        raise ApiProblem(422, "Unprocessable content", f"limit must be a whole number from 1 to {largest}",
                          [{"field": "limit", "message": f"got '{raw}'"}])
     return request.args.get("cursor") or None, limit
 
@@ -123,13 +125,10 @@ def time_param(name: str) -> datetime | None:
     if raw is None or raw == "":
         return None
     try:
-        moment = datetime.fromisoformat(raw.replace("Z", "+00:00"))
-        if moment.tzinfo is None:
-            moment = moment.replace(tzinfo=timezone.utc)
-        return moment.astimezone(timezone.utc).replace(tzinfo=None)
-    except (ValueError, OverflowError):  # OverflowError: an offset that moves year 1 or 9999 out of range
-        raise ApiProblem(422, "Unprocessable content", f"{name} must be an RFC 3339 time such as "
-                                                       "2026-11-27T20:15:00Z", [{"field": name, "message": f"got '{raw}'"}]) from None
+        return parse_rfc3339(raw)
+    except ValueError:
+        raise ApiProblem(422, "Unprocessable content", f"{name} must be an RFC 3339 time such as 2026-11-27T20:15:00Z",
+                         [{"field": name, "message": f"got '{raw}'"}]) from None
 
 
 def enum_param(name: str, allowed: tuple[str, ...], default: str | None = None) -> str | None:

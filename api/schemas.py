@@ -1,6 +1,8 @@
 """JSON Schemas of request and response bodies: used to check requests and to write the OpenAPI document."""
 from __future__ import annotations
 
+from engine.store import MAX_VERSION
+
 _TIME = {"type": "string", "format": "date-time"}
 _NULLABLE_TIME = {"type": ["string", "null"], "format": "date-time"}
 
@@ -8,7 +10,7 @@ START_CASE = {
     "type": "object",
     "properties": {
         "definition": {"type": "string", "minLength": 1, "maxLength": 255},
-        "version": {"type": "integer", "minimum": 1, "maximum": 2147483647},
+        "version": {"type": "integer", "minimum": 1, "maximum": MAX_VERSION},
         "business_key": {"type": ["string", "null"], "maxLength": 255},
         "data": {"type": "object"},
     },
@@ -274,7 +276,9 @@ COMPONENTS = {
             "business_key": {"type": ["string", "null"]}, "status": {"type": "string"}, "created_at": _TIME,
             "executed": {"type": "array", "items": {"type": "string"}}, "trail": {"type": "string"},
             "diagram": {"type": "string"}}, "required": ["case_id", "executed", "trail"]}},
-        "next": {"type": ["string", "null"]}}, "required": ["requirement", "items", "next"]}, "Event": EVENT, "Verification": VERIFICATION,
-    "Trail": {"type": "object", "properties": {"items": {"type": "array", "items": {"$ref": "#/components/schemas/Event"}}},
+        "next": {"type": ["string", "null"]}}, "required": ["requirement", "items", "next"]},
+    "Event": EVENT, "Verification": VERIFICATION,
+    "Trail": {"type": "object",
+              "properties": {"items": {"type": "array", "items": {"$ref": "#/components/schemas/Event"}}},
               "required": ["items"]},
 }

@@ -16,8 +16,9 @@ from contextlib import contextmanager
 from pathlib import Path
 from unittest import mock
 
-from engine import audit, case_commands, store
-from engine.service import Engine, EngineSettings
+from engine import audit, case_start, case_work, store
+from engine.service import Engine
+from engine.settings import EngineSettings
 
 CHAIN = Path(__file__).with_name("chain.bpmn")
 
@@ -30,7 +31,8 @@ def without_audit():
     with mock.patch.object(audit.Recorder, "add", lambda *a, **k: None), \
             mock.patch.object(audit.Recorder, "will_run", lambda *a, **k: None), \
             mock.patch.object(audit.Recorder, "did_run", lambda *a, **k: None), \
-            mock.patch.object(case_commands, "seal", seal), \
+            mock.patch.object(case_start, "seal", seal), \
+            mock.patch.object(case_work, "seal", seal), \
             mock.patch.object(store, "insert_events", lambda *a, **k: None):
         yield
 

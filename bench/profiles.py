@@ -8,7 +8,7 @@ Two sources:
     python -m bench.profiles bench/results/latest.server.txt      # print the tables of a stack file
     python -m bench.profiles bench/results/latest.engine.prof
 
-Frames are matched by function name (bare or qualified, e.g. CaseCommands.complete_task) and a
+Frames are matched by function name (bare or qualified, e.g. CaseWork.save) and a
 fragment of the file path, so the tables survive code moving between engine modules.
 """
 from __future__ import annotations
@@ -31,13 +31,13 @@ ENGINE_STEPS = [
     ("DB write: insert audit events", [("insert_events", "engine/store.py")]),
     ("DB reads: task, case, ready tasks", [("get_task", "engine/store.py"), ("get_case", "engine/store.py"),
                                            ("ready_tasks_of_cases", "engine/store.py")]),
-    ("serialize instance (workflow_to_dict + json.dumps)", [("_state_columns", "engine/")]),
-    ("audit trail (record, diff, seal)", [(None, "engine/audit.py"), ("_record_outcome", "engine/")]),
-    ("restore instance (json.loads + workflow_from_dict)", [("_restore", "engine/")]),
+    ("serialize instance (workflow_to_dict + json.dumps)", [("serialized_state", "engine/")]),
+    ("audit trail (record, diff, seal)", [(None, "engine/audit.py"), ("record_outcome", "engine/")]),
+    ("restore instance (json.loads + workflow_from_dict)", [("restore", "engine/case_reading.py")]),
     ("engine steps + outcome (runner.advance)", [("advance", "engine/runner.py")]),
     ("task.run (the completed user task)", [("run", "SpiffWorkflow/task.py")]),
     ("form check", [(None, "engine/forms.py")]),
-    ("response dict (_representation)", [("_representation", "engine/")]),
+    ("response dict (case_representation)", [("case_representation", "engine/")]),
     ("SQLAlchemy connection checkout/return", [(None, "sqlalchemy/pool/")]),
     ("other SQLAlchemy (connect, begin, autobegin)", [(None, "sqlalchemy/")]),
     ("other engine code in complete_task", [("complete_task", "engine/")]),

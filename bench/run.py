@@ -28,9 +28,8 @@ The ratio column is library-only throughput divided by the path's throughput: ho
 library's own cost one completion costs on that path (for the HTTP rows, with K clients in parallel
 on the same machine, so it reflects capacity, not single-request latency).
 
---profile adds a cProfile of the in-process engine loop, --py-spy samples the in-process loop and the
-gunicorn workers (wall and on-CPU), and --experiment runs the engine and server with the patches in
-bench/experimental_serve.py, to measure what a proposed engine change would bring.
+--profile adds a cProfile of the in-process engine loop, and --py-spy samples the in-process loop and
+the gunicorn workers (wall and on-CPU).
 """
 from __future__ import annotations
 
@@ -67,7 +66,8 @@ from engine.blueprints import SpecCache, StoredDefinition  # noqa: E402
 from engine.deployment import compile_bundle  # noqa: E402
 from engine.runner import new_workflow, ready_manual_tasks  # noqa: E402
 from engine.sandbox import make_script_engine  # noqa: E402
-from engine.service import Engine, EngineSettings  # noqa: E402
+from engine.service import Engine  # noqa: E402
+from engine.settings import EngineSettings  # noqa: E402
 from engine.spiff_setup import workflow_from_dict, workflow_to_dict  # noqa: E402
 
 BPMN = HERE / "chain.bpmn"
@@ -189,7 +189,8 @@ def run_library(completions: int) -> Result:
     result.notes["cpu_ms"] = cpu * 1000 / len(samples)
     result.notes["phases"] = {name: total / len(samples) for name, total in
                               zip(("restore (json.loads + workflow_from_dict)", "complete (task.run)",
-                                   "do_engine_steps", "serialize (workflow_to_dict + json.dumps)"), phases)}
+                                   "do_engine_steps", "serialize (workflow_to_dict + json.dumps)"), phases,
+                                  strict=True)}
     result.notes["state_bytes_last"] = len(state)
     result.notes["start"] = Result("library: new case + steps + serialize", start_samples, sum(start_samples))
     result.notes["elapsed"] = time.perf_counter() - begin
@@ -262,6 +263,7 @@ def run_wsgi(url: str, completions: int) -> Result:
     import logging
 
     from api.app import create_app
+    from api.settings import settings_from_env
 
     token = secrets.token_urlsafe(24)
     root = logging.getLogger()
@@ -270,7 +272,8 @@ def run_wsgi(url: str, completions: int) -> Result:
     # create_app() sets up INFO logging to stderr as the server has it; send it to a file (the server's
     # goes to its log file too) and undo it afterwards so the later in-process rows are not affected.
     logging.basicConfig(level=logging.INFO, stream=log_file)
-    app = create_app({"USM_DATABASE_URL": url, "USM_ADMIN_TOKEN": token, "USM_TOKENS_FILE": None})
+    app = create_app(settings_from_env(overrides={"USM_DATABASE_URL": url, "USM_ADMIN_TOKEN": token,
+                                                  "USM_TOKENS_FILE": None}))
     client = app.test_client()
     headers = {"Authorization": f"Bearer {token}"}
     try:
@@ -416,8 +419,8 @@ def _children(pid: int) -> list[int]:
 class Server:
     """`usm serve` in a temp directory with its own SQLite file; always stopped by close()."""
 
-    def __init__(self, workers: int, threads: int, experiment: str | None = None):
-        self.workers, self.threads, self.experiment = workers, threads, experiment
+    def __init__(self, workers: int, threads: int):
+        self.workers, self.threads = workers, threads
         self.dir = Path(tempfile.mkdtemp(prefix="usm-bench-http-"))
         (self.dir / "definitions").mkdir()
         self.port = free_port()
@@ -425,15 +428,11 @@ class Server:
         self.database_url = f"sqlite:///{self.dir}/bench.db"
         self.log = open(self.dir / "server.log", "wb")
         usm = Path(sys.executable).with_name("usm")
-        if experiment:
-            command = [sys.executable, "-m", "bench.experimental_serve"]
-        else:
-            command = [str(usm)] if usm.exists() else [sys.executable, "-m", "api.cli"]
+        command = [str(usm)] if usm.exists() else [sys.executable, "-m", "api.cli"]
         command += ["serve", "--host", "127.0.0.1", "--port", str(self.port), "--workers", str(workers),
                     "--threads", str(threads), "--definitions", str(self.dir / "definitions")]
         env = {key: value for key, value in os.environ.items() if not key.startswith("USM_")}
         env.update({"USM_DATABASE_URL": self.database_url, "USM_ADMIN_TOKEN": self.token,
-                    "USM_BENCH_EXPERIMENTS": experiment or "",
                     "PYTHONPATH": str(ROOT) + os.pathsep + env.get("PYTHONPATH", "")})
         self.process = subprocess.Popen(command, cwd=self.dir, env=env, stdout=self.log, stderr=subprocess.STDOUT,
                                         start_new_session=True)
@@ -626,9 +625,9 @@ def run_http(server: Server, clients: int, completions: int, seconds: float,
 
 
 @contextlib.contextmanager
-def serving(workers: int, threads: int, experiment: str | None, warm_clients: int):
+def serving(workers: int, threads: int, warm_clients: int):
     """A started server with the chain deployed over HTTP and every worker warmed up."""
-    server = Server(workers, threads, experiment)
+    server = Server(workers, threads)
     try:
         server.wait_ready()
         client = Client(server.port, server.token)
@@ -650,7 +649,7 @@ def run_http_matrix(args) -> list[Result]:
     results: list[Result] = []
     for workers in args.workers:
         for threads in args.threads:
-            with serving(workers, threads, args.experiment, max(args.http_clients)) as server:
+            with serving(workers, threads, max(args.http_clients)) as server:
                 for clients in args.http_clients:
                     tries = []
                     for _ in range(args.repeat):
@@ -660,8 +659,6 @@ def run_http_matrix(args) -> list[Result]:
                         tries.append(result)
                     best = max(tries, key=lambda r: r.per_second)
                     best.notes["tries"] = [round(r.per_second) for r in tries]
-                    if args.experiment:
-                        best.path += f" [{args.experiment}]"
                     results.append(best)
     return results
 
@@ -671,12 +668,12 @@ def run_http_spied(args, best: Result) -> list[Result]:
     (--idle: lock waits and socket reads count) and on-CPU time."""
     n = best.notes
     spied = []
-    with serving(n["workers"], n["threads"], args.experiment, n["clients"]) as server:
+    with serving(n["workers"], n["threads"], n["clients"]) as server:
         for idle, kind in ((True, "wall"), (False, "cpu")):
             out = args.out.with_suffix(f".server-{kind}.txt")
             result, _ = run_http(server, n["clients"], args.http_completions, args.http_seconds,
-                                 around=lambda: spying(server.process.pid, out, subprocesses=True, rate=100,
-                                                       idle=idle))
+                                 around=lambda out=out, idle=idle: spying(server.process.pid, out, subprocesses=True,
+                                                                          rate=100, idle=idle))
             result.path += f" (under py-spy, {'wall time' if idle else 'on-CPU'})"
             result.notes.update(stacks=out, idle=idle)
             spied.append(result)
@@ -837,10 +834,6 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--py-spy", action="store_true",
                         help="also sample with py-spy (needs py-spy): the in-process SQLite engine loop, and one "
                              "more HTTP run at the best setting; adds step and function tables")
-    parser.add_argument("--experiment", default=None,
-                        help="patches from bench/experimental_serve.py, comma-separated (write-lock, "
-                             "checkpoint-off-path, quiet-spiff-log): the HTTP server runs with them, and the "
-                             "engine path gets one more row with them")
     parser.add_argument("--out", type=Path, default=HERE / "results" / "latest.md",
                         help="markdown report to write (bench/results/ is git-ignored)")
     args = parser.parse_args(argv)
@@ -868,15 +861,6 @@ def main(argv: list[str] | None = None) -> int:
             print("engine on PostgreSQL ...", file=sys.stderr, flush=True)
             reset_postgres(postgres_url)
             results.append(run_engine(postgres_url, args.completions, "engine + PostgreSQL (in-process)"))
-            _progress(results[-1])
-        if args.experiment and "engine" in paths:
-            # after the unpatched rows: the patches stay in this process
-            from bench import experimental_serve
-
-            print(f"engine on SQLite [{args.experiment}] ...", file=sys.stderr, flush=True)
-            experimental_serve.install(frozenset(args.experiment.split(",")))
-            results.append(run_engine(f"sqlite:///{tmp}/experiment.db", args.completions,
-                                      f"engine + SQLite (in-process) [{args.experiment}]"))
             _progress(results[-1])
         if args.profile:
             print("engine on SQLite under cProfile ...", file=sys.stderr, flush=True)

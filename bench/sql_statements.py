@@ -23,7 +23,8 @@ from sqlalchemy import bindparam, select, update  # noqa: E402
 
 from engine import store  # noqa: E402
 from engine.schema import cases, tasks  # noqa: E402
-from engine.service import Engine, EngineSettings  # noqa: E402
+from engine.service import Engine  # noqa: E402
+from engine.settings import EngineSettings  # noqa: E402
 
 CHAIN = Path(__file__).resolve().parent / "chain.bpmn"
 

@@ -10,9 +10,10 @@ from __future__ import annotations
 import copy
 import hashlib
 import json
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Protocol
+from typing import Any, Protocol
 
 from SpiffWorkflow.bpmn.specs.defaults import (BoundaryEvent, EndEvent, ExclusiveGateway, InclusiveGateway,
                                                IntermediateCatchEvent, IntermediateThrowEvent, ParallelGateway,
@@ -20,11 +21,13 @@ from SpiffWorkflow.bpmn.specs.defaults import (BoundaryEvent, EndEvent, Exclusiv
 from SpiffWorkflow.bpmn.specs.event_definitions.message import MessageEventDefinition
 from SpiffWorkflow.bpmn.specs.event_definitions.timer import TimerEventDefinition
 from SpiffWorkflow.bpmn.specs.mixins.events.event_types import CatchingEvent
+from SpiffWorkflow.task import Task
 from SpiffWorkflow.util.task import TaskState
+from sqlalchemy.engine import Row
 
 from .clock import rfc3339
 
-GENESIS = "0" * 64
+GENESIS = "0" * 64  # the "previous hash" of every chain's first event
 _GATEWAYS = (ExclusiveGateway, InclusiveGateway, ParallelGateway)
 # Engine steps whose data we compare before and after; gateways and plain events change none.
 _EVENT_TYPES_WITHOUT_DATA = _GATEWAYS + (StartEvent, EndEvent)
@@ -50,7 +53,7 @@ def data_changes(before: dict, after: dict) -> dict:
     return dict(sorted(changes.items()))
 
 
-def _json(value):
+def _json(value: Any) -> Any:
     return json.loads(json.dumps(value, default=str))
 
 
@@ -66,7 +69,7 @@ class ElementPlaces(Protocol):
 class Recorder:
     """Collects the events of one command; `places` names and places the elements they are about."""
 
-    case_id: str
+    case_id: str | None  # None for the deployments' chain
     actor: str
     at: datetime
     definition: str
@@ -77,7 +80,7 @@ class Recorder:
     _before: dict = field(default_factory=dict)
 
     def add(self, type_: str, element_id: str | None = None, data_changes_: dict | None = None,
-            actor: str | None = None, process: str | None = None, **details) -> None:
+            actor: str | None = None, process: str | None = None, **details: Any) -> None:
         """`process` is the id of the BPMN process the element ran in (the case's own, an embedded
         subprocess, or a called process): element ids are unique only within one definition."""
         event = {"type": type_, "actor": actor or self.actor, "element_id": element_id, "element_name": None,
@@ -89,11 +92,11 @@ class Recorder:
         self.events.append(event)
 
     # Callbacks for do_engine_steps: they see every engine step, in the order it ran.
-    def will_run(self, task) -> None:
+    def will_run(self, task: Task) -> None:
         if not isinstance(task.task_spec, _EVENT_TYPES_WITHOUT_DATA) and getattr(task.task_spec, "bpmn_id", None):
             self._before[task.id] = copy.deepcopy(task.data)
 
-    def did_run(self, task) -> None:
+    def did_run(self, task: Task) -> None:
         spec = task.task_spec
         element_id = getattr(spec, "bpmn_id", None)
         if not element_id:
@@ -123,7 +126,7 @@ class Recorder:
             self.add("activity_completed", element_id, changes, actor="system", process=process)
 
 
-def process_of(task) -> str | None:
+def process_of(task: Task) -> str | None:
     """The id of the BPMN process a SpiffWorkflow task runs in (a subworkflow's spec for called and
     embedded processes, the case's own spec otherwise)."""
     workflow = getattr(task, "workflow", None)
@@ -144,7 +147,7 @@ def seal(recorder: Recorder, start_seq: int, prev_hash: str) -> tuple[list[dict]
     return rows, seq, previous
 
 
-def event_from_row(row) -> dict:
+def event_from_row(row: Row[Any]) -> dict:
     """The public form of a stored event (also exactly what its hash covers, plus the two hashes)."""
     return {"seq": row.seq, "at": rfc3339(row.at), "case_id": row.case_id, "type": row.type,
             "actor": row.actor, "element_id": row.element_id, "element_name": row.element_name,
@@ -160,19 +163,18 @@ DEPLOYMENT_CHAIN = "definitions"   # the chain of deployments (cases' chains are
 @dataclass
 class Verification:
     ok: bool = True
-    chains: int = 0
     cases: int = 0
     events: int = 0
     broken: dict | None = None
 
     def as_dict(self) -> dict:
-        result = {"ok": self.ok, "cases": self.cases, "events": self.events}
+        result: dict[str, Any] = {"ok": self.ok, "cases": self.cases, "events": self.events}
         if self.broken:
             result["broken"] = self.broken
         return result
 
 
-def verify_chains(rows, heads: dict[str, tuple[int, str]]) -> Verification:
+def verify_chains(rows: Iterable[Row[Any]], heads: dict[str, tuple[int, str]]) -> Verification:
     """Walk events ordered by (chain, seq) and report the first broken link.
 
     `heads` maps each chain (a case id, or DEPLOYMENT_CHAIN) to the (seq, hash) recorded as its end:
@@ -181,7 +183,7 @@ def verify_chains(rows, heads: dict[str, tuple[int, str]]) -> Verification:
     chain, expected_seq, previous = None, 0, GENESIS
     seen_cases: set[str] = set()
 
-    def close(chain_id) -> dict | None:
+    def close(chain_id: str) -> dict | None:
         if chain_id in heads:
             seen_cases.add(chain_id)
             head_seq, head_hash = heads[chain_id]
@@ -198,7 +200,6 @@ def verify_chains(rows, heads: dict[str, tuple[int, str]]) -> Verification:
             if chain is not None and (broken := close(chain)):
                 return _broken(result, broken)
             chain, expected_seq, previous = row.chain, 0, GENESIS
-            result.chains += 1
         result.events += 1
         event = event_from_row(row)
         where = {"case_id": row.case_id, "chain": row.chain, "seq": row.seq}

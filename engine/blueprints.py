@@ -9,7 +9,7 @@ from __future__ import annotations
 import threading
 from collections import OrderedDict
 from dataclasses import dataclass
-from typing import Callable
+from typing import Callable, TypeVar
 
 from SpiffWorkflow.bpmn.specs.defaults import StartEvent
 from SpiffWorkflow.bpmn.specs.event_definitions.message import MessageEventDefinition
@@ -18,6 +18,9 @@ from SpiffWorkflow.bpmn.specs.mixins.events.event_types import ThrowingEvent
 
 from .forms import Form
 from .spiff_setup import spec_from_dict, wire_loop_tasks
+
+_Key = TypeVar("_Key")
+_Value = TypeVar("_Value")
 
 
 @dataclass(frozen=True)
@@ -126,11 +129,11 @@ class SpecCache:
     def __init__(self, load: Callable[[str, int], StoredDefinition], size: int = 256):
         self._load = load
         self._size = size
-        self._compiled: OrderedDict = OrderedDict()
-        self._blueprints: OrderedDict = OrderedDict()
+        self._compiled: OrderedDict[tuple[str, int], CompiledVersion] = OrderedDict()
+        self._blueprints: OrderedDict[tuple[str, int, tuple[tuple[str, int], ...]], Blueprint] = OrderedDict()
         self._lock = threading.Lock()
 
-    def _get(self, table: OrderedDict, key, build):
+    def _get(self, table: OrderedDict[_Key, _Value], key: _Key, build: Callable[[], _Value]) -> _Value:
         with self._lock:
             if key in table:
                 table.move_to_end(key)

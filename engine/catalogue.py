@@ -8,7 +8,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from . import store
-from .blueprints import SpecCache, CompiledVersion
+from .blueprints import CompiledVersion, SpecCache
+from .database import Database
 
 
 @dataclass(frozen=True)
@@ -49,7 +50,7 @@ def startable(compiled: CompiledVersion) -> bool:
     return compiled.startable and (compiled.plain_start or len(compiled.message_starts) == 1)
 
 
-def load_catalogue(db, specs: SpecCache) -> Catalogue:
+def load_catalogue(db: Database, specs: SpecCache) -> Catalogue:
     with db.reader.connect() as conn:
         latest = [(row.key, row.version) for row in store.latest_definitions(conn)]
     return Catalogue({key: specs.compiled(key, version) for key, version in latest})

@@ -20,6 +20,8 @@ import tomllib
 from dataclasses import dataclass
 from pathlib import PurePosixPath
 
+from .deploy_problems import DeployProblem
+
 
 @dataclass
 class Requirement:
@@ -43,21 +45,22 @@ def _line_of(text: str, needle: str) -> int | None:
     return None
 
 
-def parse(files: list[tuple[str, bytes]]) -> tuple[list[Requirement], list[dict]]:
-    requirements, problems = [], []
+def parse(files: list[tuple[str, bytes]]) -> tuple[list[Requirement], list[DeployProblem]]:
+    requirements: list[Requirement] = []
+    problems: list[DeployProblem] = []
     for name, content in files:
         try:
             text = content.decode("utf-8")
             document = tomllib.loads(text)
         except (UnicodeDecodeError, tomllib.TOMLDecodeError) as exc:
-            problems.append({"file": name, "line": getattr(exc, "lineno", None), "element_id": None,
-                             "message": f"the compliance file is not valid TOML: {exc}"})
+            problems.append(DeployProblem(name, f"the compliance file is not valid TOML: {exc}",
+                                          getattr(exc, "lineno", None)))
             continue
         standard = document.get("standard")
         entries = document.get("requirement")
         if not isinstance(standard, str) or not isinstance(entries, list) or not entries:
-            problems.append({"file": name, "line": 1, "element_id": None, "message":
-                             'a compliance file needs standard = "…" and at least one [[requirement]] table'})
+            problems.append(DeployProblem(
+                name, 'a compliance file needs standard = "…" and at least one [[requirement]] table', 1))
             continue
         stem = PurePosixPath(name).stem
         seen = set()
@@ -66,13 +69,11 @@ def parse(files: list[tuple[str, bytes]]) -> tuple[list[Requirement], list[dict]
             line = _line_of(text, f'"{ident}"') if isinstance(ident, str) else None
             if not (isinstance(ident, str) and ident and isinstance(title, str) and isinstance(activities, list)
                     and activities and all(isinstance(a, str) for a in activities)):
-                problems.append({"file": name, "line": line, "element_id": None, "message":
-                                 f"requirement {number} needs id, title and a non-empty list of activities "
-                                 '("<definition key>/<element id>")'})
+                problems.append(DeployProblem(name, f"requirement {number} needs id, title and a non-empty list "
+                                              'of activities ("<definition key>/<element id>")', line))
                 continue
             if ident in seen:
-                problems.append({"file": name, "line": line, "element_id": None,
-                                 "message": f"requirement '{ident}' appears twice in this file"})
+                problems.append(DeployProblem(name, f"requirement '{ident}' appears twice in this file", line))
                 continue
             seen.add(ident)
             note = entry.get("note") if isinstance(entry.get("note"), str) else None
@@ -81,7 +82,7 @@ def parse(files: list[tuple[str, bytes]]) -> tuple[list[Requirement], list[dict]
 
 
 def check_references(requirements: list[Requirement], elements_by_key: dict[str, dict],
-                     texts: dict[str, str]) -> list[dict]:
+                     texts: dict[str, str]) -> list[DeployProblem]:
     """Problems for activities that name no definition, or no element of it."""
     problems = []
     for requirement in requirements:
@@ -98,6 +99,5 @@ def check_references(requirements: list[Requirement], elements_by_key: dict[str,
                            f"element '{element_id}'")
             else:
                 continue
-            problems.append({"file": requirement.source_file, "line": line, "element_id": element_id or None,
-                             "message": message})
+            problems.append(DeployProblem(requirement.source_file, message, line, element_id))
     return problems

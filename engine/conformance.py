@@ -53,8 +53,9 @@ class Report:
         return sum(1 for r in self.results if r.outcome == outcome)
 
     def as_dict(self) -> dict:
-        return {"files": len(self.results), **{o: self.count(o) for o in ("deployed", "refused", "too large", "crashed")},
-                "faults": self.faults, "results": [r.__dict__ for r in self.results]}
+        counts = {outcome: self.count(outcome) for outcome in ("deployed", "refused", "too large", "crashed")}
+        return {"files": len(self.results), **counts, "faults": self.faults,
+                "results": [r.__dict__ for r in self.results]}
 
     def markdown(self) -> str:
         lines = [f"# Conformance: {len(self.results)} files, {self.count('deployed')} deployed, "
@@ -67,7 +68,7 @@ class Report:
         for folder, results in sorted(by_folder.items()):
             deployed = sum(1 for r in results if r.outcome == "deployed")
             lines.append(f"| {folder} | {len(results)} | {deployed} | {len(results) - deployed} |")
-        reasons: Counter = Counter()
+        reasons: Counter[str] = Counter()
         examples: dict[str, str] = {}
         for result in self.results:
             for reason in set(result.reasons):

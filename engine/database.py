@@ -7,15 +7,14 @@ separate engine with ordinary deferred transactions so they never wait for write
 """
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from alembic import command
 from alembic.config import Config
 from sqlalchemy import create_engine, event
-from sqlalchemy.engine import Engine
-from sqlalchemy.pool import NullPool
+from sqlalchemy.engine import Connection, Engine
 
 MIGRATIONS_DIR = Path(__file__).resolve().parent.parent / "migrations"
 
@@ -39,7 +38,7 @@ def _sqlite_engine(url: str, immediate: bool) -> Engine:
     engine = create_engine(url, connect_args={"check_same_thread": False, "timeout": 30})
 
     @event.listens_for(engine, "connect")
-    def _connect(dbapi_connection, _record):
+    def _connect(dbapi_connection: Any, _record: Any) -> None:
         # Take transaction control away from the sqlite3 module so BEGIN is ours to emit.
         dbapi_connection.isolation_level = None
         cursor = dbapi_connection.cursor()
@@ -53,19 +52,20 @@ def _sqlite_engine(url: str, immediate: bool) -> Engine:
         cursor.close()
 
     @event.listens_for(engine, "begin")
-    def _begin(connection):
+    def _begin(connection: Connection) -> None:
         connection.exec_driver_sql("BEGIN IMMEDIATE" if immediate else "BEGIN")
 
     return engine
 
 
-def connect(url: str) -> Database:
+def connect(url: str, pool_size: int) -> Database:
+    """The reader and writer engines for `url`; on PostgreSQL one pool of `pool_size` connections (as many
+    again on overflow) serves both."""
     if url.startswith("sqlite"):
         path = url.split("///", 1)[-1]
         if path and path != ":memory:":
             Path(path).parent.mkdir(parents=True, exist_ok=True)
         return Database(url, _sqlite_engine(url, immediate=False), _sqlite_engine(url, immediate=True))
-    pool_size = int(os.environ.get("USM_DB_POOL_SIZE", "10"))
     engine = create_engine(url, pool_size=pool_size, max_overflow=pool_size, pool_pre_ping=True)
     return Database(url, engine, engine)
 
@@ -80,11 +80,6 @@ def migrate(database: Database) -> None:
             connection.exec_driver_sql("SELECT pg_advisory_xact_lock(727274)")
         config.attributes["connection"] = connection
         command.upgrade(config, "head")
-
-
-def disposable_engine(url: str) -> Engine:
-    """An engine without a pool, for one-off tools and tests."""
-    return create_engine(url, poolclass=NullPool)
 
 
 def checkpoint(database: Database) -> None:

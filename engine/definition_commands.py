@@ -3,27 +3,40 @@ from __future__ import annotations
 
 import json
 import uuid
+from collections.abc import Callable
 from datetime import datetime
+from typing import Any
 
+from sqlalchemy.engine import Connection, Row
 from sqlalchemy.exc import IntegrityError
 
-from . import store
+from . import compliance, store
 from .audit import DEPLOYMENT_CHAIN, GENESIS, Recorder, seal
+from .blueprints import SpecCache
 from .catalogue import Catalogue, load_catalogue
 from .clock import rfc3339
-from . import compliance
-from .compliance import is_compliance_file
-from .deployment import compile_bundle
-from .errors import ConcurrentUpdate, DefinitionInvalid, DefinitionNotFound, NotFound
+from .compliance import Requirement, is_compliance_file
+from .database import Database
+from .deploy_problems import refusal
+from .deployment import CompiledDefinition, compile_bundle
+from .errors import ConcurrentUpdate, DefinitionNotFound, NotFound
 from .projections import event_row
-
+from .settings import EngineSettings
 
 
 class DefinitionCommands:
+    """The Engine's commands and reads about definitions (service.py provides what is declared here)."""
+
+    db: Database
+    settings: EngineSettings
+    specs: SpecCache
+    _now: Callable[[], datetime]
+
     def validate(self, files: list[tuple[str, bytes]]) -> None:
         self._compile_upload(files)
 
-    def _compile_upload(self, files: list[tuple[str, bytes]]):
+    def _compile_upload(self, files: list[tuple[str, bytes]]
+                        ) -> tuple[list[CompiledDefinition], list[Requirement], list[str]]:
         """Diagrams through compile_bundle, compliance files checked against them; all problems or none."""
         diagrams = [(name, content) for name, content in files if not is_compliance_file(name)]
         compliance_files = [(name, content) for name, content in files if is_compliance_file(name)]
@@ -39,9 +52,9 @@ class DefinitionCommands:
             texts = {name: content.decode("utf-8", errors="replace") for name, content in compliance_files}
             problems += compliance.check_references(requirements, elements, texts)
         if problems:
-            raise DefinitionInvalid(f"the compliance cross-reference is not valid: {problems[0]['file']}"
-                                    f"{':' + str(problems[0]['line']) if problems[0]['line'] else ''}: "
-                                    f"{problems[0]['message']}", problems)
+            first = problems[0]
+            raise refusal(problems, f"the compliance cross-reference is not valid: {first.file}"
+                                    f"{':' + str(first.line) if first.line else ''}: {first.message}")
         return compiled, requirements, [name for name, _ in compliance_files]
 
     def deploy(self, files: list[tuple[str, bytes]], actor: str) -> tuple[bool, list[dict]]:
@@ -81,7 +94,7 @@ class DefinitionCommands:
         return created_any, results
 
     @staticmethod
-    def _record_deployment(conn, values: dict, actor: str, now: datetime) -> None:
+    def _record_deployment(conn: Connection, values: dict, actor: str, now: datetime) -> None:
         """Deployments form their own chain ("definitions"): who deployed which content, when."""
         seq, prev_hash = store.chain_head(conn, DEPLOYMENT_CHAIN)
         recorder = Recorder(None, actor, now, values["key"], values["version"], values["hash"])
@@ -91,7 +104,7 @@ class DefinitionCommands:
         store.set_chain_head(conn, DEPLOYMENT_CHAIN, head_seq, head_hash)
 
     @staticmethod
-    def _definition_summary(row) -> dict:
+    def _definition_summary(row: Row[Any]) -> dict:
         return {"key": row.key, "name": row.name, "version": row.version, "hash": row.hash,
                 "deployed_at": rfc3339(row.deployed_at), "deployed_by": row.deployed_by}
 
@@ -120,8 +133,10 @@ class DefinitionCommands:
             row = store.find_definition(conn, key, version)
             if row is None:
                 raise DefinitionNotFound(f"definition '{key}' has no version {version}")
-            return row.bpmn_file, store.definition_file(conn, row.id, row.bpmn_file)
-
+            content = store.definition_file(conn, row.id, row.bpmn_file)
+        if content is None:  # the database keeps a version's files with it; this would be a damaged one
+            raise DefinitionNotFound(f"definition '{key}' version {version} has lost its file {row.bpmn_file}")
+        return row.bpmn_file, content
 
     # --- compliance cross-reference ------------------------------------------------------------
 
@@ -133,7 +148,7 @@ class DefinitionCommands:
         return [self._requirement(row, elements) for row in rows]
 
     @staticmethod
-    def _requirement(row, elements: dict) -> dict:
+    def _requirement(row: Row[Any], elements: dict) -> dict:
         activities = []
         for activity in json.loads(row.activities):
             key, _, element_id = activity.partition("/")
@@ -146,7 +161,8 @@ class DefinitionCommands:
     def find_requirement(self, reference: str) -> dict:
         """By its ref ("iso20000:8.6.1") or, when only one standard uses it, by its id ("8.6.1")."""
         requirements = self.list_compliance()
-        matches = [r for r in requirements if r["ref"] == reference] or [r for r in requirements if r["id"] == reference]
+        matches = ([r for r in requirements if r["ref"] == reference]
+                   or [r for r in requirements if r["id"] == reference])
         if not matches:
             raise NotFound(f"no requirement '{reference}' in the deployed compliance cross-reference")
         if len(matches) > 1:
@@ -161,6 +177,5 @@ class DefinitionCommands:
             rows, next_cursor = store.cases_executing(conn, activities, cursor, limit)
         items = [{"case_id": row.id, "definition": row.definition_key, "version": row.definition_version,
                   "business_key": row.business_key, "status": row.status, "created_at": rfc3339(row.created_at),
-                  "executed": executed, "trail": f"/api/v1/cases/{row.id}/trail",
-                  "diagram": f"/api/v1/cases/{row.id}/diagram"} for row, executed in rows]
+                  "executed": executed} for row, executed in rows]
         return requirement, items, next_cursor

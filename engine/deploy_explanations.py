@@ -5,14 +5,16 @@ from __future__ import annotations
 import logging
 import re
 
+from lxml import etree
 from SpiffWorkflow.bpmn.parser.ValidationException import ValidationException
 
-from .deploy_files import BPMN_NS, _Bundle, _describe, _kind, _label, _line, _problem
+from .deploy_files import BPMN_NS, Bundle
+from .deploy_problems import DeployProblem, describe, kind, label, source_line
 
 log = logging.getLogger(__name__)
 
 
-def _spiff_problem(bundle: _Bundle, exc: Exception, default_file: str | None) -> dict:
+def spiff_problem(bundle: Bundle, exc: Exception, default_file: str | None) -> DeployProblem:
     """A problem for anything the parser raised, located by the element id SpiffWorkflow names.
 
     Uploads are untrusted and the parser was not written for hostile or foreign input: besides its
@@ -49,15 +51,15 @@ def _spiff_problem(bundle: _Bundle, exc: Exception, default_file: str | None) ->
         log.warning("unexpected parser failure in %s (%s)", file, element_id, exc_info=exc)
         message = (f"the engine could not read {what if element_id else 'this diagram'} (SpiffWorkflow failed "
                    f"with {type(cause).__name__}); this construct is not supported: simplify or remove it")
-    return _problem(file, message, _line(element), element_id)
+    return DeployProblem(file, message, source_line(element), element_id)
 
 
-def _what(element, exc, element_id) -> str:
+def _what(element: etree._Element | None, exc: Exception, element_id: str | None) -> str:
     tag = getattr(exc, "tag", None) or None
     if element is not None:
-        return _describe(element)
+        return describe(element)
     if element_id:
-        return f"{_kind(tag=tag)} {_label(name=getattr(exc, 'name', None), element_id=element_id)}"
+        return f"{kind(tag=tag)} {label(name=getattr(exc, 'name', None), element_id=element_id)}"
     return "the diagram"
 
 
@@ -93,7 +95,8 @@ _REWRITES = [
 ]
 
 
-def _explain_validation(raw: str, what: str, element, bundle: _Bundle, exc) -> str:
+def _explain_validation(raw: str, what: str, element: etree._Element | None, bundle: Bundle,
+                        exc: ValidationException) -> str:
     """SpiffWorkflow's ValidationException texts, each rewritten to say what to change."""
     raw = " ".join(raw.split())
     for start, rewrite in _REWRITES:
@@ -131,7 +134,7 @@ def _explain_validation(raw: str, what: str, element, bundle: _Bundle, exc) -> s
     return f"{what}: {raw.rstrip('.')}" if getattr(exc, "id", None) else raw.rstrip(".")
 
 
-def _explain_data_association(raw: str, what: str, element) -> str:
+def _explain_data_association(raw: str, what: str, element: etree._Element | None) -> str:
     """The exception's text is a repr of an lxml element; name the unresolved reference instead."""
     incoming = raw.startswith("Cannot resolve dataInputAssociation")
     path = "dataInputAssociation/bpmn:sourceRef" if incoming else "dataOutputAssociation/bpmn:targetRef"
@@ -145,7 +148,8 @@ def _explain_data_association(raw: str, what: str, element) -> str:
             "connect the association to a data object reference of the same process, or remove it")
 
 
-def _explain_missing_reference(what: str, element, bundle: _Bundle, file: str | None) -> str | None:
+def _explain_missing_reference(what: str, element: etree._Element | None, bundle: Bundle,
+                               file: str | None) -> str | None:
     """Name the messageRef/signalRef/errorRef/escalationRef of `element` that points at nothing.
 
     SpiffWorkflow does not check these: an unresolved one ends in an AssertionError from its `one()`
@@ -164,7 +168,7 @@ def _explain_missing_reference(what: str, element, bundle: _Bundle, file: str | 
     return None
 
 
-def _explain_missing_decision(decision_id: str, what: str, bundle: _Bundle) -> str:
+def _explain_missing_decision(decision_id: str, what: str, bundle: Bundle) -> str:
     # SpiffWorkflow indexes a DMN file by its first decision only.
     in_files = [name for name in bundle.files_defining(decision_id) if name in bundle.dmn]
     if in_files:

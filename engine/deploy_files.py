@@ -6,7 +6,6 @@ import json
 import logging
 import re
 import threading
-from dataclasses import dataclass
 
 from jsonschema import Draft202012Validator
 from jsonschema.exceptions import SchemaError
@@ -14,7 +13,9 @@ from lxml import etree
 from SpiffWorkflow.bpmn.parser.BpmnParser import BpmnValidator
 from SpiffWorkflow.dmn.parser.BpmnDmnParser import SCHEMAS as DMN_SCHEMAS
 
+from .deploy_problems import DeployProblem, describe, label, nearest_id, problem_at
 from .errors import TooLarge
+from .settings import Limits
 from .spiff_setup import xsd_validator
 from .xml_safety import UnsafeXml, parse_untrusted
 
@@ -37,33 +38,20 @@ PARSE_RECURSION_LIMIT = 6000
 MAX_SCHEMA_PROBLEMS = 20
 
 
-@dataclass
-class Limits:
-    max_file_bytes: int = 2 * 1024 * 1024
-    max_files: int = 100
-    max_elements: int = 5000
-
-
-
-def _problem(file: str | None, message: str, line=None, element_id=None) -> dict:
-    return {"file": file, "line": line if isinstance(line, int) and line > 0 else None,
-            "element_id": element_id or None, "message": message}
-
-
-class _Bundle:
+class Bundle:
     """The files of one upload, parsed and indexed so that problems can be located."""
 
-    def __init__(self):
+    def __init__(self) -> None:
         self.bpmn: dict[str, etree._ElementTree] = {}
         self.dmn: dict[str, etree._ElementTree] = {}
         self.forms: dict[str, dict] = {}
         self.raw: dict[str, bytes] = {}
-        self.problems: list[dict] = []
+        self.problems: list[DeployProblem] = []
         # file -> element id -> element. Per file, because modelers reuse ids such as StartEvent_1 in
         # every diagram: an id alone does not say which file a problem is in.
         self._elements: dict[str, dict[str, etree._Element]] = {}
 
-    def index_ids(self, filename: str, tree) -> None:
+    def index_ids(self, filename: str, tree: etree._ElementTree) -> None:
         index = self._elements.setdefault(filename, {})
         for element in tree.iter():
             if isinstance(element.tag, str):
@@ -71,7 +59,7 @@ class _Bundle:
                 if element_id and element_id not in index:
                     index[element_id] = element
 
-    def element(self, element_id: str | None, file: str | None = None):
+    def element(self, element_id: str | None, file: str | None = None) -> tuple[str | None, etree._Element | None]:
         """(file, element) for an id, looked up in `file` first, then in every file of the upload."""
         if not element_id:
             return file, None
@@ -82,9 +70,9 @@ class _Bundle:
                 return name, index[element_id]
         return file, None
 
-    def in_file(self, file: str | None, element_id: str | None):
+    def in_file(self, file: str | None, element_id: str | None) -> etree._Element | None:
         """The element with this id in this file only, as SpiffWorkflow resolves references."""
-        return self._elements.get(file, {}).get(element_id) if element_id else None
+        return self._elements.get(file or "", {}).get(element_id) if element_id else None
 
     def files_defining(self, element_id: str) -> list[str]:
         return [name for name, index in self._elements.items() if element_id in index]
@@ -106,16 +94,16 @@ def _dmn_validator(namespace: str) -> BpmnValidator | None:
     return _dmn_validators[namespace]
 
 
-def _load_files(files: list[tuple[str, bytes]], limits: Limits) -> _Bundle:
-    bundle = _Bundle()
+def load_files(files: list[tuple[str, bytes]], limits: Limits) -> Bundle:
+    bundle = Bundle()
     if not files:
-        bundle.problems.append(_problem(None, "no files were uploaded: send a BPMN document"))
+        bundle.problems.append(DeployProblem(None, "no files were uploaded: send a BPMN document"))
         return bundle
     if len(files) > limits.max_files:
         raise TooLarge(f"{len(files)} files in one deployment; the limit is {limits.max_files}")
     for filename, content in files:
         if filename in bundle.raw:
-            bundle.problems.append(_problem(filename, "the same file name appears twice in the upload"))
+            bundle.problems.append(DeployProblem(filename, "the same file name appears twice in the upload"))
             continue
         if len(content) > limits.max_file_bytes:
             raise TooLarge(f"{filename} is {len(content)} bytes; the limit for a definition file is "
@@ -131,32 +119,32 @@ def _load_files(files: list[tuple[str, bytes]], limits: Limits) -> _Bundle:
     return bundle
 
 
-def _load_form(bundle: _Bundle, filename: str, content: bytes) -> None:
+def _load_form(bundle: Bundle, filename: str, content: bytes) -> None:
     try:
         schema = json.loads(content)
     except (UnicodeDecodeError, json.JSONDecodeError) as exc:
         line = getattr(exc, "lineno", None)
-        bundle.problems.append(_problem(filename, f"the form is not valid JSON: {exc}", line))
+        bundle.problems.append(DeployProblem(filename, f"the form is not valid JSON: {exc}", line))
         return
     if not isinstance(schema, dict):
-        bundle.problems.append(_problem(filename, "a form must be a JSON Schema object"))
+        bundle.problems.append(DeployProblem(filename, "a form must be a JSON Schema object"))
         return
     try:
         Draft202012Validator.check_schema(schema)
     except SchemaError as exc:
         path = "/".join(str(part) for part in exc.absolute_path)
         where = f" at '{path}'" if path else ""
-        bundle.problems.append(_problem(filename, f"the form is not a valid JSON Schema (draft 2020-12){where}: "
-                                                  f"{exc.message}"))
+        bundle.problems.append(DeployProblem(filename, f"the form is not a valid JSON Schema (draft 2020-12){where}: "
+                                                       f"{exc.message}"))
         return
     bundle.forms[filename] = schema
 
 
-def _load_xml(bundle: _Bundle, filename: str, content: bytes, limits: Limits):
+def _load_xml(bundle: Bundle, filename: str, content: bytes, limits: Limits) -> etree._ElementTree | None:
     try:
         tree = parse_untrusted(content)
     except UnsafeXml as exc:
-        bundle.problems.append(_problem(filename, str(exc), exc.line))
+        bundle.problems.append(DeployProblem(filename, str(exc), exc.line))
         return None
     # Counted before the XSD and the parser run, whose cost grows with the document.
     elements = sum(1 for _ in tree.iter())
@@ -165,18 +153,18 @@ def _load_xml(bundle: _Bundle, filename: str, content: bytes, limits: Limits):
     return tree
 
 
-def _load_dmn(bundle: _Bundle, filename: str, content: bytes, limits: Limits) -> None:
+def _load_dmn(bundle: Bundle, filename: str, content: bytes, limits: Limits) -> None:
     tree = _load_xml(bundle, filename, content, limits)
     if tree is None:
         return
     root = tree.getroot()
-    namespace = etree.QName(root).namespace
-    if etree.QName(root).localname != "definitions" or _dmn_validator(namespace or "") is None:
-        bundle.problems.append(_problem(filename, "not a DMN document: the root element must be a DMN 1.1–1.3 "
-                                                  "<definitions>", root.sourceline))
+    validator = _dmn_validator(etree.QName(root).namespace or "")
+    if etree.QName(root).localname != "definitions" or validator is None:
+        bundle.problems.append(DeployProblem(filename, "not a DMN document: the root element must be a DMN 1.1–1.3 "
+                                                       "<definitions>", root.sourceline))
         return
     with _xsd_lock:
-        schema_problems = _schema_problems(_dmn_validator(namespace), filename, tree, "DMN")
+        schema_problems = _schema_problems(validator, filename, tree, "DMN")
     if schema_problems:
         bundle.problems.extend(schema_problems)
         return
@@ -184,13 +172,13 @@ def _load_dmn(bundle: _Bundle, filename: str, content: bytes, limits: Limits) ->
     bundle.index_ids(filename, tree)
 
 
-def _load_bpmn(bundle: _Bundle, filename: str, content: bytes, limits: Limits) -> None:
+def _load_bpmn(bundle: Bundle, filename: str, content: bytes, limits: Limits) -> None:
     tree = _load_xml(bundle, filename, content, limits)
     if tree is None:
         return
     root = tree.getroot()
     if root.tag != f"{{{BPMN_NS}}}definitions":
-        bundle.problems.append(_problem(filename, _not_bpmn_message(root), root.sourceline))
+        bundle.problems.append(DeployProblem(filename, _not_bpmn_message(root), root.sourceline))
         return
     with _xsd_lock:
         schema_problems = _schema_problems(xsd_validator(), filename, tree, "BPMN 2.0")
@@ -205,7 +193,7 @@ def _load_bpmn(bundle: _Bundle, filename: str, content: bytes, limits: Limits) -
     bundle.bpmn[filename] = tree
 
 
-def _not_bpmn_message(root) -> str:
+def _not_bpmn_message(root: etree._Element) -> str:
     name = etree.QName(root)
     if name.localname == "definitions" and name.namespace is None:
         return ("the root <definitions> has no namespace, so it is not BPMN 2.0: declare "
@@ -216,7 +204,8 @@ def _not_bpmn_message(root) -> str:
             f"'{name.namespace}'; a BPMN file starts with <definitions> in '{BPMN_NS}'")
 
 
-def _schema_problems(validator: BpmnValidator, filename: str, tree, kind: str) -> list[dict]:
+def _schema_problems(validator: BpmnValidator, filename: str, tree: etree._ElementTree,
+                     kind: str) -> list[DeployProblem]:
     """Every XSD violation (up to a cap), each with its line and the nearest element id.
 
     BpmnValidator.validate raises for the last error only; going through its lxml schema reports all
@@ -230,13 +219,13 @@ def _schema_problems(validator: BpmnValidator, filename: str, tree, kind: str) -
     problems = []
     for error in list(schema.error_log)[:MAX_SCHEMA_PROBLEMS]:
         element = _element_at(tree, error.line, error.message)
-        problems.append(_problem(filename, f"does not conform to the {kind} schema: "
-                                           f"{_explain_schema_error(error.message, tree)}",
-                                 error.line, _nearest_id(element)))
+        problems.append(DeployProblem(filename, f"does not conform to the {kind} schema: "
+                                                f"{_explain_schema_error(error.message, tree)}",
+                                      error.line, nearest_id(element)))
     return problems
 
 
-def _element_at(tree, line: int, message: str):
+def _element_at(tree: etree._ElementTree, line: int, message: str) -> etree._Element | None:
     """The element an XSD error is about: the one on its line whose name the message quotes."""
     quoted = re.match(r"Element '([^']+)'", message)
     candidates = [e for e in tree.iter() if isinstance(e.tag, str) and e.sourceline == line]
@@ -246,21 +235,13 @@ def _element_at(tree, line: int, message: str):
     return candidates[0] if candidates else None
 
 
-def _nearest_id(element) -> str | None:
-    while element is not None:
-        if element.get("id"):
-            return element.get("id")
-        element = element.getparent()
-    return None
-
-
 def _short(text: str) -> str:
     """`{http://www.omg.org/spec/BPMN/20100524/MODEL}task` -> `bpmn:task`, for messages to people."""
     return re.sub(r"\{([^}]*)\}", lambda m: f"{_PREFIXES[m.group(1)]}:" if m.group(1) in _PREFIXES
                   else m.group(0), text)
 
 
-def _explain_schema_error(message: str, tree) -> str:
+def _explain_schema_error(message: str, tree: etree._ElementTree) -> str:
     message = _short(message).strip().rstrip(".")
     invalid_id = re.search(r"attribute 'id': '([^']*)' is not a valid value of the atomic type 'xs:ID'", message)
     if invalid_id:
@@ -294,13 +275,13 @@ _RESERVED_IDS = {"Start", "End", "Root", "StartEventSplit", "StartEventJoin"}
 _RESERVED_SUFFIXES = (".EndJoin", ".BoundaryEventSplit", ".BoundaryEventJoin")
 
 
-def _is_flow_node(element) -> bool:
+def _is_flow_node(element: etree._Element) -> bool:
     """Activities, events and gateways: the elements that become task specs."""
     local = etree.QName(element).localname
     return local.endswith(("Task", "Event", "Gateway", "Process", "task", "callActivity", "transaction"))
 
 
-def _check_supported(filename: str, tree) -> list[dict]:
+def _check_supported(filename: str, tree: etree._ElementTree) -> list[DeployProblem]:
     """Constructs SpiffWorkflow fails on without naming an element, or does not notice: find them ourselves.
 
     CamundaParser reads `camunda:decisionRef` with a bare dict lookup (a KeyError naming only the
@@ -311,33 +292,33 @@ def _check_supported(filename: str, tree) -> list[dict]:
     for task in tree.iter(f"{{{BPMN_NS}}}businessRuleTask"):
         if task.get(f"{{{CAMUNDA_NS}}}decisionRef"):
             continue
-        message = (f"business rule task {_label(task)} names no decision: set camunda:decisionRef to the id of "
+        message = (f"business rule task {label(task)} names no decision: set camunda:decisionRef to the id of "
                    "a decision in a .dmn file of this upload (Camunda Modeler: Implementation \"DMN\", "
                    "Decision reference)")
         spiff_ref = task.find(f".//{{{SPIFF_NS}}}calledDecisionId")
-        if spiff_ref is not None and (spiff_ref.text or "").strip():
-            message += (f"; its spiffworkflow:calledDecisionId '{spiff_ref.text.strip()}' is not read by this "
-                        "engine")
-        problems.append(_problem_at(filename, task, message))
+        spiff_decision = (spiff_ref.text or "").strip() if spiff_ref is not None else ""
+        if spiff_decision:
+            message += f"; its spiffworkflow:calledDecisionId '{spiff_decision}' is not read by this engine"
+        problems.append(problem_at(filename, task, message))
     for element in tree.iter(f"{{{BPMN_NS}}}*"):
         element_id = element.get("id") or ""
         if _is_flow_node(element) and (element_id in _RESERVED_IDS or element_id.endswith(_RESERVED_SUFFIXES)):
             local = etree.QName(element).localname
-            problems.append(_problem_at(filename, element, f"{_describe(element)} uses an id the engine reserves "
-                                                           f"for its own steps: rename the element (e.g. to "
-                                                           f"{local[0].upper()}{local[1:]}_1)"))
+            problems.append(problem_at(filename, element, f"{describe(element)} uses an id the engine reserves "
+                                                          f"for its own steps: rename the element (e.g. to "
+                                                          f"{local[0].upper()}{local[1:]}_1)"))
     for store in tree.iter(f"{{{BPMN_NS}}}dataStore"):
-        problems.append(_problem_at(filename, store, f"data store {_label(store)} is not supported: this engine has "
-                                                     "no data store implementations; remove the data store and its "
-                                                     "references, and keep the data in process variables or a data "
-                                                     "object"))
+        problems.append(problem_at(filename, store, f"data store {label(store)} is not supported: this engine has "
+                                                    "no data store implementations; remove the data store and its "
+                                                    "references, and keep the data in process variables or a data "
+                                                    "object"))
     return problems
 
 
 _CONTAINERS = {f"{{{BPMN_NS}}}{name}" for name in ("process", "subProcess", "transaction", "adHocSubProcess")}
 
 
-def _check_data_objects(bundle: _Bundle, filename: str, tree) -> list[dict]:
+def _check_data_objects(bundle: Bundle, filename: str, tree: etree._ElementTree) -> list[DeployProblem]:
     """Data associations whose data object SpiffWorkflow cannot find: it would hang, not fail.
 
     SpiffWorkflow 3.2 looks a data object up in the activity's own (sub)process and then in that one's
@@ -348,9 +329,10 @@ def _check_data_objects(bundle: _Bundle, filename: str, tree) -> list[dict]:
     for path, direction in ((f"{{{BPMN_NS}}}dataInputAssociation/{{{BPMN_NS}}}sourceRef", "reads from"),
                             (f"{{{BPMN_NS}}}dataOutputAssociation/{{{BPMN_NS}}}targetRef", "writes to")):
         for ref in tree.iterfind(f".//{path}"):
-            activity = ref.getparent().getparent()
+            association = ref.getparent()
+            activity = association.getparent() if association is not None else None
             reference = bundle.in_file(filename, (ref.text or "").strip())
-            if reference is None or reference.tag != f"{{{BPMN_NS}}}dataObjectReference":
+            if activity is None or reference is None or reference.tag != f"{{{BPMN_NS}}}dataObjectReference":
                 continue  # data stores and dangling ids fail in SpiffWorkflow, with a message we explain
             scope = _container(activity)
             if scope is None:
@@ -360,7 +342,7 @@ def _check_data_objects(bundle: _Bundle, filename: str, tree) -> list[dict]:
             if object_id and any(d.get("id") == object_id for v in visible if v is not None
                                  for d in v.iterchildren(f"{{{BPMN_NS}}}dataObject")):
                 continue
-            what = f"{_describe(activity)} {direction} data object reference '{reference.get('id')}'"
+            what = f"{describe(activity)} {direction} data object reference '{reference.get('id')}'"
             data_object = bundle.in_file(filename, object_id)
             if not object_id:
                 message = f"{what}, which names no data object: set its dataObjectRef"
@@ -371,49 +353,13 @@ def _check_data_objects(bundle: _Bundle, filename: str, tree) -> list[dict]:
                 message = (f"{what}, whose data object '{object_id}' is defined too far out: the engine sees only "
                            "the data objects of the activity's own (sub)process and of its direct parent: define "
                            "the data object there")
-            problems.append(_problem_at(filename, activity, message))
+            problems.append(problem_at(filename, activity, message))
     return problems
 
 
-def _container(element):
+def _container(element: etree._Element) -> etree._Element | None:
     """The process or subprocess an element is directly part of."""
-    element = element.getparent()
-    while element is not None and element.tag not in _CONTAINERS:
-        element = element.getparent()
-    return element
-
-
-def _problem_at(filename: str, element, message: str) -> dict:
-    return _problem(filename, message, element.sourceline, _nearest_id(element))
-
-
-def _describe(element) -> str:
-    """exclusive gateway 'Approved?' (Gateway_1)"""
-    return f"{_kind(element)} {_label(element)}"
-
-
-def _label(element=None, name: str | None = None, element_id: str | None = None) -> str:
-    """'Approve request' (Activity_1): how messages name an element."""
-    if element is not None:
-        name, element_id = element.get("name"), element.get("id")
-    name = " ".join((name or "").split())  # modelers put line breaks in names
-    if name and element_id:
-        return f"'{name}' ({element_id})"
-    return f"'{name or element_id or '?'}'"
-
-
-_KINDS = {"subProcess": "subprocess", "adHocSubProcess": "ad-hoc subprocess", "process": "process"}
-
-
-def _kind(element=None, tag: str | None = None) -> str:
-    """exclusiveGateway -> 'exclusive gateway', for 'the exclusive gateway ...'."""
-    local = etree.QName(element).localname if element is not None else (tag or "").split(":")[-1]
-    if local in _KINDS:
-        return _KINDS[local]
-    return re.sub(r"(?<!^)([A-Z])", lambda m: " " + m.group(1).lower(), local) or "element"
-
-
-def _line(element) -> int | None:
-    return element.sourceline if element is not None else None
-
-
+    parent = element.getparent()
+    while parent is not None and parent.tag not in _CONTAINERS:
+        parent = parent.getparent()
+    return parent

@@ -1,14 +1,24 @@
 """The engine's exceptions. Each names a situation a caller can act on; the API maps kinds to statuses."""
 from __future__ import annotations
 
+from enum import Enum
+
+
+class NextStep(Enum):
+    """What the caller has to do next, named for the API layer, which says how (the engine knows no routes)."""
+
+    LOCK_EXTERNAL_TASKS = "lock_external_tasks"
+
 
 class EngineError(Exception):
-    """Base class. `detail` is a sentence for a person; `errors` lists field- or element-level problems."""
+    """Base class. `detail` is a sentence for a person; `errors` lists field- or element-level problems;
+    `next_step`, when the sentence tells the caller to do something else first, says which."""
 
-    def __init__(self, detail: str, errors: list[dict] | None = None):
+    def __init__(self, detail: str, errors: list[dict] | None = None, next_step: NextStep | None = None):
         super().__init__(detail)
         self.detail = detail
         self.errors = errors or []
+        self.next_step = next_step
 
 
 class NotFound(EngineError):

@@ -32,12 +32,13 @@ class Incident:
                 if value is not None or key in ("element_id", "element_name", "definition", "line")}
 
     @classmethod
-    def from_dict(cls, stored: dict) -> "Incident":
-        """An incident as stored (older rows lack `definition` and `action`)."""
+    def from_dict(cls, stored: dict, case_definition: str | None = None) -> Incident:
+        """An incident as stored. Older rows lack `action`, and `definition`: theirs is the case's own."""
         known = {field.name for field in dataclasses.fields(cls)}
         values = {key: value for key, value in stored.items() if key in known}
         values.setdefault("message", "the case stopped")
         values.setdefault("action", RETRY_WITH_DATA)
+        values.setdefault("definition", case_definition)
         return cls(**values)
 
 
@@ -50,10 +51,11 @@ class Place:
     definition: str | None = None
     process_id: str | None = None
 
-    def incident(self, message: str, action: str, **more) -> Incident:
+    def incident(self, message: str, action: str, line: int | None = None, task_id: str | None = None,
+                 reported_by: str | None = None) -> Incident:
         return Incident(message=message, action=action, element_id=self.element_id,
                         element_name=self.element_name, definition=self.definition,
-                        process_id=self.process_id, **more)
+                        process_id=self.process_id, line=line, task_id=task_id, reported_by=reported_by)
 
 
 def exception_text(exc: BaseException) -> str:

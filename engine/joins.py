@@ -21,9 +21,14 @@ The classes keep SpiffWorkflow's names, so stored specs and cases restore into t
 """
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from SpiffWorkflow.bpmn.exceptions import WorkflowTaskException
 from SpiffWorkflow.bpmn.specs.defaults import InclusiveGateway as _SpiffInclusiveGateway
 from SpiffWorkflow.bpmn.specs.defaults import ParallelGateway as _SpiffParallelGateway
+from SpiffWorkflow.bpmn.workflow import BpmnWorkflow
+from SpiffWorkflow.specs.base import TaskSpec
+from SpiffWorkflow.task import Task
 from SpiffWorkflow.util.deep_merge import DeepMerge
 from SpiffWorkflow.util.task import TaskState
 
@@ -36,7 +41,12 @@ class _RoundJoin:
     """The firing rule shared by both joins. Each subclass says, in `_may_fire(arrived, pending)`, when the
     input flows that have arrived (task specs) are enough, given the unfinished tasks of the round."""
 
-    def _update_hook(self, my_task):
+    if TYPE_CHECKING:  # declared for the type checker only, so that SpiffWorkflow's methods stay in the MRO
+        def _may_fire(self, arrived: set[TaskSpec], pending: list[Task]) -> bool: ...  # each subclass's rule
+
+        def _update(self, my_task: Task) -> bool: ...  # SpiffWorkflow's TaskSpec._update
+
+    def _update_hook(self, my_task: Task) -> bool:
         if my_task.has_state(TaskState.FINISHED_MASK) or not _has_arrived(my_task):
             return False  # consumed by a firing in the same engine step, or its branch is not done
         instances, pending = _current_round(self, my_task)
@@ -57,21 +67,21 @@ class _RoundJoin:
         my_task._inherit_data()  # this branch's data last, as SpiffWorkflow does
         return True
 
-    def _run_hook(self, my_task):
+    def _run_hook(self, my_task: Task) -> bool:
         return True  # the data was merged when the join decided to fire
 
 
 class ParallelGateway(_RoundJoin, _SpiffParallelGateway):
-    def _may_fire(self, arrived: set, pending: list) -> bool:
+    def _may_fire(self, arrived: set[TaskSpec], pending: list[Task]) -> bool:
         return set(self.inputs) <= arrived
 
 
 class InclusiveGateway(_RoundJoin, _SpiffInclusiveGateway):
-    def _may_fire(self, arrived: set, pending: list) -> bool:
+    def _may_fire(self, arrived: set[TaskSpec], pending: list[Task]) -> bool:
         upstream = _upstream_of(self)
         return bool(arrived) and not any(task.task_spec in upstream for task in pending)
 
-    def _run_hook(self, my_task):
+    def _run_hook(self, my_task: Task) -> bool:
         # As SpiffWorkflow's, minus its own merge: take every flow whose condition holds, else the default.
         matches, defaults = self._get_matching_outputs(my_task)
         if len(matches + defaults) == 0:
@@ -82,7 +92,7 @@ class InclusiveGateway(_RoundJoin, _SpiffInclusiveGateway):
         return True
 
 
-def refresh_waiting_joins(workflow) -> bool:
+def refresh_waiting_joins(workflow: BpmnWorkflow) -> bool:
     """Decide again for every waiting join. A join is otherwise only asked when a branch arrives, but an
     inclusive join may also become free when a branch that could have reached it goes elsewhere.
     Returns whether any join fired."""
@@ -94,18 +104,19 @@ def refresh_waiting_joins(workflow) -> bool:
     return fired
 
 
-def _has_arrived(task) -> bool:
+def _has_arrived(task: Task) -> bool:
     return (task.parent is not None and task.parent.state == TaskState.COMPLETED
             and task.state != TaskState.COMPLETED and CONSUMED not in task.internal_data)
 
 
-def _current_round(spec, my_task) -> tuple[list, list]:
+def _current_round(spec: _RoundJoin, my_task: Task) -> tuple[list[Task], list[Task]]:
     """The join's instances and the unfinished other tasks of the round my_task belongs to."""
     last = my_task.parent
     while last is not None and last.task_spec is not spec:
         last = last.parent
     stack = list(last.children) if last is not None else [my_task.workflow.task_tree]
-    instances, pending = [], []
+    instances: list[Task] = []
+    pending: list[Task] = []
     while stack:
         task = stack.pop()
         if task.task_spec is spec:
@@ -117,12 +128,13 @@ def _current_round(spec, my_task) -> tuple[list, list]:
     return instances, pending
 
 
-def _upstream_of(spec) -> frozenset:
+def _upstream_of(spec: TaskSpec) -> frozenset[TaskSpec]:
     """Every task spec from which the join can be reached without passing through it (kept on the spec:
     specs are immutable per definition version, and the serializer stores only the fields it knows)."""
     found = spec.__dict__.get("_upstream")
     if found is None:
-        seen, stack = set(), list(spec.inputs)
+        seen: set[TaskSpec] = set()
+        stack = list(spec.inputs)
         while stack:
             current = stack.pop()
             if current is spec or current in seen:

@@ -1,4 +1,5 @@
-"""How a case's state is projected into rows and representations (shared by commands and reads)."""
+"""Small projections shared by commands, reads and the API: a lane's role, a row version's ETag, and a
+sealed audit event as a row."""
 from __future__ import annotations
 
 import json

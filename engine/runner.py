@@ -12,16 +12,19 @@ import logging
 import uuid
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
+from typing import Any
 
 from SpiffWorkflow.bpmn import BpmnEvent, BpmnWorkflow
+from SpiffWorkflow.bpmn.script_engine import PythonScriptEngine
 from SpiffWorkflow.bpmn.specs.defaults import ServiceTask
 from SpiffWorkflow.bpmn.specs.event_definitions.item_aware_event import ErrorEventDefinition
 from SpiffWorkflow.camunda.specs.event_definitions import MessageEventDefinition
 from SpiffWorkflow.exceptions import SpiffWorkflowException
+from SpiffWorkflow.task import Task
 from SpiffWorkflow.util.task import TaskState
 
 from . import incidents
-from .audit import process_of
+from .audit import Recorder, process_of
 from .blueprints import Blueprint
 from .incidents import Incident, Place
 from .joins import refresh_waiting_joins
@@ -33,8 +36,10 @@ log = logging.getLogger(__name__)
 _MAX_STEP_ROUNDS = 50
 
 
-@dataclass
+@dataclass(frozen=True)
 class ReadyTask:
+    """A task that waits for a person (a user task) or for a worker (an external service task)."""
+
     id: str
     element_id: str
     name: str | None
@@ -43,29 +48,40 @@ class ReadyTask:
     topic: str | None = None   # set for an external service task, which a worker completes
 
 
-@dataclass
+@dataclass(frozen=True)
 class Outcome:
+    """Where a case stands after a command's steps ran: what the case row and its task rows will say."""
+
     status: str                      # running | completed | error | cancelled
     ready: list[ReadyTask]
     waiting_for: list[dict]
     data: dict
     incident: Incident | None = None
     next_timer_at: str | None = None
-    thrown: list[dict] = field(default_factory=list)
+    thrown: list[dict] = field(default_factory=list)  # events the case threw, for other cases to catch
+
+    @classmethod
+    def completed(cls, data: dict, thrown: list[dict]) -> Outcome:
+        return cls(status="completed", ready=[], waiting_for=[], data=data, thrown=thrown)
+
+    @classmethod
+    def cancelled(cls, data: dict) -> Outcome:
+        """A case cancelled as it stood: it keeps its data and waits for nothing any more."""
+        return cls(status="cancelled", ready=[], waiting_for=[], data=data)
 
 
-def new_workflow(blueprint: Blueprint, data: dict, script_engine) -> BpmnWorkflow:
+def new_workflow(blueprint: Blueprint, data: dict, script_engine: PythonScriptEngine) -> BpmnWorkflow:
     workflow = BpmnWorkflow(blueprint.spec, blueprint.subprocess_specs, script_engine=script_engine)
     # Initial data goes on the root task before the first step so every task inherits it.
     workflow.task_tree.data.update(data)
     return workflow
 
 
-def ready_manual_tasks(workflow: BpmnWorkflow) -> list:
+def ready_manual_tasks(workflow: BpmnWorkflow) -> list[Task]:
     return workflow.get_tasks(state=TaskState.READY, manual=True)
 
 
-def advance(workflow: BpmnWorkflow, blueprint: Blueprint, recorder=None) -> Outcome:
+def advance(workflow: BpmnWorkflow, blueprint: Blueprint, recorder: Recorder | None = None) -> Outcome:
     """Run every engine step that can run now, then classify the result. A recorder sees each step."""
     will_run = recorder.will_run if recorder is not None else None
     did_run = recorder.did_run if recorder is not None else None
@@ -78,11 +94,13 @@ def advance(workflow: BpmnWorkflow, blueprint: Blueprint, recorder=None) -> Outc
         return _outcome(workflow, blueprint, incident=_incident_from_exception(exc, workflow, blueprint))
     except Exception as exc:  # SpiffWorkflow raises bare exceptions too (e.g. a bad timer duration)
         log.warning("unexpected error while advancing a case", exc_info=True)
-        return _outcome(workflow, blueprint, incident=incidents.engine_fault(_place_of_failure(exc, workflow, blueprint), exc))
+        where = _place_of_failure(exc, workflow, blueprint)
+        return _outcome(workflow, blueprint, incident=incidents.engine_fault(where, exc))
     return _outcome(workflow, blueprint)
 
 
-def run_failed_again(workflow: BpmnWorkflow, blueprint: Blueprint, failed: list, recorder=None) -> Outcome:
+def run_failed_again(workflow: BpmnWorkflow, blueprint: Blueprint, failed: list[Task],
+                     recorder: Recorder | None = None) -> Outcome:
     """Re-run the steps that failed (a task left in ERROR), then carry on as usual."""
     for task in failed:
         try:
@@ -134,8 +152,25 @@ def drop_finished_subprocesses(workflow: BpmnWorkflow) -> None:
 def _outcome(workflow: BpmnWorkflow, blueprint: Blueprint, incident: Incident | None = None) -> Outcome:
     thrown, uncaught_error = _drain_events(workflow, blueprint)
     drop_finished_subprocesses(workflow)
+    ready, unimplemented = _waiting_for_work(workflow, blueprint)
+    waiting, next_timer = _waiting(workflow)
+    data = _current_data(workflow)
+    incident = incident or uncaught_error
+    if incident is None and workflow.is_completed():
+        incident = _work_left_behind(workflow, blueprint)
+        if incident is None:
+            return Outcome.completed(data, thrown)
+    elif incident is None and not ready and not waiting:
+        incident = _why_it_stopped(workflow, blueprint, unimplemented)
+    return Outcome(status="running" if incident is None else "error", ready=ready, waiting_for=waiting, data=data,
+                   incident=incident, next_timer_at=next_timer, thrown=thrown)
+
+
+def _waiting_for_work(workflow: BpmnWorkflow, blueprint: Blueprint) -> tuple[list[ReadyTask], list[Task]]:
+    """The tasks that wait for a person or a worker, and the service tasks that wait for nothing (neither
+    external nor anything else)."""
     ready = [_ready(task) for task in ready_manual_tasks(workflow)]
-    unimplemented = []  # service tasks that wait for nothing: neither external nor anything else
+    unimplemented = []
     for task in workflow.get_tasks(state=TaskState.STARTED):
         if isinstance(task.task_spec, ServiceTask):
             topic = blueprint.topic_of(process_of(task), task.task_spec.bpmn_id)
@@ -143,34 +178,27 @@ def _outcome(workflow: BpmnWorkflow, blueprint: Blueprint, incident: Incident | 
                 ready.append(_ready(task, topic))
             else:
                 unimplemented.append(task)
-    waiting, next_timer = _waiting(workflow)
-    data = _current_data(workflow)
-    if incident is None:
-        incident = uncaught_error
-    if incident is not None:
-        return Outcome("error", ready, waiting, data, incident, next_timer, thrown)
-    if workflow.is_completed():
-        leftover = [t for t in workflow.get_tasks(state=TaskState.READY | TaskState.WAITING)
-                    if getattr(t.task_spec, "bpmn_id", None)]
-        if leftover:
-            return Outcome("error", ready, waiting, data, incidents.too_deep(place_of(leftover[0], blueprint)),
-                           next_timer, thrown)
-        return Outcome("completed", [], [], data, None, None, thrown)
-    if ready or waiting:
-        return Outcome("running", ready, waiting, data, None, next_timer, thrown)
+    return ready, unimplemented
+
+
+def _work_left_behind(workflow: BpmnWorkflow, blueprint: Blueprint) -> Incident | None:
+    """A process that says it completed although steps still wait went past SpiffWorkflow's depth limit."""
+    leftover = [t for t in workflow.get_tasks(state=TaskState.READY | TaskState.WAITING)
+                if getattr(t.task_spec, "bpmn_id", None)]
+    return incidents.too_deep(place_of(leftover[0], blueprint)) if leftover else None
+
+
+def _why_it_stopped(workflow: BpmnWorkflow, blueprint: Blueprint, unimplemented: list[Task]) -> Incident:
+    """A case that is not finished and waits for nothing: a service task without implementation, or stuck."""
     if unimplemented:
-        return Outcome("error", ready, waiting, data, incidents.not_implemented(place_of(unimplemented[0], blueprint)),
-                       next_timer, thrown)
+        return incidents.not_implemented(place_of(unimplemented[0], blueprint))
     stuck = [t for t in workflow.get_tasks(state=TaskState.WAITING) if getattr(t.task_spec, "bpmn_id", None)]
-    where = place_of(stuck[0], blueprint) if stuck else _last_place(workflow, blueprint)
-    return Outcome("error", ready, waiting, data, incidents.stuck(where), next_timer, thrown)
+    return incidents.stuck(place_of(stuck[0], blueprint) if stuck else _last_place(workflow, blueprint))
 
 
-def _task_in_traceback(exc: BaseException):
+def _task_in_traceback(exc: BaseException) -> Task | None:
     """The innermost BPMN task SpiffWorkflow was working on when it raised, found in the frames' locals
     (`my_task` is the library's own name for it), so the incident can point at the element."""
-    from SpiffWorkflow.task import Task
-
     found, trace = None, exc.__traceback__
     while trace is not None:
         for name in ("my_task", "task"):
@@ -181,13 +209,13 @@ def _task_in_traceback(exc: BaseException):
     return found
 
 
-def _ready(task, topic: str | None = None) -> ReadyTask:
+def _ready(task: Task, topic: str | None = None) -> ReadyTask:
     spec = task.task_spec
     return ReadyTask(id=str(task.id), element_id=spec.bpmn_id, name=spec.bpmn_name, lane=spec.lane,
                      process_id=task.workflow.spec.name, topic=topic)
 
 
-def external_task(workflow: BpmnWorkflow, blueprint: Blueprint, task_id: str):
+def external_task(workflow: BpmnWorkflow, blueprint: Blueprint, task_id: str) -> Task | None:
     """The SpiffWorkflow task of an external service task waiting for its worker, or None."""
     try:
         task = workflow.get_task_from_id(uuid.UUID(task_id))
@@ -215,7 +243,7 @@ def _waiting(workflow: BpmnWorkflow) -> tuple[list[dict], str | None]:
     return waiting, (min(due_times) if due_times else None)
 
 
-def _utc(value) -> str | None:
+def _utc(value: Any) -> str | None:
     try:
         moment = datetime.fromisoformat(str(value))
     except (TypeError, ValueError):
@@ -239,7 +267,8 @@ def _drain_events(workflow: BpmnWorkflow, blueprint: Blueprint) -> tuple[list[di
     return thrown, incident
 
 
-def _uncaught_error_incident(workflow, blueprint, definition) -> Incident:
+def _uncaught_error_incident(workflow: BpmnWorkflow, blueprint: Blueprint,
+                             definition: ErrorEventDefinition) -> Incident:
     code = getattr(definition, "code", None)
     throwers = [t for t in workflow.get_tasks(state=TaskState.COMPLETED)
                 if isinstance(getattr(t.task_spec, "event_definition", None), ErrorEventDefinition)
@@ -254,13 +283,15 @@ def _incident_from_exception(exc: SpiffWorkflowException, workflow: BpmnWorkflow
     if task is not None:
         return incidents.step_failed(place_of(task, blueprint), exc)
     task_spec = getattr(exc, "task_spec", None)
-    if getattr(task_spec, "bpmn_id", None):
-        definition, info = blueprint.locate(None, task_spec.bpmn_id)
-        return incidents.step_failed(Place(task_spec.bpmn_id, task_spec.bpmn_name or info.get("name"), definition), exc)
+    element_id = getattr(task_spec, "bpmn_id", None)
+    if element_id:
+        definition, info = blueprint.locate(None, element_id)
+        name = getattr(task_spec, "bpmn_name", None) or info.get("name")
+        return incidents.step_failed(Place(element_id, name, definition), exc)
     return incidents.engine_fault(_place_of_failure(exc, workflow, blueprint), exc)
 
 
-def place_of(task, blueprint: Blueprint) -> Place:
+def place_of(task: Task, blueprint: Blueprint) -> Place:
     """The element a task runs, with its name and the definition that holds it."""
     element_id, process_id = task.task_spec.bpmn_id, process_of(task)
     definition, info = blueprint.locate(process_id, element_id)
@@ -295,7 +326,7 @@ def drop_unstorable_data(workflow: BpmnWorkflow, blueprint: Blueprint) -> Incide
     """Remove every data value the serializer cannot store; the incident names the first one and where."""
     from .spiff_setup import SERIALIZER
 
-    def storable(value) -> bool:
+    def storable(value: Any) -> bool:
         try:
             json.dumps(SERIALIZER.registry.convert(value))
             return True
@@ -317,6 +348,6 @@ def drop_unstorable_data(workflow: BpmnWorkflow, blueprint: Blueprint) -> Incide
     return incidents.unstorable(where, field_name, kind)
 
 
-def _jsonable(value):
+def _jsonable(value: Any) -> Any:
     """Task data as JSON: values SpiffWorkflow can carry but JSON cannot (dates, UUIDs) become strings."""
     return json.loads(json.dumps(value, default=str))

@@ -8,7 +8,7 @@ builtin; only compiling with RestrictedPython, which rewrites every attribute, i
 write into a call to a guard, closes them.
 
 SpiffWorkflow does not serialize the script engine: a restored workflow silently falls
-back to the unrestricted default. The engine therefore attaches `make_script_engine()` to every
+back to the unrestricted default. The engine therefore attaches its `make_script_engine()` to every
 workflow it creates *and* to every workflow it restores.
 
 Script locals become task data and SpiffWorkflow only removes callables, so after each
@@ -25,6 +25,7 @@ import logging
 import math
 import operator
 import re
+from collections.abc import Callable, Sequence
 from types import CodeType
 from typing import Any
 
@@ -45,7 +46,8 @@ from RestrictedPython.Guards import (
 from RestrictedPython.PrintCollector import PrintCollector
 from SpiffWorkflow.bpmn.script_engine import PythonScriptEngine, TaskDataEnvironment
 
-from .script_limits import GUARD_FUNCTIONS, LimitingTransformer, bound_method, bounded_range, run_limited
+from .script_limits import SCRIPT_FILENAME, LimitingTransformer, SizeGuards, run_limited
+from .settings import ScriptLimits
 
 __all__ = [
     "COMPILE_CACHE_SIZE",
@@ -56,10 +58,6 @@ __all__ = [
 ]
 
 log = logging.getLogger(__name__)
-
-# PythonScriptEngine finds the failing line of a script by looking for this file name in the
-# traceback, so compiled code must carry exactly this name.
-SCRIPT_FILENAME = "<string>"
 
 # The same few conditions and scripts run on every request; compiling (parse + AST rewrite +
 # compile) costs far more than running them.
@@ -80,17 +78,6 @@ _INPLACE_OPERATORS = {
     "^=": operator.ixor,
     "|=": operator.ior,
 }
-
-
-def _inplacevar(op: str, target: Any, value: Any) -> Any:
-    # RestrictedPython rewrites `name += value` into a call to this guard.
-    if op == "*=":
-        return GUARD_FUNCTIONS["_mul_"](target, value)
-    if op == "**=":
-        return GUARD_FUNCTIONS["_pow_"](target, value)
-    if op == "<<=":
-        return GUARD_FUNCTIONS["_lshift_"](target, value)
-    return _INPLACE_OPERATORS[op](target, value)
 
 
 # RestrictedPython's safe builtins lack much of what everyday data-shuffling scripts use
@@ -122,7 +109,6 @@ def _build_builtins() -> dict[str, Any]:
     names.update(utility_builtins)
     for name in _PLAIN_BUILTINS:
         names[name] = getattr(builtins, name)
-    names["range"] = bounded_range  # range(10**12) fed to sum() would run in C, out of the time limit's reach
     for name in _PROCESS_EXIT_EXCEPTIONS:
         names.pop(name, None)
     leaked = _FORBIDDEN_BUILTINS.intersection(names)
@@ -134,32 +120,41 @@ def _build_builtins() -> dict[str, Any]:
 _BUILTINS = _build_builtins()
 
 
-def _guarded_getattr(obj: Any, name: str, *default: Any) -> Any:
-    return bound_method(obj, name, safer_getattr(obj, name, *default))
+def _guards(limits: ScriptLimits) -> dict[str, Any]:
+    """The names RestrictedPython's rewritten code calls. They must always win over task data and
+    caller-supplied globals: replacing one would switch a guard off."""
+    sizes = SizeGuards(limits.max_items)
+    sized_inplace = {"*=": sizes.mul, "**=": sizes.pow, "<<=": sizes.lshift}
 
+    def inplacevar(op: str, target: Any, value: Any) -> Any:
+        # RestrictedPython rewrites `name += value` into a call to this guard.
+        return (sized_inplace.get(op) or _INPLACE_OPERATORS[op])(target, value)
 
-# The names RestrictedPython's rewritten code calls. They must always win over task data and
-# caller-supplied globals: replacing one would switch a guard off.
-_GUARDS: dict[str, Any] = {
-    "__builtins__": _BUILTINS,
-    "_getattr_": _guarded_getattr,
-    "_getitem_": default_guarded_getitem,
-    "_getiter_": default_guarded_getiter,
-    "_iter_unpack_sequence_": guarded_iter_unpack_sequence,
-    "_unpack_sequence_": guarded_unpack_sequence,
-    "_write_": full_write_guard,
-    "_inplacevar_": _inplacevar,
-    # Without it any script calling print() fails with a puzzling NameError; the output is
-    # collected and discarded.
-    "_print_": PrintCollector,
-    # Operators that can build a huge value in one C call are size-checked first (script_limits.py).
-    **GUARD_FUNCTIONS,
-}
+    def guarded_getattr(obj: Any, name: str, *default: Any) -> Any:
+        return sizes.bound_method(obj, name, safer_getattr(obj, name, *default))
+
+    return {
+        # range(10**12) fed to sum() would run in C, out of the time limit's reach.
+        "__builtins__": {**_BUILTINS, "range": sizes.range},
+        "_getattr_": guarded_getattr,
+        "_getitem_": default_guarded_getitem,
+        "_getiter_": default_guarded_getiter,
+        "_iter_unpack_sequence_": guarded_iter_unpack_sequence,
+        "_unpack_sequence_": guarded_unpack_sequence,
+        "_write_": full_write_guard,
+        "_inplacevar_": inplacevar,
+        # Without it any script calling print() fails with a puzzling NameError; the output is
+        # collected and discarded.
+        "_print_": PrintCollector,
+        # Operators that can build a huge value in one C call are size-checked first (script_limits.py).
+        **sizes.operators(),
+    }
+
 
 _LINE_RE = re.compile(r"Line (\d+)")
 
 
-def _syntax_error(errors: tuple[str, ...] | list[str], source: str) -> SyntaxError:
+def _syntax_error(errors: Sequence[str], source: str) -> SyntaxError:
     # RestrictedPython reports problems as a tuple of "Line N: ..." strings with lineno=None.
     # PythonScriptEngine compares lineno with 0 and concatenates args[0] to a str, so both must
     # be proper values or the real error is hidden behind a TypeError.
@@ -180,7 +175,7 @@ def _compile(source: str, mode: str) -> CodeType:
     # warnings through warnings.warn (noisy, and an error under `-W error`).
     compiler = compile_restricted_exec if mode == "exec" else compile_restricted_eval
     result = compiler(source, filename=SCRIPT_FILENAME, policy=LimitingTransformer)
-    if result.errors:
+    if result.errors or result.code is None:
         raise _syntax_error(result.errors, source)
     return result.code
 
@@ -250,15 +245,19 @@ class RestrictedEnvironment(TaskDataEnvironment):
     `environment_globals` are extra names (trusted helper functions, constants) made visible to
     scripts, exactly as with TaskDataEnvironment; they cannot replace the guards.
 
+    `limits` bound the time, memory and value sizes of each script and expression.
+
     Holds no per-call state, so one instance can serve any number of threads and workflows.
     """
 
-    def __init__(self, environment_globals: dict[str, Any] | None = None):
+    def __init__(self, environment_globals: dict[str, Any] | None = None, limits: ScriptLimits | None = None):
         extra = dict(environment_globals or {})
-        clash = set(extra).intersection(_GUARDS)
+        self._limits = limits or ScriptLimits()
+        self._guards = _guards(self._limits)
+        clash = set(extra).intersection(self._guards)
         if clash:
             raise ValueError(f"environment globals may not replace sandbox names: {sorted(clash)}")
-        super().__init__({**extra, **_GUARDS})
+        super().__init__({**extra, **self._guards})
 
     def evaluate(self, expression: str, context: dict, external_context: dict | None = None) -> Any:
         # Built-in eval() ignores leading blanks, which condition text in BPMN files often has
@@ -270,8 +269,8 @@ class RestrictedEnvironment(TaskDataEnvironment):
         self._prepare_context(context)
         namespace.update(external_context or {})
         namespace.update(context)
-        namespace.update(_GUARDS)
-        return run_limited(eval, code, namespace)
+        namespace.update(self._guards)
+        return run_limited(self._limits, eval, code, namespace)
 
     def execute(self, script: str, context: dict, external_context: dict | None = None) -> bool:
         code = _compile(script, "exec")
@@ -280,12 +279,12 @@ class RestrictedEnvironment(TaskDataEnvironment):
         namespace = dict(self.globals)
         self._prepare_context(context)
         namespace.update(external_context)
-        namespace.update(_GUARDS)
+        namespace.update(self._guards)
         # Scripts run directly in the task data so that their assignments become task data, the
         # behaviour process designers expect from SpiffWorkflow.
         context.update(namespace)
         try:
-            run_limited(exec, code, context)
+            run_limited(self._limits, exec, code, context)
         except Exception as err:
             _ensure_str_message(err)
             raise
@@ -295,7 +294,8 @@ class RestrictedEnvironment(TaskDataEnvironment):
         return True
 
 
-def make_script_engine(helpers: dict[str, Any] | None = None) -> PythonScriptEngine:
+def make_script_engine(helpers: dict[str, Callable[..., Any]] | None = None,
+                       limits: ScriptLimits | None = None) -> PythonScriptEngine:
     """The script engine for every workflow the engine creates or restores. `helpers` are trusted
-    functions scripts may call (e.g. the engine's call-number sequence)."""
-    return PythonScriptEngine(environment=RestrictedEnvironment(helpers))
+    functions scripts may call (e.g. the engine's call-number sequence); `limits` bound every script."""
+    return PythonScriptEngine(environment=RestrictedEnvironment(helpers, limits))

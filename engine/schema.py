@@ -8,7 +8,8 @@ from __future__ import annotations
 from sqlalchemy import (Column, DateTime, ForeignKey, Index, Integer, LargeBinary, MetaData, String, Table,
                         Text, UniqueConstraint)
 
-GENESIS = "0" * 64
+from .audit import GENESIS
+
 metadata = MetaData()
 
 definitions = Table(
@@ -67,8 +68,8 @@ cases = Table(
     Index("ix_cases_parent", "parent_case_id"),
 )
 
-# A projection of the human tasks (and external service tasks), kept in step with the case state in the same transaction, so that
-# worklists never deserialize a case.
+# A projection of the human tasks (and external service tasks), kept in step with the case state in the same
+# transaction, so that worklists never deserialize a case.
 tasks = Table(
     "tasks", metadata,
     Column("id", String(36), primary_key=True),

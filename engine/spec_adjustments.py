@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import re
 
+from lxml import etree
+from SpiffWorkflow.bpmn.specs.bpmn_process_spec import BpmnProcessSpec
 from SpiffWorkflow.bpmn.specs.event_definitions.timer import TimerEventDefinition
 from SpiffWorkflow.camunda.specs.event_definitions import MessageEventDefinition as CamundaMessage
 
@@ -19,9 +21,10 @@ _ISO_LITERAL = re.compile(r"^(R\d*/)?(P(?!$)[0-9YMWDTHS.,]*|\d{4}-\d{2}-\d{2}(T[
                           r"(/(P[0-9YMWDTHS.,]+|\d{4}-\d{2}-\d{2}(T[0-9:.]+(Z|[+-]\d{2}:?\d{2})?)?))?$")
 
 
-def adjust_spec(spec) -> list[tuple[str, str]]:
-    """Adjust task specs in place; returns (element id, message) for what cannot be adjusted."""
-    problems = []
+def adjust_spec(spec: BpmnProcessSpec) -> list[tuple[str | None, str]]:
+    """Adjust task specs in place; returns (element id, message) for what cannot be adjusted. The id is None
+    for the task specs SpiffWorkflow adds that are no element of the diagram."""
+    problems: list[tuple[str | None, str]] = []
     for task_spec in spec.task_specs.values():
         definition = getattr(task_spec, "event_definition", None)
         element_id = getattr(task_spec, "bpmn_id", None)
@@ -42,7 +45,7 @@ def adjust_spec(spec) -> list[tuple[str, str]]:
     return problems
 
 
-def flow_index(process_node) -> dict[str, dict[str, str]]:
+def flow_index(process_node: etree._Element) -> dict[str, dict[str, str]]:
     """{source id: {target id: sequence flow id}} for the flows drawn directly in a process or subprocess."""
     flows: dict[str, dict[str, str]] = {}
     for flow in process_node.iterchildren(f"{BPMN}sequenceFlow"):

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 from copy import deepcopy
+from typing import Any
 from uuid import UUID
 
 from SpiffWorkflow.bpmn import BpmnWorkflow
@@ -17,6 +18,7 @@ from SpiffWorkflow.bpmn.parser.task_parsers import ConditionalGatewayParser, Gat
 from SpiffWorkflow.bpmn.serializer import BpmnWorkflowSerializer
 from SpiffWorkflow.bpmn.serializer.default.task_spec import BpmnTaskSpecConverter
 from SpiffWorkflow.bpmn.serializer.default.workflow import BpmnWorkflowConverter
+from SpiffWorkflow.bpmn.specs.bpmn_process_spec import BpmnProcessSpec
 from SpiffWorkflow.bpmn.specs.defaults import ServiceTask
 from SpiffWorkflow.bpmn.specs.mixins.multiinstance_task import LoopTask
 from SpiffWorkflow.camunda.parser import CamundaParser
@@ -25,7 +27,7 @@ from SpiffWorkflow.camunda.serializer.config import CAMUNDA_CONFIG
 from . import joins
 
 
-def wire_loop_tasks(*specs) -> None:
+def wire_loop_tasks(*specs: BpmnProcessSpec | None) -> None:
     """Connect multi-instance/loop children to their parent's merge step.
 
     The parser leaves this to the first child created in a process; a case restored around a cached
@@ -49,16 +51,17 @@ class SpeclessWorkflowConverter(BpmnWorkflowConverter):
     space and time (a spec is often larger than the instance).
     """
 
-    def to_dict(self, workflow):
-        dct = super().to_dict(workflow)
+    def to_dict(self, workflow: BpmnWorkflow) -> dict[str, Any]:
+        dct: dict[str, Any] = super().to_dict(workflow)
         dct.pop("spec")
         dct.pop("subprocess_specs")
         return dct
 
-    def from_dict(self, dct, spec=None, subprocess_specs=None):
+    def from_dict(self, dct: dict[str, Any], spec: BpmnProcessSpec | None = None,
+                  subprocess_specs: dict[str, BpmnProcessSpec] | None = None) -> BpmnWorkflow:
         wire_loop_tasks(spec, *(subprocess_specs or {}).values())
         dct = dict(dct)
-        workflow = self.target_class(spec, subprocess_specs, deserializing=True)
+        workflow: BpmnWorkflow = self.target_class(spec, subprocess_specs, deserializing=True)
         workflow.tasks = self.mapping_from_dict(dct["tasks"], UUID, workflow=workflow)
         workflow.task_tree = workflow.tasks.get(UUID(dct["root"]))
         self.set_default_attributes(workflow, dct)
@@ -67,7 +70,7 @@ class SpeclessWorkflowConverter(BpmnWorkflowConverter):
         return workflow
 
 
-def _config() -> dict:
+def _config() -> dict[type, Any]:
     config = deepcopy(CAMUNDA_CONFIG)
     # Our joins replace SpiffWorkflow's under the same type names (joins.py says why).
     for ours in (joins.ParallelGateway, joins.InclusiveGateway):
@@ -112,19 +115,20 @@ def new_parser() -> Parser:
     return Parser()
 
 
-def spec_to_dict(spec) -> dict:
+def spec_to_dict(spec: BpmnProcessSpec) -> dict[str, Any]:
     return SERIALIZER.to_dict(spec)
 
 
-def spec_from_dict(dct: dict):
-    spec = SERIALIZER.from_dict(dct)
+def spec_from_dict(dct: dict[str, Any]) -> BpmnProcessSpec:
+    spec: BpmnProcessSpec = SERIALIZER.from_dict(dct)
     wire_loop_tasks(spec)
     return spec
 
 
-def workflow_to_dict(workflow: BpmnWorkflow) -> dict:
+def workflow_to_dict(workflow: BpmnWorkflow) -> dict[str, Any]:
     return SERIALIZER.to_dict(workflow)
 
 
-def workflow_from_dict(dct: dict, spec, subprocess_specs: dict) -> BpmnWorkflow:
+def workflow_from_dict(dct: dict[str, Any], spec: BpmnProcessSpec,
+                       subprocess_specs: dict[str, BpmnProcessSpec]) -> BpmnWorkflow:
     return SERIALIZER.from_dict(dct, spec=spec, subprocess_specs=subprocess_specs)

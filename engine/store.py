@@ -1,16 +1,19 @@
-"""The only module that speaks SQL. Functions take a connection so callers decide the transaction."""
+"""The SQL of the engine, but for external task locks (store_locks.py) and message routing
+(store_messages.py). Functions take a connection so callers decide the transaction."""
 from __future__ import annotations
 
 import base64
 import json
+from collections.abc import Callable, Collection, Iterable, Iterator
 from datetime import datetime
+from typing import Any, Unpack
 
-from sqlalchemy import and_, bindparam, delete, func, insert, or_, select, update
-from sqlalchemy.engine import Connection
+from sqlalchemy import Column, ColumnElement, Select, Update, and_, bindparam, delete, func, insert, or_, select, update
+from sqlalchemy.engine import Connection, Row
 
 from .blueprints import StoredDefinition
 from .errors import InvalidInput
-from .schema import cases, definition_files, definitions, events, message_requests, message_waits, tasks
+from .schema import cases, definition_files, definitions, events, tasks
 
 DEFINITION_SUMMARY = [definitions.c.id, definitions.c.key, definitions.c.name, definitions.c.version,
                       definitions.c.hash, definitions.c.deployed_at, definitions.c.deployed_by,
@@ -36,7 +39,7 @@ def definition_versions(conn: Connection, key: str) -> list:
 MAX_VERSION = 2**31 - 1  # the column is a 32-bit integer on PostgreSQL
 
 
-def find_definition(conn: Connection, key: str, version: int | None = None):
+def find_definition(conn: Connection, key: str, version: int | None = None) -> Row[Unpack[tuple[Any, ...]]] | None:
     if version is not None and not 0 < version <= MAX_VERSION:
         return None  # no such version can exist; asking the database would overflow its integer
     query = select(*DEFINITION_SUMMARY, definitions.c.meta).where(definitions.c.key == key)
@@ -47,7 +50,7 @@ def find_definition(conn: Connection, key: str, version: int | None = None):
     return conn.execute(query).first()
 
 
-def latest_version_numbers(conn: Connection, keys) -> dict[str, int]:
+def latest_version_numbers(conn: Connection, keys: Iterable[str]) -> dict[str, int]:
     query = (select(definitions.c.key, func.max(definitions.c.version))
              .where(definitions.c.key.in_(list(keys))).group_by(definitions.c.key))
     return {key: version for key, version in conn.execute(query)}
@@ -88,18 +91,18 @@ _READY_OF_ONE_CASE = (select(tasks).where(tasks.c.case_id == bindparam("b_case")
                       .order_by(tasks.c.created_at, tasks.c.id))
 _END_ONE_TASK = (update(tasks).where(tasks.c.id == bindparam("b_id"), tasks.c.state == "ready")
                  .values(state=bindparam("b_state"), ended_at=bindparam("b_at"), completed_by=bindparam("b_by")))
-_CASE_UPDATES: dict[tuple, object] = {}  # one prepared UPDATE per set of columns written
+_CASE_UPDATES: dict[tuple[str, ...], Update] = {}  # one prepared UPDATE per set of columns written
 
 
-def get_case(conn: Connection, case_id: str):
+def get_case(conn: Connection, case_id: str) -> Row[Any] | None:
     return conn.execute(_GET_CASE, {"b_id": case_id}).first()
 
 
-def get_case_summary(conn: Connection, case_id: str):
+def get_case_summary(conn: Connection, case_id: str) -> Row[Any] | None:
     return conn.execute(select(*[c for c in cases.c if c.name != "state"]).where(cases.c.id == case_id)).first()
 
 
-def find_idempotent_case(conn: Connection, actor: str, key: str):
+def find_idempotent_case(conn: Connection, actor: str, key: str) -> Row[Unpack[tuple[Any, ...]]] | None:
     return conn.execute(select(cases.c.id, cases.c.request_hash).where(
         cases.c.created_by == actor, cases.c.idempotency_key == key)).first()
 
@@ -130,7 +133,8 @@ def list_cases(conn: Connection, filters: dict, cursor: str | None, limit: int) 
     return _page(conn, query, cases.c.created_at, cases.c.id, cursor, limit)
 
 
-def _filtered(query, filters: dict, conditions: dict):
+def _filtered(query: Select[Any], filters: dict,
+              conditions: dict[str, Callable[[Any], ColumnElement[bool]]]) -> Select[Any]:
     """The query narrowed by each filter that is given: `conditions` maps its name to the condition."""
     for name, condition in conditions.items():
         if filters.get(name):
@@ -153,48 +157,7 @@ def end_tasks(conn: Connection, task_ids: list[str], state: str, at: datetime, b
                      .values(state=state, ended_at=at, completed_by=by))
 
 
-def lockable_tasks(conn: Connection, topics: list[str], now: datetime, limit: int) -> list:
-    """Ready external tasks of running cases on these topics that nobody holds a live lock on, oldest first."""
-    query = (select(tasks.c.id).join(cases, cases.c.id == tasks.c.case_id)
-             .where(tasks.c.topic.in_(topics), tasks.c.state == "ready", cases.c.status == "running",
-                    or_(tasks.c.locked_until.is_(None), tasks.c.locked_until <= now))
-             .order_by(tasks.c.created_at, tasks.c.id).limit(limit)
-             # PostgreSQL: workers asking at once each take other rows instead of queueing for the same
-             # ones (SQLite writers are serialized anyway and ignore this).
-             .with_for_update(of=tasks, skip_locked=True))
-    return [row.id for row in conn.execute(query)]
-
-
-def lock_task(conn: Connection, task_id: str, worker: str, until: datetime, now: datetime) -> bool:
-    """Take the lock unless someone else took it first (the condition makes it one atomic step)."""
-    result = conn.execute(update(tasks).where(
-        tasks.c.id == task_id, tasks.c.state == "ready",
-        or_(tasks.c.locked_until.is_(None), tasks.c.locked_until <= now)).values(locked_by=worker, locked_until=until))
-    return result.rowcount == 1
-
-
-def extend_lock(conn: Connection, task_id: str, worker: str, until: datetime, now: datetime) -> bool:
-    """Move a live lock's end, only for the worker that holds it."""
-    result = conn.execute(update(tasks).where(
-        tasks.c.id == task_id, tasks.c.state == "ready", tasks.c.locked_by == worker, tasks.c.locked_until > now)
-        .values(locked_until=until))
-    return result.rowcount == 1
-
-
-def holds_lock(conn: Connection, task_id: str, worker: str, now: datetime) -> bool:
-    """Inside a write: whether the worker still holds a live lock on the ready task. A conditional
-    update rather than a read, so that on PostgreSQL it also waits for, and sees, a concurrent locker."""
-    result = conn.execute(update(tasks).where(
-        tasks.c.id == task_id, tasks.c.state == "ready", tasks.c.locked_by == worker, tasks.c.locked_until > now)
-        .values(locked_by=worker))
-    return result.rowcount == 1
-
-
-def unlock_task(conn: Connection, task_id: str) -> None:
-    conn.execute(update(tasks).where(tasks.c.id == task_id).values(locked_by=None, locked_until=None))
-
-
-def get_task(conn: Connection, task_id: str):
+def get_task(conn: Connection, task_id: str) -> Row[Any] | None:
     return conn.execute(_GET_TASK, {"b_id": task_id}).first()
 
 
@@ -224,7 +187,8 @@ def list_tasks(conn: Connection, filters: dict, lane_roles: set[str] | None, cur
 
 # --- paging ----------------------------------------------------------------------------------------
 
-def _page(conn: Connection, query, time_column, id_column, cursor: str | None, limit: int):
+def _page(conn: Connection, query: Select[Any], time_column: Column[Any], id_column: Column[Any], cursor: str | None,
+          limit: int) -> tuple[list[Row[Any]], str | None]:
     if cursor:
         after_time, after_id = decode_cursor(cursor)
         query = query.where(or_(time_column > after_time, and_(time_column == after_time, id_column > after_id)))
@@ -322,15 +286,14 @@ def trail(conn: Connection, case_id: str, filters: dict) -> list:
     return list(conn.execute(query.order_by(events.c.seq)))
 
 
-def stream_events(conn: Connection, case_ids=None, since=None, chains_only_cases: bool = False):
+def stream_events(conn: Connection, case_ids: Iterable[str] | None = None,
+                  since: datetime | None = None) -> Iterator[Row[Any]]:
     """All events in chain order, fetched in batches so memory stays flat for any number of events."""
     query = select(events)
     if case_ids is not None:
         query = query.where(events.c.chain.in_(list(case_ids)))
     if since is not None:
         query = query.where(events.c.at >= since)
-    if chains_only_cases:
-        query = query.where(events.c.case_id.is_not(None))
     result = conn.execution_options(yield_per=2000, stream_results=True).execute(
         query.order_by(events.c.chain, events.c.seq))
     yield from result
@@ -366,34 +329,6 @@ def next_in_sequence(conn: Connection, name: str) -> int:
     return 1
 
 
-def cases_waiting_for_message(conn: Connection, name: str, business_key: str | None) -> list:
-    """Running cases that wait for this message (by its exact name), oldest first."""
-    query = (select(cases.c.id, cases.c.data).join(message_waits, message_waits.c.case_id == cases.c.id)
-             .where(message_waits.c.name == name, cases.c.status == "running")
-             .order_by(cases.c.created_at, cases.c.id))
-    if business_key is not None:
-        query = query.where(cases.c.business_key == business_key)
-    return list(conn.execute(query))
-
-
-def replace_message_waits(conn: Connection, case_id: str, waiting_for: list[dict], fresh: bool = False) -> None:
-    """Keep the message waits of a case in step with its waiting_for projection."""
-    if not fresh:
-        conn.execute(delete(message_waits).where(message_waits.c.case_id == case_id))
-    names = sorted({w["name"] for w in waiting_for if w.get("type") == "message" and w.get("name")})
-    if names:
-        conn.execute(insert(message_waits), [{"case_id": case_id, "name": name} for name in names])
-
-
-def find_message_request(conn: Connection, actor: str, key: str):
-    return conn.execute(select(message_requests).where(
-        message_requests.c.created_by == actor, message_requests.c.idempotency_key == key)).first()
-
-
-def insert_message_request(conn: Connection, values: dict) -> None:
-    conn.execute(insert(message_requests).values(**values))
-
-
 # --- compliance cross-reference --------------------------------------------------------------------
 
 def replace_compliance(conn: Connection, source_files: list[str], rows: list[dict]) -> None:
@@ -410,7 +345,7 @@ def compliance(conn: Connection) -> list:
     return list(conn.execute(select(compliance_requirements).order_by(compliance_requirements.c.ref)))
 
 
-def latest_elements(conn: Connection, keys) -> dict[str, dict]:
+def latest_elements(conn: Connection, keys: Collection[str]) -> dict[str, dict]:
     """{key: elements} of the latest version of each deployed definition named."""
     found = {}
     for row in latest_definitions(conn):
@@ -419,7 +354,8 @@ def latest_elements(conn: Connection, keys) -> dict[str, dict]:
     return found
 
 
-def cases_executing(conn: Connection, activities: list[tuple[str, str]], cursor: str | None, limit: int):
+def cases_executing(conn: Connection, activities: list[tuple[str, str]], cursor: str | None,
+                    limit: int) -> tuple[list[tuple[Row[Any], list[str]]], str | None]:
     """Cases whose trail shows any of these (definition, element id) executed, oldest first, with the
     element ids they executed. Events from before migration 0005 name no element definition; for
     those the element id alone decides."""

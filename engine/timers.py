@@ -8,17 +8,20 @@ move time and a worker fire timers exactly when the engine's clock says they are
 from __future__ import annotations
 
 import contextvars
+from collections.abc import Iterator
 from contextlib import contextmanager
-from datetime import datetime, timezone
+from datetime import datetime, timezone, tzinfo
 
 from SpiffWorkflow.bpmn.specs.event_definitions import timer as spiff_timer
 
-_current_clock = contextvars.ContextVar("usm_engine_clock", default=None)
+from .clock import Clock
+
+_current_clock: contextvars.ContextVar[Clock | None] = contextvars.ContextVar("usm_engine_clock", default=None)
 
 
 class _ClockedDatetime(datetime):
     @classmethod
-    def now(cls, tz=None):
+    def now(cls, tz: tzinfo | None = None) -> datetime:  # type: ignore[override]  # a plain datetime will do
         clock = _current_clock.get()
         if clock is None:
             return datetime.now(tz)
@@ -32,7 +35,7 @@ spiff_timer.datetime = _ClockedDatetime
 
 
 @contextmanager
-def running_on(clock):
+def running_on(clock: Clock) -> Iterator[None]:
     token = _current_clock.set(clock)
     try:
         yield

@@ -11,17 +11,9 @@ from __future__ import annotations
 
 import codecs
 import re
+from typing import NoReturn
 
 from lxml import etree
-
-_PARSER_OPTIONS = dict(
-    resolve_entities=False,
-    no_network=True,
-    load_dtd=False,
-    dtd_validation=False,
-    huge_tree=False,
-    remove_comments=False,
-)
 
 # Byte patterns of an XML document's first characters, for encodings whose bytes do not contain the
 # ASCII text of "<!DOCTYPE" (XML 1.0, appendix F). 32-bit BOMs first: FF FE 00 00 starts with FF FE.
@@ -43,7 +35,7 @@ class UnsafeXml(ValueError):
 class _RefuseEveryUrl(etree.Resolver):
     """Second line of defence: should libxml2 ever try to load a DTD, entity or include, fail."""
 
-    def resolve(self, url, pubid, context):
+    def resolve(self, url: str | None, pubid: str | None, context: object) -> NoReturn:
         raise UnsafeXml(f"the document tries to load '{url}'; uploaded XML may not refer to other files "
                         "or URLs: remove the reference")
 
@@ -81,18 +73,19 @@ def parse_untrusted(content: bytes) -> etree._ElementTree:
         line = text.count("\n", 0, declaration.start()) + 1
         raise UnsafeXml("DOCTYPE and ENTITY declarations are not allowed in uploaded XML (they can read "
                         "files or expand without bound): remove them", line)
-    parser = etree.XMLParser(**_PARSER_OPTIONS)
+    parser = etree.XMLParser(resolve_entities=False, no_network=True, load_dtd=False, dtd_validation=False,
+                             huge_tree=False, remove_comments=False)
     parser.resolvers.add(_RefuseEveryUrl())
     try:
         root = etree.fromstring(content, parser)
     except UnsafeXml:
         raise
     except etree.XMLSyntaxError as exc:
-        line = exc.lineno if isinstance(exc.lineno, int) else None
+        error_line = exc.lineno if isinstance(exc.lineno, int) else None
         if "Excessive depth" in str(exc.msg):
             raise UnsafeXml("elements are nested more than 256 levels deep; no BPMN or DMN diagram needs that, "
-                            "so the file is damaged or not a diagram", line) from None
-        raise UnsafeXml(f"not well-formed XML: {exc.msg}", line) from None
+                            "so the file is damaged or not a diagram", error_line) from None
+        raise UnsafeXml(f"not well-formed XML: {exc.msg}", error_line) from None
     except ValueError as exc:  # e.g. an encoding declaration lxml refuses
         raise UnsafeXml(f"not well-formed XML: {exc}") from None
     tree = root.getroottree()

@@ -98,10 +98,11 @@ def app_factory(database_url, tokens_file, request):
 
     def make(clock=None, **overrides):
         from api.app import create_app
+        from api.settings import settings_from_env
 
         config = {"USM_DATABASE_URL": database_url, "USM_ADMIN_TOKEN": TOKENS["admin"],
                   "USM_TOKENS_FILE": tokens_file, **overrides}
-        app = create_app(config, clock=clock)
+        app = create_app(settings_from_env(overrides=config), clock=clock)
         server_errors = []
 
         @app.after_request
@@ -114,7 +115,7 @@ def app_factory(database_url, tokens_file, request):
         return app
 
     yield make
-    for app, server_errors in apps:
+    for app, _ in apps:
         app.extensions["usm_engine"].close()
     # A 5xx is a bug wherever it happens: no test may pass while the server failed underneath it
     # (except the one test that provokes a 5xx on purpose to check it is logged).

@@ -3,8 +3,11 @@ from __future__ import annotations
 
 import csv
 import io
+import json
+from collections.abc import Iterable
+from typing import TextIO
 
-from flask import Blueprint, Response, jsonify, request
+from flask import Blueprint, Response, jsonify, request, url_for
 
 from ..contract import PAGING, operation, query_param
 from ..http import engine, enum_param, paging, requires, time_param
@@ -16,21 +19,19 @@ CSV_COLUMNS = ["seq", "at", "case_id", "type", "actor", "element_id", "element_n
                "version", "definition_hash", "data_changes", "details", "prev_hash", "hash", "element_definition"]
 
 
-def events_as_csv(events) -> str:
-    import json
-
-    buffer = io.StringIO()
-    writer = csv.DictWriter(buffer, fieldnames=CSV_COLUMNS, extrasaction="ignore", lineterminator="\n")
+def write_events_csv(events: Iterable[dict], output: TextIO) -> None:
+    """Events as CSV, one row each as it comes (`usm audit export` streams any number of them)."""
+    writer = csv.DictWriter(output, fieldnames=CSV_COLUMNS, extrasaction="ignore", lineterminator="\n")
     writer.writeheader()
     for event in events:
         writer.writerow({**event, "data_changes": json.dumps(event["data_changes"], sort_keys=True),
                          "details": json.dumps(event["details"], sort_keys=True)})
-    return buffer.getvalue()
 
 
 @bp.get("/cases/<case_id>/trail")
 @operation("A case's audit trail in order, as JSON or CSV", roles="auditor, system", tag="audit",
-           responses={200: "Trail", 404: "Problem", 422: "Problem"}, response_content={200: ["application/json", "text/csv"]},
+           responses={200: "Trail", 404: "Problem", 422: "Problem"},
+           response_content={200: ["application/json", "text/csv"]},
            query=[query_param("format", {"enum": ["json", "csv"], "default": "json"}, "json or csv"),
                   query_param("actor", {"type": "string"}, "only events by this actor"),
                   query_param("element", {"type": "string"}, "only events of this element id"),
@@ -44,7 +45,9 @@ def case_trail(case_id):
                "type": request.args.get("type"), "since": time_param("since"), "until": time_param("until")}
     events = engine().trail(case_id, filters)
     if fmt == "csv":
-        response = Response(events_as_csv(events), mimetype="text/csv")
+        buffer = io.StringIO()
+        write_events_csv(events, buffer)
+        response = Response(buffer.getvalue(), mimetype="text/csv")
         response.headers["Content-Disposition"] = f'attachment; filename="trail-{case_id}.csv"'
         return response
     return jsonify({"items": events})
@@ -76,4 +79,6 @@ def compliance():
 def requirement_cases(requirement):
     cursor, limit = paging()
     found, items, next_cursor = engine().requirement_cases(requirement, cursor, limit)
+    items = [{**item, "trail": url_for("audit.case_trail", case_id=item["case_id"]),
+              "diagram": url_for("diagram.case_diagram", case_id=item["case_id"])} for item in items]
     return jsonify({"requirement": found, "items": items, "next": next_cursor})

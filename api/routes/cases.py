@@ -1,7 +1,9 @@
 """Cases: started by backend systems, read by everyone with a token."""
 from __future__ import annotations
 
-from flask import Blueprint, g, jsonify, request
+from collections.abc import Callable
+
+from flask import Blueprint, Response, g, jsonify, request
 
 from ..contract import PAGING, operation, query_param
 from ..http import engine, enum_param, json_body, paging, requires, time_param
@@ -14,7 +16,7 @@ STATUSES = ("running", "completed", "cancelled", "error", "suspended")
 _IF_MATCH = "If-Match"
 
 
-def case_response(case: dict, status: int = 200):
+def case_response(case: dict, status: int = 200) -> Response:
     response = jsonify(case)
     response.status_code = status
     response.headers["ETag"] = case["etag"]
@@ -39,7 +41,7 @@ def idempotency_key() -> str | None:
 @operation("Start a case; repeat-safe with an Idempotency-Key header", roles="system", request="StartCase",
            responses={200: "Case", 201: "Case", 404: "Problem", 422: "Problem"}, tag="cases")
 @requires("system")
-def start_case():
+def start_case() -> Response:
     body = json_body(START_CASE)
     case, created = engine().start_case(
         body["definition"], g.principal.user, version=body.get("version"), business_key=body.get("business_key"),
@@ -56,7 +58,7 @@ def start_case():
     query_param("created_after", {"type": "string", "format": "date-time"}, "created at or after"),
     query_param("created_before", {"type": "string", "format": "date-time"}, "created before")])
 @requires()
-def list_cases():
+def list_cases() -> Response:
     cursor, limit = paging()
     filters = {"status": enum_param("status", STATUSES), "definition": request.args.get("definition"),
                "business_key": request.args.get("business_key"),
@@ -69,7 +71,7 @@ def list_cases():
 @operation("A case with its ready tasks", roles="any authenticated user", responses={200: "Case", 404: "Problem"},
            tag="cases")
 @requires()
-def get_case(case_id):
+def get_case(case_id: str) -> Response:
     return case_response(engine().get_case(case_id))
 
 
@@ -77,14 +79,14 @@ def get_case(case_id):
 @operation("Deliver a BPMN message to this case", roles="system", request="SendMessage",
            responses={200: "Case", 404: "Problem", 409: "Problem", 412: "Problem", 422: "Problem"}, tag="cases")
 @requires("system")
-def send_message(case_id):
+def send_message(case_id: str) -> Response:
     body = json_body(SEND_MESSAGE)
     case = engine().send_message(case_id, body["name"], body.get("data") or {}, g.principal.user,
                                  request.headers.get(_IF_MATCH))
     return case_response(case)
 
 
-def _bodiless_command(command, case_id):
+def _bodiless_command(command: Callable[[str, str, str | None], dict], case_id: str) -> Response:
     """Cancel, suspend, resume: no body needed, but a body that is sent must be an empty object."""
     if request.get_data(cache=True).strip():
         json_body(EMPTY)
@@ -95,7 +97,7 @@ def _bodiless_command(command, case_id):
 @operation("Cancel a case that has not finished", roles="system", request="optional-empty",
            responses={200: "Case", 404: "Problem", 409: "Problem", 412: "Problem", 422: "Problem"}, tag="cases")
 @requires("system")
-def cancel_case(case_id):
+def cancel_case(case_id: str) -> Response:
     return _bodiless_command(engine().cancel_case, case_id)
 
 
@@ -104,7 +106,7 @@ def cancel_case(case_id):
            request="optional-empty", responses={200: "Case", 404: "Problem", 409: "Problem", 412: "Problem",
                                                 422: "Problem"}, tag="cases")
 @requires("system")
-def suspend_case(case_id):
+def suspend_case(case_id: str) -> Response:
     return _bodiless_command(engine().suspend_case, case_id)
 
 
@@ -112,7 +114,7 @@ def suspend_case(case_id):
 @operation("Resume a suspended case", roles="system", request="optional-empty",
            responses={200: "Case", 404: "Problem", 409: "Problem", 412: "Problem", 422: "Problem"}, tag="cases")
 @requires("system")
-def resume_case(case_id):
+def resume_case(case_id: str) -> Response:
     return _bodiless_command(engine().resume_case, case_id)
 
 
@@ -121,7 +123,7 @@ def resume_case(case_id):
            request="optional-retry", responses={200: "Case", 404: "Problem", 409: "Problem", 412: "Problem",
                                                 413: "Problem", 422: "Problem"}, tag="cases")
 @requires("system")
-def retry_case(case_id):
+def retry_case(case_id: str) -> Response:
     body = json_body(RETRY) if request.get_data(cache=True).strip() else {}
     return case_response(engine().retry_case(case_id, g.principal.user, body.get("data") or {},
                                              request.headers.get(_IF_MATCH)))
@@ -135,7 +137,7 @@ messages_bp = Blueprint("messages", __name__, url_prefix="/api/v1/messages")
            "repeat-safe with an Idempotency-Key header", roles="system", request="RouteMessage", tag="cases",
            responses={200: "Case", 201: "Case", 404: "Problem", 409: "Problem", 422: "Problem"})
 @requires("system")
-def route_message():
+def route_message() -> Response:
     body = json_body(ROUTE_MESSAGE)
     case, started = engine().route_message(body["name"], g.principal.user, body.get("business_key"),
                                            body.get("correlation"), body.get("data") or {}, idempotency_key())

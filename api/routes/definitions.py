@@ -11,7 +11,6 @@ from ..problems import ApiProblem
 
 bp = Blueprint("definitions", __name__, url_prefix="/api/v1/definitions")
 
-MAX_VERSION = 2147483647  # versions are 32-bit integers in the database (and StartCase's `version` maximum)
 _XML_TYPES = ("application/xml", "text/xml", "application/bpmn+xml", "application/octet-stream")
 
 
@@ -30,12 +29,14 @@ def upload_name(filename: str | None) -> str:
 def storable_name(name: str) -> str:
     """File names are stored as they are: PostgreSQL refuses NUL and more than 255 characters (a 500)."""
     if "\0" in name:
-        raise ApiProblem(422, "Unprocessable content", "a file name contains a NUL character (\\u0000); rename the file",
+        raise ApiProblem(422, "Unprocessable content",
+                         "a file name contains a NUL character (\\u0000); rename the file",
                          [{"file": name.replace("\0", "\\0")[:MAX_FILE_NAME], "message": "contains NUL"}])
     if len(name) > MAX_FILE_NAME:
         raise ApiProblem(422, "Unprocessable content", f"a file name is {len(name)} characters long; the limit is "
                                                        f"{MAX_FILE_NAME}; use a shorter name",
-                         [{"file": name[:MAX_FILE_NAME], "message": f"{len(name)} characters, at most {MAX_FILE_NAME}"}])
+                         [{"file": name[:MAX_FILE_NAME],
+                           "message": f"{len(name)} characters, at most {MAX_FILE_NAME}"}])
     return name
 
 
@@ -83,8 +84,6 @@ def get_definition(key):
            responses={200: "", 404: "Problem"}, response_content={200: "application/xml"}, tag="definitions")
 @requires()
 def get_definition_bpmn(key, version):
-    if version > MAX_VERSION:  # no such version, and a larger number does not fit the database's integer column
-        raise ApiProblem(404, "Not found", f"definition '{key}' has no version {version}")
     filename, content = engine().definition_source(key, version)
     response = Response(content, mimetype="application/xml")
     response.headers["Content-Disposition"] = f'inline; filename="{filename}"'

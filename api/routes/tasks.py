@@ -1,7 +1,7 @@
 """Tasks: the work people and systems do."""
 from __future__ import annotations
 
-from flask import Blueprint, g, jsonify, request
+from flask import Blueprint, Response, g, jsonify, request
 
 from ..auth import SEES_ALL_TASKS
 from ..contract import PAGING, operation, query_param
@@ -15,7 +15,7 @@ bp = Blueprint("tasks", __name__, url_prefix="/api/v1/tasks")
 STATES = ("ready", "completed", "cancelled", "any")
 
 
-def _visible_lane_roles():
+def _visible_lane_roles() -> set[str] | None:
     """None = every task; otherwise only tasks of these lane roles."""
     principal = g.principal
     return None if principal.has(*SEES_ALL_TASKS) else set(principal.lane_roles)
@@ -30,7 +30,7 @@ def _visible_lane_roles():
     query_param("definition", {"type": "string"}, "only tasks of cases of this definition key"),
     query_param("topic", {"type": "string"}, "only external service tasks on this topic")])
 @requires()
-def list_tasks():
+def list_tasks() -> Response:
     cursor, limit = paging()
     filters = {"state": enum_param("state", STATES, "ready"), "case": request.args.get("case"),
                "lane": request.args.get("lane"), "definition": request.args.get("definition"),
@@ -43,11 +43,12 @@ def list_tasks():
 @operation("A task with its form (JSON Schema) and documentation", roles="any authenticated user "
            "(lane holders: tasks of their lanes)", responses={200: "Task", 403: "Problem", 404: "Problem"}, tag="tasks")
 @requires()
-def get_task(task_id):
+def get_task(task_id: str) -> Response:
     task = engine().get_task(task_id)
     lanes = _visible_lane_roles()
     if lanes is not None and not g.principal.may_complete(task["lane"]):
-        raise ApiProblem(403, "Forbidden", f"this task belongs to lane '{task['lane']}', which your token does not hold")
+        raise ApiProblem(403, "Forbidden",
+                         f"this task belongs to lane '{task['lane']}', which your token does not hold")
     return jsonify(task)
 
 
@@ -56,7 +57,7 @@ def get_task(task_id):
            request="CompleteTask", responses={200: "Case", 403: "Problem", 404: "Problem", 409: "Problem",
                                               412: "Problem", 413: "Problem", 422: "Problem"}, tag="tasks")
 @requires()
-def complete_task(task_id):
+def complete_task(task_id: str) -> Response:
     body = json_body(COMPLETE_TASK)
     principal = g.principal
     case = engine().complete_task(task_id, body.get("data") or {}, principal.user, principal.may_complete,
@@ -70,7 +71,7 @@ def complete_task(task_id):
            responses={200: "Case", 403: "Problem", 404: "Problem", 409: "Problem", 413: "Problem", 422: "Problem"},
            tag="tasks")
 @requires("system")
-def fail_task(task_id):
+def fail_task(task_id: str) -> Response:
     body = json_body(FAIL_TASK)
     principal = g.principal
     case = engine().fail_external_task(task_id, body["worker"], body["message"], principal.user, principal.may_complete)
@@ -83,7 +84,7 @@ def fail_task(task_id):
                                                             409: "Problem", 413: "Problem", 422: "Problem"},
            tag="tasks")
 @requires("system")
-def extend_lock(task_id):
+def extend_lock(task_id: str) -> Response:
     body = json_body(EXTEND_LOCK)
     return jsonify(engine().extend_external_lock(task_id, body["worker"], body["lock_seconds"],
                                                  g.principal.may_complete))
@@ -97,7 +98,7 @@ external_bp = Blueprint("external_tasks", __name__, url_prefix="/api/v1/external
            "first, each with its case data; complete them with the same 'worker'", roles="system",
            request="LockExternalTasks", responses={200: "LockedTasks", 413: "Problem", 422: "Problem"}, tag="tasks")
 @requires("system")
-def lock_external_tasks():
+def lock_external_tasks() -> Response:
     body = json_body(LOCK_EXTERNAL_TASKS)
     items = engine().lock_external_tasks(body["worker"], body["topics"], body.get("max_tasks", 1),
                                          body.get("lock_seconds", 300))

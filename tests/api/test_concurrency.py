@@ -43,13 +43,15 @@ def test_threads_racing_on_sqlite_one_wins(app, client, database_url):
         barrier = threading.Barrier(2)
         statuses: list[int] = []
 
-        def complete():
+        # The round's objects are passed in, not closed over: a racer still running after its join times
+        # out must not see the next round's barrier, task or list.
+        def complete(barrier: threading.Barrier, task_id: str, statuses: list[int]) -> None:
             own_client = app.test_client()
             barrier.wait()
             response = own_client.post(f"/api/v1/tasks/{task_id}/complete", json=SUBMIT, headers=bearer("system"))
             statuses.append(response.status_code)
 
-        racers = [threading.Thread(target=complete) for _ in range(2)]
+        racers = [threading.Thread(target=complete, args=(barrier, task_id, statuses)) for _ in range(2)]
         for racer in racers:
             racer.start()
         for racer in racers:
@@ -63,9 +65,10 @@ def test_threads_racing_on_sqlite_one_wins(app, client, database_url):
 
 def _racer(url: str, tokens_file: str, task_id: str, barrier, results) -> None:
     from api.app import create_app
+    from api.settings import settings_from_env
 
-    app = create_app({"USM_DATABASE_URL": url, "USM_ADMIN_TOKEN": TOKENS["admin"], "USM_TOKENS_FILE": tokens_file},
-                     migrate=False)
+    app = create_app(settings_from_env(overrides={"USM_DATABASE_URL": url, "USM_ADMIN_TOKEN": TOKENS["admin"],
+                                                  "USM_TOKENS_FILE": tokens_file}), migrate=False)
     client = app.test_client()
     barrier.wait()
     response = client.post(f"/api/v1/tasks/{task_id}/complete", json=SUBMIT,
@@ -98,18 +101,18 @@ def test_processes_racing_on_postgresql_one_wins(app_factory, tokens_file):
 def test_forced_interleaving_the_loser_gets_409_and_writes_nothing(app, client, database_url, monkeypatch):
     """Both requests read the case before either writes (held at a barrier), so the second write meets
     a changed row version: optimistic concurrency, not the task-state check, must turn it away."""
-    from engine.service import Engine
+    from engine import case_work
 
     assert deploy(client, *APPROVAL).status_code == 201
     ((case_id, task_id),) = start_cases(client, 1)
     barrier = threading.Barrier(2, timeout=30)
-    original = Engine._check_running
+    original = case_work.check_if_match
 
-    def check_then_wait(self, row, if_match):
-        original(self, row, if_match)
+    def check_then_wait(row, if_match):
+        original(row, if_match)
         barrier.wait()  # both have read version 1 now
 
-    monkeypatch.setattr(Engine, "_check_running", check_then_wait)
+    monkeypatch.setattr(case_work, "check_if_match", check_then_wait)
     responses = []
 
     def complete():

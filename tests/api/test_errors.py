@@ -602,7 +602,8 @@ def test_user_task_naming_a_missing_form_is_422(deployed):
 
 
 def test_call_activity_to_an_undeployed_process_is_422(deployed):
-    body = deploy_fails(deployed, [("caller.bpmn", CALLS_UNDEPLOYED)], "nowhere_process", "neither in this upload nor deployed")
+    body = deploy_fails(deployed, [("caller.bpmn", CALLS_UNDEPLOYED)], "nowhere_process",
+                        "neither in this upload nor deployed")
     error = body["errors"][0]
     assert (error["file"], error["line"], error["element_id"]) == ("caller.bpmn", 5, "CallIt")
 

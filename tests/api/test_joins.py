@@ -13,7 +13,7 @@ from engine.clock import FixedClock
 from tests.conftest import FIXTURES, bearer
 
 JOINS = FIXTURES / "joins"
-SUBSETS = [dict(zip("abc", bits)) for bits in itertools.product([False, True], repeat=3)]
+SUBSETS = [dict(zip("abc", bits, strict=True)) for bits in itertools.product([False, True], repeat=3)]
 HEADERS = bearer("admin")
 
 

@@ -26,6 +26,7 @@ import uuid
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
+from engine.case_reading import blueprint_of, read_case, restore
 from tests.definitions.support import DEFAULT_DECISIONS, REQUEST, Driver, models
 
 MAX_VISITS = 2
@@ -260,7 +261,7 @@ class Explorer:
         if explored:
             values = [[True, False] if form["properties"][name].get("type") == "boolean"
                       else form["properties"][name]["enum"] for name in fields]
-            combos = [tuple(zip(fields, combo)) for combo in itertools.product(*values)]
+            combos = [tuple(zip(fields, combo, strict=True)) for combo in itertools.product(*values)]
         else:
             combos = [tuple(default_decisions(form, fields).items())]
         timers = [None, timer[1]] if timer else [None]
@@ -292,9 +293,9 @@ class Explorer:
         """The definitions from the case's own down to the one whose process runs the task, and the
         task's place: its element under the call activities that lead to it."""
         engine = self.engine
-        row = engine._read_case(case_id)
-        blueprint = engine._blueprint_of(row)
-        task = engine._restore(row, blueprint).get_task_from_id(uuid.UUID(task_id))
+        row = read_case(engine.db, case_id)
+        blueprint = blueprint_of(engine.specs, row)
+        task = restore(row, blueprint, engine.script_engine).get_task_from_id(uuid.UUID(task_id))
         chain, place = [], [task.task_spec.bpmn_id]
         workflow = task.workflow
         while True:

@@ -76,7 +76,8 @@ def static_wf3(d: Driver):
     case = d.start(STATIC["WF3"])
     assert case["workflow"] == "WF3"  # known from the start: the path is fixed
     done = finish(d, case, {"recovery_route": ["operate", "change"]})
-    assert [e for e in completed_elements(d, case["id"]) if e == "Activity_PrepareRecovery"] == ["Activity_PrepareRecovery"] * 2
+    prepared = [e for e in completed_elements(d, case["id"]) if e == "Activity_PrepareRecovery"]
+    assert prepared == ["Activity_PrepareRecovery"] * 2
     assert shape(done["data"]["call"]) == ["incident", "WF3", [["rfc", "WF3", [["service request", "WF3", []]]]]]
     check_record(done["data"]["call"], "INC", TOP)
 
@@ -101,7 +102,8 @@ def static_wf6(d: Driver):
     done = finish(d, case, {"measure_call": ["rfc", "wish"]})
     assert completed_elements(d, case["id"]).count("Activity_SelectMeasure") == 2
     assert done["workflow"] == "WF6"
-    assert shape(done["data"]["call"]) == ["risk", "WF6", [["wish", "WF6", [["rfc", "WF6", [["service request", "WF6", []]]]]]]]
+    assert shape(done["data"]["call"]) == [
+        "risk", "WF6", [["wish", "WF6", [["rfc", "WF6", [["service request", "WF6", []]]]]]]]
     check_record(done["data"]["call"], "RSK", RISK_TOP)
 
 
@@ -146,7 +148,8 @@ def dynamic_recover(d: Driver):
     assert done["workflow"] == "WF3"
     assert shape(done["data"]["call"]) == ["incident", "WF3", [["rfc", "WF3", [["service request", "WF3", []]]]]]
     done = finish(d, d.start("usm-recover"), {"recovery_route": "operate"})
-    assert done["workflow"] == "WF4" and shape(done["data"]["call"]) == ["incident", "WF4", [["service request", "WF4", []]]]
+    assert done["workflow"] == "WF4"
+    assert shape(done["data"]["call"]) == ["incident", "WF4", [["service request", "WF4", []]]]
     check_record(done["data"]["call"], "INC", TOP)
 
 
@@ -193,12 +196,14 @@ CALL_PATHS = [  # call class, process started, call type, workflow, extra decisi
 def linked_cases(d: Driver, case_id: str, message: str) -> list[dict]:
     """The cases `case_id` started with `message`, checked against both trails."""
     children = d.children(case_id)
-    started = {e["details"]["child_case"]: e["details"] for e in d.trail(case_id) if e["type"] == "case_linked" and "child_case" in e["details"]}
+    started = {e["details"]["child_case"]: e["details"] for e in d.trail(case_id)
+               if e["type"] == "case_linked" and "child_case" in e["details"]}
     assert set(started) == {c["id"] for c in children}
     found = [c for c in children if started[c["id"]]["message"] == message]
     for child in found:
         assert child["parent_case"] == case_id
-        [link] = [e["details"] for e in d.trail(child["id"]) if e["type"] == "case_linked" and "parent_case" in e["details"]]
+        [link] = [e["details"] for e in d.trail(child["id"])
+                  if e["type"] == "case_linked" and "parent_case" in e["details"]]
         assert link == {"parent_case": case_id, "message": message}
     return found
 
@@ -240,7 +245,8 @@ def reclassify(d: Driver):
         done = finish(d, case, {"intake_decision": "reclassify", "reclassify_as": new_type})
         call = done["data"]["call"]
         assert call["status"] == "closed" and call["resolution"] == f"reclassified as {new_type}"
-        assert call["history"] == ["registered", "closed"] and call["handoffs"] == [{"type": new_type, "summary": "a test call"}]
+        assert call["history"] == ["registered", "closed"]
+        assert call["handoffs"] == [{"type": new_type, "summary": "a test call"}]
         [desk] = linked_cases(d, case["id"], "call_received")
         assert desk["definition"] == "usm-call"
         assert desk["data"]["handoff"]["type"] == new_type and desk["data"]["handoff"]["raised_by"] == call["number"]

@@ -13,6 +13,7 @@ import uuid
 import pytest
 from sqlalchemy import func, select
 
+from engine.case_reading import blueprint_of, restore
 from engine.schema import cases, events, tasks
 from engine.service import Engine, EngineSettings
 from tests.conftest import APPROVAL, FIXTURES
@@ -81,7 +82,8 @@ def test_sigkill_mid_load_loses_and_duplicates_nothing(tmp_path, database_url):
         for key in keys:  # once more: everything is done, nothing new may appear
             status, case = restarted.request("POST", "/api/v1/cases", {"definition": "approval", "business_key": key},
                                              headers={"Idempotency-Key": key})
-            assert status == 200 and case["status"] == "completed", (key, status, case, [a for a in ATTEMPTS if a[0] == key])
+            attempts = [a for a in ATTEMPTS if a[0] == key]
+            assert status == 200 and case["status"] == "completed", (key, status, case, attempts)
         status, verification = restarted.request("GET", "/api/v1/audit/verify")
         assert status == 200 and verification["ok"] is True, verification
     finally:
@@ -91,7 +93,8 @@ def test_sigkill_mid_load_loses_and_duplicates_nothing(tmp_path, database_url):
     engine = Engine(EngineSettings(database_url))
     try:
         with engine.db.reader.connect() as conn:
-            per_key = dict(conn.execute(select(cases.c.business_key, func.count()).group_by(cases.c.business_key)).all())
+            per_key = dict(conn.execute(select(cases.c.business_key, func.count())
+                                        .group_by(cases.c.business_key)).all())
             assert per_key == {key: 1 for key in keys}  # one case per logical case, however often retried
             rows = list(conn.execute(select(cases)))
             for row in rows:
@@ -101,7 +104,7 @@ def test_sigkill_mid_load_loses_and_duplicates_nothing(tmp_path, database_url):
                 event_count = conn.execute(select(func.count()).where(events.c.chain == row.id)).scalar_one()
                 assert event_count == row.event_seq
                 # the stored instance agrees with the projections: nothing half-written
-                workflow = engine._restore(row, engine._blueprint_of(row))
+                workflow = restore(row, blueprint_of(engine.specs, row), engine.script_engine)
                 assert workflow.is_completed() and row.status == "completed"
                 assert json.loads(row.data)["approved"] is True
     finally:

@@ -45,7 +45,8 @@ def test_serve_deploys_definitions_and_drives_a_case(workdir, database_url):
         assert status == 200
         assert 'usm_tasks_completed_total{definition="approval"} 2.0' in text
         assert 'usm_cases_started_total{definition="approval"} 1.0' in text
-        assert 'usm_http_requests_total{method="POST",route="/api/v1/tasks/<task_id>/complete",status="409"} 1.0' in text
+        assert ('usm_http_requests_total{method="POST",route="/api/v1/tasks/<task_id>/complete",status="409"} 1.0'
+                in text)
     finally:
         server.stop()
     assert "Traceback" not in server.log()

@@ -1,6 +1,8 @@
 """The audit trail records what the engine did, and any change made behind its back shows."""
 from __future__ import annotations
 
+from itertools import pairwise
+
 import pytest
 from sqlalchemy import text
 
@@ -8,7 +10,7 @@ from engine.clock import FixedClock
 from engine.service import Engine, EngineSettings
 from tests.conftest import APPROVAL, fixture_files
 
-ANYONE = lambda lane: True  # noqa: E731
+ANYONE = lambda lane: True  # noqa: E731 - authorization is the API's concern, not these tests'
 
 
 def run_approval(engine, clock, approved=True):
@@ -53,7 +55,7 @@ def test_trail_matches_what_happened_event_by_event(clocked_engine):
     assert [e.get("element_definition") for e in trail] == [None] + ["approval"] * 8 + [None]
     # hash chain: each event links to the one before it
     assert trail[0]["prev_hash"] == "0" * 64
-    assert all(later["prev_hash"] == earlier["hash"] for earlier, later in zip(trail, trail[1:]))
+    assert all(later["prev_hash"] == earlier["hash"] for earlier, later in pairwise(trail))
 
 
 def test_rejected_path_records_the_other_flow(clocked_engine):
@@ -173,7 +175,8 @@ def test_reordered_events_are_detected(finished_case):
 def test_inserted_event_is_detected(finished_case):
     engine, case_id = finished_case
     row = engine.trail(case_id, {})[-1]
-    _tamper(engine, f"""INSERT INTO events (chain, seq, at, case_id, type, actor, data_changes, details, prev_hash, hash)
+    _tamper(engine, f"""INSERT INTO events (chain, seq, at, case_id, type, actor, data_changes, details,
+                                            prev_hash, hash)
                         VALUES ('{case_id}', 11, '2026-01-01 03:00:00', '{case_id}', 'task_completed', 'mallory',
                                 '{{}}', '{{}}', '{row["hash"]}', '{"f" * 64}')""")
     broken = engine.verify_trails()["broken"]

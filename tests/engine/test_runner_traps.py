@@ -6,6 +6,7 @@ import json
 import pytest
 from sqlalchemy import insert, select
 
+from engine.case_reading import blueprint_of, read_case, restore
 from engine.errors import Conflict, TaskNotReady
 from engine.schema import cases, tasks
 from engine.sandbox import RestrictedEnvironment
@@ -30,8 +31,8 @@ def test_sandbox_is_attached_at_start_and_after_every_restore(engine):
     case = start(engine, "script_after_task", "script_after_task.bpmn")
     # The script before the user task ran at start, under the sandbox (it needs nothing forbidden).
     assert case["status"] == "running" and case["data"]["prepared"] is True
-    row = engine._read_case(case["id"])
-    restored = engine._restore(row, engine._blueprint_of(row))
+    row = read_case(engine.db, case["id"])
+    restored = restore(row, blueprint_of(engine.specs, row), engine.script_engine)
     assert isinstance(restored.script_engine.environment, RestrictedEnvironment)
     # After the restore, the next script tries `import os`: the sandbox refuses it, which is an incident.
     after = engine.complete_task(case["tasks"][0]["id"], {}, "alice", ANYONE)
@@ -46,8 +47,8 @@ def test_only_ready_tasks_can_be_completed(engine):
     """task.run() completes FUTURE tasks. A stale projection row for a FUTURE task must not
     let anyone complete it."""
     case = start(engine, "approval", "approval.bpmn", "submit.schema.json", "decide.schema.json")
-    row = engine._read_case(case["id"])
-    workflow = engine._restore(row, engine._blueprint_of(row))
+    row = read_case(engine.db, case["id"])
+    workflow = restore(row, blueprint_of(engine.specs, row), engine.script_engine)
     future = workflow.get_next_task(spec_name="Activity_Decide")
     assert future is not None and not future.has_state(16)  # not READY
     with engine.db.writer.begin() as conn:  # a projection row that lies: says "ready"
@@ -98,8 +99,8 @@ def test_thrown_events_are_drained_before_saving(engine):
     assert after["data"]["approved"] == {"by": "bob"}  # message data lands under the message's name
     assert stored_state(engine, case["id"])["bpmn_events"] == []
     # Loading and acting again must not re-emit the old event (it would be sent twice).
-    row = engine._read_case(case["id"])
-    workflow = engine._restore(row, engine._blueprint_of(row))
+    row = read_case(engine.db, case["id"])
+    workflow = restore(row, blueprint_of(engine.specs, row), engine.script_engine)
     assert workflow.get_events() == []
 
 
@@ -206,7 +207,7 @@ def test_data_that_cannot_be_stored_becomes_an_incident_not_a_failed_save(engine
         workflow.get_tasks(state=16, manual=True)[0].data["connection"] = object()
         return outcome
 
-    monkeypatch.setattr("engine.case_commands.advance", advance_leaving_an_object)
+    monkeypatch.setattr("engine.case_work.advance", advance_leaving_an_object)
     after = engine.complete_task(case["tasks"][0]["id"], {"item": "pen", "quantity": 1}, "alice", ANYONE)
     assert after["status"] == "error"
     assert "'connection' holds a Python object" in after["incident"]["message"]

@@ -11,6 +11,7 @@ import json
 import os
 import threading
 from concurrent.futures import ThreadPoolExecutor
+from itertools import pairwise
 from pathlib import Path
 from types import SimpleNamespace
 from xml.sax.saxutils import escape
@@ -42,11 +43,11 @@ def script_process(*scripts: str) -> bytes:
     tasks = "".join(
         f'<bpmn:scriptTask id="{tid}" name="{tid}" scriptFormat="python">'
         f"<bpmn:script>{escape(src)}</bpmn:script></bpmn:scriptTask>"
-        for tid, src in zip(ids, scripts)
+        for tid, src in zip(ids, scripts, strict=True)
     )
     flows = "".join(
         f'<bpmn:sequenceFlow id="f{i}" sourceRef="{a}" targetRef="{b}"/>'
-        for i, (a, b) in enumerate(zip(nodes, nodes[1:]))
+        for i, (a, b) in enumerate(pairwise(nodes))
     )
     return (
         f'<?xml version="1.0" encoding="UTF-8"?>'
@@ -65,7 +66,8 @@ def gateway_process(script: str, condition: str) -> bytes:
         f'xmlns:xsi="http://www.w3.org/2001/XMLSchema-instance" id="defs" targetNamespace="http://example.com/test">'
         f'<bpmn:process id="proc" isExecutable="true">'
         f'<bpmn:startEvent id="start"/>'
-        f'<bpmn:scriptTask id="script" scriptFormat="python"><bpmn:script>{escape(script)}</bpmn:script></bpmn:scriptTask>'
+        f'<bpmn:scriptTask id="script" scriptFormat="python">'
+        f'<bpmn:script>{escape(script)}</bpmn:script></bpmn:scriptTask>'
         f'<bpmn:exclusiveGateway id="gw" default="to_no"/>'
         f'<bpmn:endEvent id="yes"/><bpmn:endEvent id="no"/>'
         f'<bpmn:sequenceFlow id="f0" sourceRef="start" targetRef="script"/>'
@@ -246,7 +248,7 @@ def test_compiled_code_is_cached():
     assert sandbox._compile.cache_info().maxsize == sandbox.COMPILE_CACHE_SIZE
 
 
-# --- 2. escape attempts, one per script (fixtures/hostile/escapes.bpmn) ---------------------------------------------------------------
+# --- 2. escape attempts, one per script (fixtures/hostile/escapes.bpmn) --------------------------
 
 DANGEROUS_STEPS = {
     # bpmn id -> the exception the sandbox turns it into
@@ -295,7 +297,7 @@ def test_dangerous_bpmn_does_escape_without_the_sandbox(os_spy):
     assert ("open", "/etc/passwd") in os_spy.calls
 
 
-# --- 3. scripts that read secrets (fixtures/hostile/read_*.bpmn) ---------------------------------------------------
+# --- 3. scripts that read secrets (fixtures/hostile/read_*.bpmn) ---------------------------------
 
 @pytest.mark.parametrize("parser_class", [CamundaParser, SpiffBpmnParser])
 @pytest.mark.parametrize("filename, script_id, error_type, leaked_key", [

@@ -88,7 +88,8 @@ ONE_TASK = """<?xml version="1.0" encoding="UTF-8"?>
     <bpmn:laneSet id="LaneSet_1"><bpmn:lane id="Lane_1" name="{lane}"><bpmn:flowNodeRef>StartEvent_1</bpmn:flowNodeRef>
       <bpmn:flowNodeRef>{task_id}</bpmn:flowNodeRef><bpmn:flowNodeRef>EndEvent_1</bpmn:flowNodeRef></bpmn:lane></bpmn:laneSet>
     <bpmn:startEvent id="StartEvent_1"><bpmn:outgoing>F1</bpmn:outgoing></bpmn:startEvent>
-    <bpmn:userTask id="{task_id}" name="{task_name}"><bpmn:incoming>F1</bpmn:incoming><bpmn:outgoing>F2</bpmn:outgoing></bpmn:userTask>
+    <bpmn:userTask id="{task_id}" name="{task_name}"><bpmn:incoming>F1</bpmn:incoming>
+      <bpmn:outgoing>F2</bpmn:outgoing></bpmn:userTask>
     <bpmn:endEvent id="EndEvent_1"><bpmn:incoming>F2</bpmn:incoming></bpmn:endEvent>
     <bpmn:sequenceFlow id="F1" sourceRef="StartEvent_1" targetRef="{task_id}" />
     <bpmn:sequenceFlow id="F2" sourceRef="{task_id}" targetRef="EndEvent_1" />

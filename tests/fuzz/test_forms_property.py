@@ -130,7 +130,8 @@ def deploy_fixtures(client) -> None:
     files = [(FIXTURES / name) for name in APPROVAL] + [HERE / "open_form.bpmn"]
     handles = [path.open("rb") for path in files]
     try:
-        response = client.post("/api/v1/definitions", data={"files": [(h, p.name) for h, p in zip(handles, files)]},
+        uploads = [(handle, path.name) for handle, path in zip(handles, files, strict=True)]
+        response = client.post("/api/v1/definitions", data={"files": uploads},
                                content_type="multipart/form-data", headers=bearer("designer"))
     finally:
         for handle in handles:
@@ -180,7 +181,7 @@ def complete_and_check(client, case: dict, data) -> int:
     else:
         assert_problem(response)
         assert after["etag"] == before["etag"], "a refused completion must change nothing"
-        assert after["data"] == before["data"] and after["tasks"] == before["tasks"] and after["status"] == before["status"]
+        assert (after["data"], after["tasks"], after["status"]) == (before["data"], before["tasks"], before["status"])
     return response.status_code
 
 

@@ -84,7 +84,8 @@ def valid_bodies(label: str, pool: dict) -> list:
     return {
         "POST /api/v1/tasks/{task_id}/complete": [{"data": {"item": "chair", "quantity": 3}},
                                                   {"data": {"approved": False, "comment": "no"}}],
-        "POST /api/v1/cases": [{"definition": "approval"}, {"definition": "messages", "data": {"approved": {"by": "x"}}},
+        "POST /api/v1/cases": [{"definition": "approval"},
+                               {"definition": "messages", "data": {"approved": {"by": "x"}}},
                                {"definition": "approval", "version": 1, "business_key": "fuzz-bk", "data": {}}],
         "POST /api/v1/cases/{case_id}/messages": [{"name": "approved"}, {"name": "approved", "data": {"note": "x"}}],
         "POST /api/v1/messages": [{"name": "approved", "business_key": key} for key in pool["waiting_keys"]],

@@ -1,0 +1,79 @@
+"""The settings from the environment: the one place that reads it (README.md, "Configuration", lists the
+same variables). A variable that is unset or empty keeps the default of engine/settings.py."""
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Mapping
+from typing import Any
+
+from engine.settings import MIB, EngineSettings, Limits, ScriptLimits, Settings
+
+
+class SettingsError(ValueError):
+    """A variable's value cannot be read; the message names the variable."""
+
+
+def _text(raw: object) -> str:
+    return str(raw)
+
+
+def _whole_number(raw: object) -> int:
+    if isinstance(raw, int) and not isinstance(raw, bool):
+        return raw
+    try:
+        return int(str(raw).strip())
+    except ValueError:
+        raise ValueError("a whole number") from None
+
+
+def _number(raw: object) -> float:
+    try:
+        return float(str(raw).strip())
+    except ValueError:
+        raise ValueError("a number") from None
+
+
+def _megabytes(raw: object) -> int:
+    return _whole_number(raw) * MIB
+
+
+Fields = Mapping[str, tuple[str, Callable[[object], Any]]]
+
+
+def _read(values: Mapping[str, object], fields: Fields) -> dict[str, Any]:
+    """{field: value} for each field whose variable is set; the others keep their defaults."""
+    read = {}
+    for name, (variable, parse) in fields.items():
+        raw = values.get(variable)
+        if raw is None or raw == "":
+            continue
+        try:
+            read[name] = parse(raw)
+        except ValueError as exc:
+            raise SettingsError(f"{variable} must be {exc}, not '{raw}'") from None
+    return read
+
+
+def settings_from_env(environ: Mapping[str, str] = os.environ,
+                      overrides: Mapping[str, object] | None = None) -> Settings:
+    """The settings from `environ`, with `overrides` (by variable name; None means unset) on top.
+    Raises SettingsError naming the variable whose value does not parse."""
+    values = {**environ, **(overrides or {})}
+    script_limits = ScriptLimits(**_read(values, {
+        "seconds": ("USM_SCRIPT_TIME_LIMIT", _number),
+        "memory_bytes": ("USM_SCRIPT_MEMORY_LIMIT_MB", _megabytes),
+        "max_items": ("USM_SCRIPT_MAX_ITEMS", _whole_number)}))
+    limits = Limits(**_read(values, {
+        "max_file_bytes": ("USM_MAX_DEFINITION_BYTES", _whole_number),
+        "max_elements": ("USM_MAX_ELEMENTS", _whole_number)}))
+    engine = EngineSettings(limits=limits, script_limits=script_limits, **_read(values, {
+        "database_url": ("USM_DATABASE_URL", _text),
+        "pool_size": ("USM_DB_POOL_SIZE", _whole_number),
+        "max_case_data_bytes": ("USM_MAX_CASE_DATA_BYTES", _whole_number)}))
+    return Settings(engine=engine, **_read(values, {
+        "admin_token": ("USM_ADMIN_TOKEN", _text),
+        "tokens_file": ("USM_TOKENS_FILE", _text),
+        "max_body_bytes": ("USM_MAX_BODY_BYTES", _whole_number),
+        "max_page_size": ("USM_MAX_PAGE_SIZE", _whole_number),
+        "access_log": ("USM_ACCESS_LOG", _text),
+        "operator": ("USER", _text)}))

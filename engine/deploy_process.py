@@ -1,0 +1,273 @@
+"""One executable process of a parsed upload: checked against what the engine can run and store, and
+packaged as a definition version. Part of deployment (see deployment.py)."""
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass, field
+from typing import Any
+
+from SpiffWorkflow.bpmn.parser.ProcessParser import ProcessParser
+from SpiffWorkflow.bpmn.specs.bpmn_process_spec import BpmnProcessSpec
+from SpiffWorkflow.bpmn.specs.defaults import ServiceTask
+from SpiffWorkflow.bpmn.specs.mixins.subworkflow_task import SubWorkflowTask
+from SpiffWorkflow.camunda.specs.business_rule_task import BusinessRuleTask
+from SpiffWorkflow.specs.base import TaskSpec
+
+from .deploy_files import CAMUNDA_NS, Bundle
+from .deploy_problems import DeployProblem, describe, label, source_line
+from .spec_adjustments import adjust_spec, flow_index
+from .spiff_setup import Parser, spec_to_dict
+
+# Ids, names and lane names are stored in columns of this width.
+MAX_NAME_LENGTH = 255
+
+
+@dataclass
+class CompiledDefinition:
+    """One executable process, ready to store as an immutable version."""
+
+    key: str
+    name: str
+    hash: str
+    bpmn_file: str
+    sources: dict[str, bytes]
+    spec: dict
+    embedded: dict[str, dict]
+    meta: dict = field(default_factory=dict)
+
+
+@dataclass
+class _Walk:
+    """A process with the subprocesses embedded in it, and the processes it calls."""
+
+    specs: list[BpmnProcessSpec]
+    embedded: dict[str, BpmnProcessSpec]
+    calls: set[str]
+
+
+@dataclass
+class _Tasks:
+    """What the task specs of a process tell its version's meta."""
+
+    user_tasks: list[dict] = field(default_factory=list)
+    forms_used: set[str] = field(default_factory=set)
+    external_tasks: list[dict] = field(default_factory=list)
+    decisions: list[dict] = field(default_factory=list)
+    lanes: set[str] = field(default_factory=set)
+    elements: dict[str, dict] = field(default_factory=dict)
+
+
+def compile_process(parser: Parser, bundle: Bundle, pid: str, top_level: set[str],
+                    callable_keys: set[str]) -> CompiledDefinition | list[DeployProblem]:
+    """The top-level process `pid` as a version, or the problems that stop it. `callable_keys` are the
+    processes a call activity may call (deployed before, or executable in this upload)."""
+    process_parser = parser.process_parsers[pid]
+    problems: list[DeployProblem] = []
+    for what, text in (("id", pid), ("name", process_parser.get_name())):
+        if text and len(text) > MAX_NAME_LENGTH:
+            file, element = bundle.element(pid, process_parser.filename)
+            problems.append(DeployProblem(file, f"the process {what} is {len(text)} characters long; the limit is "
+                                                f"{MAX_NAME_LENGTH}", source_line(element), pid[:MAX_NAME_LENGTH]))
+    walk = _walk(parser, bundle, parser.get_spec(pid), top_level, callable_keys, problems)
+    flows = _adjust(parser, bundle, walk.specs, problems)
+    tasks = _tasks(parser, bundle, walk.specs, problems)
+    if problems:
+        return problems
+    return _package(bundle, pid, process_parser, walk, flows, tasks)
+
+
+def _walk(parser: Parser, bundle: Bundle, spec: BpmnProcessSpec, top_level: set[str], callable_keys: set[str],
+          problems: list[DeployProblem]) -> _Walk:
+    """The process and the subprocesses embedded in it. Called top-level processes are their own
+    definitions, pinned per case at start, so that each is deployed and versioned once."""
+    walk = _Walk([], {}, set())
+    pending = [spec]
+    while pending:
+        current = pending.pop()
+        walk.specs.append(current)
+        for task_spec in current.task_specs.values():
+            if not isinstance(task_spec, SubWorkflowTask):
+                continue
+            called = task_spec.spec
+            if called in top_level or called not in parser.process_parsers:
+                if called not in callable_keys:
+                    file, element = bundle.element(task_spec.bpmn_id, current.file)
+                    name = label(element, name=task_spec.bpmn_name, element_id=task_spec.bpmn_id)
+                    problems.append(DeployProblem(
+                        file, f"call activity {name} calls process '{called}', which is neither in this upload nor "
+                              f"deployed: add the file that defines process '{called}' to the upload, deploy it "
+                              "first, or correct calledElement", source_line(element), task_spec.bpmn_id))
+                walk.calls.add(called)
+            elif called not in walk.embedded:
+                walk.embedded[called] = parser.get_spec(called)
+                pending.append(walk.embedded[called])
+    return walk
+
+
+def _adjust(parser: Parser, bundle: Bundle, specs: list[BpmnProcessSpec],
+            problems: list[DeployProblem]) -> dict[str, dict[str, str]]:
+    """Adjust the specs to run as drawn (spec_adjustments.py); returns the sequence flows by source."""
+    flows: dict[str, dict[str, str]] = {}
+    for current in specs:
+        for element_id, message in adjust_spec(current):
+            file, element = bundle.element(element_id, current.file)
+            problems.append(DeployProblem(file, f"{describe(element) if element is not None else element_id}: "
+                                                f"{message}", source_line(element), element_id))
+        for source, targets in flow_index(parser.process_parsers[current.name].node).items():
+            flows.setdefault(source, {}).update(targets)
+    return flows
+
+
+def _tasks(parser: Parser, bundle: Bundle, specs: list[BpmnProcessSpec], problems: list[DeployProblem]) -> _Tasks:
+    tasks = _Tasks()
+    for current in specs:
+        for task_spec in current.task_specs.values():
+            bpmn_id = getattr(task_spec, "bpmn_id", None)
+            if not bpmn_id:
+                continue
+            tasks.elements[bpmn_id] = {"name": task_spec.bpmn_name, "lane": task_spec.lane,
+                                       "type": type(task_spec).__name__}
+            for what, text in (("id", bpmn_id), ("name", task_spec.bpmn_name), ("lane name", task_spec.lane)):
+                if text and len(text) > MAX_NAME_LENGTH:
+                    file, element = bundle.element(bpmn_id, current.file)
+                    named = describe(element) if element is not None else bpmn_id
+                    problems.append(DeployProblem(file, f"the {what} of {named} is {len(text)} characters long; "
+                                                        f"the limit is {MAX_NAME_LENGTH}",
+                                                  source_line(element), bpmn_id[:MAX_NAME_LENGTH]))
+            if task_spec.lane:
+                tasks.lanes.add(task_spec.lane)
+            if isinstance(task_spec, BusinessRuleTask):
+                tasks.decisions.append(_decision_of(parser, bundle, current.file, bpmn_id))
+            if isinstance(task_spec, ServiceTask):
+                external = _external_task(bundle, current, bpmn_id, problems)
+                if external:
+                    tasks.external_tasks.append(external)
+            if task_spec.manual:
+                _user_task(bundle, current, task_spec, tasks, problems)
+    return tasks
+
+
+def _user_task(bundle: Bundle, current: BpmnProcessSpec, task_spec: TaskSpec, tasks: _Tasks,
+               problems: list[DeployProblem]) -> None:
+    """A user or manual task, with the form (JSON Schema) it names."""
+    bpmn_id = task_spec.bpmn_id
+    form_key = getattr(getattr(task_spec, "form", None), "key", None)
+    schema = None
+    # Only `.json` form keys are ours; Camunda's own keys (embedded:app:…, camunda-forms:…) are
+    # left alone so such diagrams still deploy, with an open form.
+    if form_key and not form_key.lower().endswith(".json"):
+        form_key = None
+    if form_key:
+        if form_key not in bundle.forms:
+            file, element = bundle.element(bpmn_id, current.file)
+            problems.append(DeployProblem(
+                file, f"user task {label(element, name=task_spec.bpmn_name, element_id=bpmn_id)} names "
+                      f"the form '{form_key}', which is not in the upload: send the JSON Schema file "
+                      "with the diagram, or correct camunda:formKey", source_line(element), bpmn_id))
+            return
+        schema = bundle.forms[form_key]
+        tasks.forms_used.add(form_key)
+    tasks.user_tasks.append({"element_id": bpmn_id, "name": task_spec.bpmn_name, "lane": task_spec.lane,
+                             "documentation": task_spec.documentation, "form_key": form_key, "form": schema,
+                             "process": current.name})
+
+
+def _external_task(bundle: Bundle, current: BpmnProcessSpec, bpmn_id: str,
+                   problems: list[DeployProblem]) -> dict | None:
+    """A service task with camunda:type="external" waits for a worker that locks jobs of its topic.
+    Other service tasks have no implementation here."""
+    file, element = bundle.element(bpmn_id, current.file)
+    if element is None or element.get(f"{{{CAMUNDA_NS}}}type") != "external":
+        return None
+    topic = (element.get(f"{{{CAMUNDA_NS}}}topic") or "").strip()
+    if not topic or len(topic) > MAX_NAME_LENGTH:
+        problems.append(DeployProblem(
+            file, f"external service task {label(element, element_id=bpmn_id)} needs a camunda:topic of 1 to "
+                  f"{MAX_NAME_LENGTH} characters: the name workers fetch its jobs by (Camunda Modeler: "
+                  "Implementation → External → Topic)", source_line(element), bpmn_id))
+        return None
+    return {"process": current.name, "element_id": bpmn_id, "topic": topic}
+
+
+def _decision_of(parser: Parser, bundle: Bundle, file: str | None, bpmn_id: str) -> dict:
+    """Which decision (and .dmn file) a business rule task evaluates, read from its decisionRef."""
+    _, element = bundle.element(bpmn_id, file)
+    decision_id = element.get(f"{{{CAMUNDA_NS}}}decisionRef") if element is not None else None
+    dmn_parser = parser.dmn_parsers.get(decision_id)
+    return {"element_id": bpmn_id, "decision_id": decision_id,
+            "file": dmn_parser.filename if dmn_parser is not None else None}
+
+
+def _package(bundle: Bundle, pid: str, process_parser: ProcessParser, walk: _Walk,
+             flows: dict[str, dict[str, str]], tasks: _Tasks) -> CompiledDefinition | list[DeployProblem]:
+    """The version: its source files, their hash, its meta and the specs as JSON (if they can be stored)."""
+    bpmn_file = process_parser.filename
+    dmn_used = {d["file"] for d in tasks.decisions if d["file"]}
+    sources = {bpmn_file: bundle.raw[bpmn_file]}
+    for name in sorted(tasks.forms_used | dmn_used):
+        sources[name] = bundle.raw[name]
+    # The hash covers the exact bytes of every file the version is built from, so re-deploying an
+    # identical upload is recognised, and any edit (even whitespace) makes a new version.
+    digest = hashlib.sha256()
+    for name in sorted(sources):
+        digest.update(name.encode() + b"\0" + hashlib.sha256(sources[name]).digest())
+    # Camunda Modeler's "Startable" box: unticked, the process is meant only to be called by others.
+    startable = (process_parser.node.get(f"{{{CAMUNDA_NS}}}isStartableInTasklist") or "true").strip() != "false"
+    meta = {"user_tasks": tasks.user_tasks, "external_tasks": tasks.external_tasks, "lanes": sorted(tasks.lanes),
+            "calls": sorted(walk.calls), "startable": startable, "elements": tasks.elements,
+            "embedded": sorted(walk.embedded), "flows": flows,
+            "decisions": sorted(tasks.decisions, key=lambda d: (d["element_id"], d["decision_id"] or ""))}
+    spec_dict = spec_to_dict(walk.specs[0])
+    embedded_dicts = {name: spec_to_dict(sub) for name, sub in walk.embedded.items()}
+    unstorable = _unstorable(bundle, bpmn_file, [spec_dict, *embedded_dicts.values()])
+    if unstorable:
+        return unstorable
+    return CompiledDefinition(
+        key=pid, name=process_parser.get_name() or pid, hash=digest.hexdigest(), bpmn_file=bpmn_file,
+        sources=sources, spec=spec_dict, embedded=embedded_dicts, meta=meta)
+
+
+def _unstorable(bundle: Bundle, file: str, spec_dicts: list[dict]) -> list[DeployProblem]:
+    """Elements whose spec the serializer could not turn into JSON, so the version could not be stored.
+
+    The serializer leaves objects it has no converter for in the dict instead of failing. Two cases in
+    SpiffWorkflow 3.2 (corpus: miwg/C.9.1.bpmn, spiff .../github/bootstrap.bpmn): CamundaParser parses
+    send and receive tasks with the plain BPMN message definition, and multi-instance service, send
+    and receive tasks with the plain BPMN multi-instance classes, whose converters CAMUNDA_CONFIG
+    removes. Without this check json.dumps fails in the store, after validation said yes.
+    """
+    problems = []
+    for spec_dict in spec_dicts:
+        for name, task in spec_dict.get("task_specs", {}).items():
+            if isinstance(task, dict):
+                bad, element_id = _first_non_json(task), task.get("bpmn_id") or name
+            else:  # the task spec itself has no converter
+                bad, element_id = f"type ({type(task).__name__})", getattr(task, "bpmn_id", None) or name
+            if bad is None:
+                continue
+            file_of, element = bundle.element(element_id, file)
+            what = describe(element) if element is not None else f"'{element_id}'"
+            if "MessageEventDefinition" in bad:
+                hint = " (use intermediate message throw and catch events instead of send and receive tasks)"
+            elif "MultiInstance" in bad:
+                hint = " (make it a multi-instance user, manual or script task, or a multi-instance subprocess)"
+            else:
+                hint = ""
+            problems.append(DeployProblem(file_of, f"{what} cannot be stored by this engine: its {bad} has no "
+                                                   f"serialization; model it differently{hint}",
+                                          source_line(element), element_id))
+    return problems
+
+
+def _first_non_json(value: Any) -> str | None:
+    """'event_definition (MessageEventDefinition)' for the first value JSON cannot hold, else None."""
+    pending = [("", value)]
+    while pending:
+        key, item = pending.pop()
+        if isinstance(item, dict):
+            pending.extend((str(k), v) for k, v in item.items())
+        elif isinstance(item, (list, tuple)):
+            pending.extend((key, v) for v in item)
+        elif not isinstance(item, (str, int, float, bool, type(None))):
+            return f"{key} ({type(item).__name__})"
+    return None

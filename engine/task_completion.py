@@ -1,0 +1,71 @@
+"""Completing a task: the engine's hot path.
+
+One read (the task, its case and the case's ready tasks, on one connection), the checks, the step,
+one write. A user task is completed by the holder of its lane; an external task by the worker that
+holds its lock (external_tasks.py).
+"""
+from __future__ import annotations
+
+import uuid
+from typing import Any
+
+from SpiffWorkflow.util.task import TaskState
+from sqlalchemy.engine import Row
+
+from . import store
+from .audit import data_changes
+from .blueprints import Blueprint
+from .case_work import CompletedTask, open_rows, read_case_rows
+from .data_limits import check_incoming_data
+from .errors import InvalidInput, NotAllowed, TaskNotFound, TaskNotReady
+from .external_tasks import MayComplete, check_lock_held, complete_external_task
+from .parts import EngineParts
+
+
+def complete_task(parts: EngineParts, task_id: str, data: dict, actor: str, may_complete: MayComplete,
+                  if_match: str | None, worker: str | None) -> dict:
+    held_by: str | None = None  # the worker holding the lock, for an external task
+    with parts.db.reader.connect() as conn:  # one read for the hot path: task, case, ready tasks
+        task = store.get_task(conn, task_id)
+        if task is None:
+            raise TaskNotFound(f"no task with id '{task_id}'")
+        if task.topic is None:
+            _check_user_may_complete(task, may_complete)
+        else:
+            held_by = check_lock_held(parts, task, may_complete, worker, "completed")
+        rows = read_case_rows(conn, task.case_id)
+    if held_by is not None:
+        return complete_external_task(parts, task, rows, data, actor, if_match, held_by)
+    work = open_rows(parts, rows, actor, if_match=if_match)
+    _check_form(work.blueprint, task, data)
+    check_incoming_data(data, parts.settings.max_case_data_bytes)
+    spiff_task = work.workflow.get_task_from_id(uuid.UUID(task_id))
+    # SpiffWorkflow's run() completes tasks in any state: check READY and manual ourselves.
+    if spiff_task is None or spiff_task.state != TaskState.READY or not spiff_task.task_spec.manual:
+        raise TaskNotReady(f"task '{task.name or task.element_id}' is not ready in the case any more")
+    before = {key: spiff_task.data.get(key) for key in data if key in spiff_task.data}
+    work.recorder.add("task_completed", task.element_id, data_changes(before, data), process=task.process_id,
+                      task_id=task_id)
+    spiff_task.data.update(data)
+    spiff_task.internal_data["completed_by"] = actor
+    spiff_task.run()
+    return work.save(work.advance(), completed_task=CompletedTask(task_id, actor))
+
+
+def _check_user_may_complete(task: Row[Any], may_complete: MayComplete) -> None:
+    if not may_complete(task.lane):
+        raise NotAllowed(f"completing this task needs the role '{task.lane_role}' of lane '{task.lane}' "
+                         "(or 'system')" if task.lane else
+                         "this task has no lane; only 'system' or 'admin' may complete it")
+    if task.state != "ready":
+        raise TaskNotReady(f"task '{task.name or task.element_id}' is {task.state}, not ready; "
+                           "it cannot be completed again")
+
+
+def _check_form(blueprint: Blueprint, task: Row[Any], data: dict) -> None:
+    info = blueprint.user_task(task.process_id, task.element_id)
+    if info is not None:
+        problems = info.form.problems(data)
+        if problems:
+            raise InvalidInput(f"the data does not match the form of task '{task.name or task.element_id}': "
+                               f"{problems[0]['field']}: {problems[0]['message']}", problems)
