@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from api.routes.diagram import BPMN_JS_DIST, STATIC
+from api.routes.diagram import BPMN_JS, USM_ASSETS
 from tests.conftest import APPROVAL, bearer, deploy
 
 SYSTEM = bearer("system")
@@ -48,7 +48,7 @@ def test_a_version_beyond_the_database_integer_is_not_found(client, version):
 
 
 def _asset_files():
-    for route, root in (("/assets/usm", STATIC), ("/assets/bpmn-js", BPMN_JS_DIST)):
+    for route, root in (("/assets/usm", USM_ASSETS), ("/assets/bpmn-js", BPMN_JS)):
         for path in sorted(Path(root).rglob("*")):
             if path.is_file():
                 yield f"{route}/{path.relative_to(root).as_posix()}"
