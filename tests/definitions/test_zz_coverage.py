@@ -18,7 +18,7 @@ def format_report(figures: dict) -> str:
     total = [0, 0, 0, 0]
     for key in sorted(figures):
         nodes, all_nodes, flows, all_flows = figures[key]
-        total = [a + b for a, b in zip(total, figures[key])]
+        total = [a + b for a, b in zip(total, figures[key], strict=True)]
         lines.append(f"{key:28} {nodes:>4}/{all_nodes:<4} {100 * nodes / all_nodes:5.1f}% "
                      f"{flows:>4}/{all_flows:<4} {100 * flows / all_flows if all_flows else 100:5.1f}%")
     lines.append(f"{'all':28} {total[0]:>4}/{total[1]:<4} {100 * total[0] / total[1]:5.1f}% "
