@@ -5,9 +5,9 @@ import logging
 
 from flask import Flask, Response
 
-from engine.clock import Clock
-from engine.service import Engine
-from engine.settings import Settings
+from usm_engine.engine.clock import Clock
+from usm_engine.engine.service import Engine
+from usm_engine.engine.settings import Settings
 
 from . import logs, metrics, problems
 from .auth import TokenRegistry

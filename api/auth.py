@@ -20,7 +20,7 @@ import tomllib
 from dataclasses import dataclass
 from pathlib import Path
 
-from engine.projections import lane_role
+from usm_engine.engine.projections import lane_role
 
 BUILT_IN_ROLES = frozenset({"admin", "designer", "system", "auditor"})
 # Roles that see every task; anyone else sees the tasks of the lanes they hold.

@@ -12,10 +12,13 @@ from pathlib import Path
 
 import click
 
-from engine.errors import DefinitionInvalid, TooLarge
-from engine.settings import Settings
+from usm_engine.engine.errors import DefinitionInvalid, TooLarge
+from usm_engine.engine.settings import Settings
 
 DEFINITION_SUFFIXES = (".bpmn", ".dmn", ".json", ".toml")
+# The USM definitions: definitions/ of a checkout, or usm_engine/definitions/ of an installed wheel (found
+# by path, not importlib.resources, which cannot see a folder mapped into an editable install).
+USM_DEFINITIONS = Path(__file__).resolve().parent.parent / "definitions"
 
 
 def collect_files(paths: tuple[str, ...], root: Path | None = None) -> list[tuple[str, bytes]]:
@@ -47,7 +50,7 @@ def format_problem(problem: dict) -> str:
 @click.pass_context
 def main(ctx: click.Context) -> None:
     """usm-engine: USM workflows as BPMN 2.0, run by SpiffWorkflow behind an HTTP API."""
-    from api.settings import SettingsError, settings_from_env
+    from usm_engine.api.settings import SettingsError, settings_from_env
 
     try:
         ctx.obj = settings_from_env()  # once per command, handed to it (and by `usm serve` to the server)
@@ -62,7 +65,8 @@ def main(ctx: click.Context) -> None:
               type=int, help="server processes")
 @click.option("--threads", default=1, show_default=True, type=int,
               help="threads per process (measured: 1 thread per process has the best throughput and p99)")
-@click.option("--definitions", "definitions_dir", default="definitions", show_default=True,
+@click.option("--definitions", "definitions_dir", default=str(USM_DEFINITIONS),
+              show_default="the USM definitions installed with usm-engine",
               help="directory whose files are deployed at start (skipped if missing)")
 @click.option("--worker/--no-worker", "with_worker", default=True, show_default=True,
               help="also run one timer worker (`usm worker`); use --no-worker when workers run elsewhere")
@@ -81,10 +85,9 @@ def serve(settings: Settings, host, port, workers, threads, definitions_dir, wit
 
     from gunicorn.app.base import BaseApplication
 
-    from api import logs
-
-    from api.app import create_app
-    from engine.service import Engine
+    from usm_engine.api import logs
+    from usm_engine.api.app import create_app
+    from usm_engine.engine.service import Engine
 
     logs.configure()
     engine = Engine(settings.engine)
@@ -138,7 +141,7 @@ def timer_loop(engine, stop, interval: float, once: bool = False) -> int:
     """Fire due timers until `stop` is set; returns how many cases moved on. A failure that is not one
     case's (the database away for a while) is logged and tried again after a growing pause, so the worker
     never stops on its own."""
-    from engine.database import checkpoint
+    from usm_engine.engine.database import checkpoint
 
     pause, fired = interval, 0
     while not stop.is_set():
@@ -181,7 +184,7 @@ class TimerWorker:
     def _start():
         import subprocess
 
-        return subprocess.Popen([sys.executable, "-m", "api.cli", "worker"])
+        return subprocess.Popen([sys.executable, "-m", "usm_engine.api.cli", "worker"])
 
     def _keep(self) -> None:
         while not self.stopping.wait(1):
@@ -212,8 +215,8 @@ def worker(settings: Settings, interval, once):
     import signal
     import threading
 
-    from api import logs
-    from api.metrics import PrometheusObserver
+    from usm_engine.api import logs
+    from usm_engine.api.metrics import PrometheusObserver
 
     logs.configure()
     stop = threading.Event()
@@ -237,7 +240,7 @@ def validate(settings: Settings, paths):
     import dataclasses
     import tempfile
 
-    from engine.service import Engine
+    from usm_engine.engine.service import Engine
 
     files = collect_files(paths)
     with tempfile.TemporaryDirectory() as scratch:  # an empty database: nothing is "already deployed"
@@ -266,7 +269,7 @@ def conformance(folder, output, min_deployed):
     """Deploy every .bpmn file under FOLDER on its own (with the DMN files and called processes beside
     it) and report each as deployed, refused (with the reasons) or crashed; exits 1 on a crash, on a
     refusal a person cannot act on, or when fewer than --min-deployed files deploy."""
-    from engine.conformance import run
+    from usm_engine.engine.conformance import run
 
     report = run(Path(folder))
     click.echo(json.dumps(report.as_dict(), indent=1) if output == "json" else report.markdown())
@@ -347,7 +350,7 @@ def token_create(settings: Settings, user, roles, tokens_file):
     """Create a token, append its digest to the tokens file and print the token once."""
     import re
 
-    from api.auth import new_token, token_entry
+    from usm_engine.api.auth import new_token, token_entry
 
     tokens_file = tokens_file or settings.tokens_file
     if not tokens_file:
@@ -371,7 +374,7 @@ def audit():
 
 def _engine(settings: Settings, observer=None):
     """An engine on the database of the settings, migrated to the newest schema."""
-    from engine.service import Engine
+    from usm_engine.engine.service import Engine
 
     engine = Engine(settings.engine, observer=observer)
     engine.migrate()
@@ -406,8 +409,8 @@ def audit_verify(settings: Settings):
 @click.pass_obj
 def audit_export(settings: Settings, since, case_id, business_key, fmt, output):
     """Stream events (one JSON object per line, or CSV); memory stays flat whatever the size."""
-    from api.routes.audit import write_events_csv
-    from engine.clock import parse_rfc3339
+    from usm_engine.api.routes.audit import write_events_csv
+    from usm_engine.engine.clock import parse_rfc3339
 
     moment = None
     if since:

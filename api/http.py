@@ -11,9 +11,9 @@ from flask import current_app, g, request
 from jsonschema import Draft202012Validator
 
 from .contract import OPERATION_ATTR
-from engine.data_limits import MAX_DATA_DEPTH, nesting_depth
-from engine.clock import parse_rfc3339
-from engine.forms import missing_field
+from usm_engine.engine.data_limits import MAX_DATA_DEPTH, nesting_depth
+from usm_engine.engine.clock import parse_rfc3339
+from usm_engine.engine.forms import missing_field
 
 from .problems import ApiProblem
 

@@ -12,7 +12,7 @@ from flask import Blueprint, Response, current_app, g, request
 from prometheus_client import (CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Gauge, Histogram, REGISTRY,
                                generate_latest, multiprocess)
 
-from engine.observer import Observer
+from usm_engine.engine.observer import Observer
 
 from .contract import operation
 

@@ -6,7 +6,7 @@ import logging
 from flask import Flask, Response, json
 from werkzeug.exceptions import HTTPException, RequestEntityTooLarge
 
-from engine import errors
+from usm_engine.engine import errors
 
 log = logging.getLogger("usm.api")
 

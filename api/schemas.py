@@ -1,7 +1,7 @@
 """JSON Schemas of request and response bodies: used to check requests and to write the OpenAPI document."""
 from __future__ import annotations
 
-from engine.store import MAX_VERSION
+from usm_engine.engine.store import MAX_VERSION
 
 _TIME = {"type": "string", "format": "date-time"}
 _NULLABLE_TIME = {"type": ["string", "null"], "format": "date-time"}

@@ -6,7 +6,7 @@ import os
 from collections.abc import Callable, Mapping
 from typing import Any
 
-from engine.settings import MIB, EngineSettings, Limits, ScriptLimits, Settings
+from usm_engine.engine.settings import MIB, EngineSettings, Limits, ScriptLimits, Settings
 
 
 class SettingsError(ValueError):

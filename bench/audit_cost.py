@@ -16,9 +16,9 @@ from contextlib import contextmanager
 from pathlib import Path
 from unittest import mock
 
-from engine import audit, case_start, case_work, store
-from engine.service import Engine
-from engine.settings import EngineSettings
+from usm_engine.engine import audit, case_start, case_work, store
+from usm_engine.engine.service import Engine
+from usm_engine.engine.settings import EngineSettings
 
 CHAIN = Path(__file__).with_name("chain.bpmn")
 

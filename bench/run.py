@@ -62,13 +62,13 @@ if str(ROOT) not in sys.path:  # `python bench/run.py` from anywhere
     sys.path.insert(0, str(ROOT))
 
 from bench.profiles import cprofile_tables, stack_tables  # noqa: E402
-from engine.blueprints import SpecCache, StoredDefinition  # noqa: E402
-from engine.deployment import compile_bundle  # noqa: E402
-from engine.runner import new_workflow, ready_manual_tasks  # noqa: E402
-from engine.sandbox import make_script_engine  # noqa: E402
-from engine.service import Engine  # noqa: E402
-from engine.settings import EngineSettings  # noqa: E402
-from engine.spiff_setup import workflow_from_dict, workflow_to_dict  # noqa: E402
+from usm_engine.engine.blueprints import SpecCache, StoredDefinition  # noqa: E402
+from usm_engine.engine.deployment import compile_bundle  # noqa: E402
+from usm_engine.engine.runner import new_workflow, ready_manual_tasks  # noqa: E402
+from usm_engine.engine.sandbox import make_script_engine  # noqa: E402
+from usm_engine.engine.service import Engine  # noqa: E402
+from usm_engine.engine.settings import EngineSettings  # noqa: E402
+from usm_engine.engine.spiff_setup import workflow_from_dict, workflow_to_dict  # noqa: E402
 
 BPMN = HERE / "chain.bpmn"
 PROCESS_KEY = "bench_chain"
@@ -262,8 +262,8 @@ def run_wsgi(url: str, completions: int) -> Result:
     gunicorn and no socket. Sits between the engine and the HTTP rows."""
     import logging
 
-    from api.app import create_app
-    from api.settings import settings_from_env
+    from usm_engine.api.app import create_app
+    from usm_engine.api.settings import settings_from_env
 
     token = secrets.token_urlsafe(24)
     root = logging.getLogger()
@@ -428,7 +428,7 @@ class Server:
         self.database_url = f"sqlite:///{self.dir}/bench.db"
         self.log = open(self.dir / "server.log", "wb")
         usm = Path(sys.executable).with_name("usm")
-        command = [str(usm)] if usm.exists() else [sys.executable, "-m", "api.cli"]
+        command = [str(usm)] if usm.exists() else [sys.executable, "-m", "usm_engine.api.cli"]
         command += ["serve", "--host", "127.0.0.1", "--port", str(self.port), "--workers", str(workers),
                     "--threads", str(threads), "--definitions", str(self.dir / "definitions")]
         env = {key: value for key, value in os.environ.items() if not key.startswith("USM_")}

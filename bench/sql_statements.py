@@ -21,10 +21,10 @@ if str(ROOT) not in sys.path:
 
 from sqlalchemy import bindparam, select, update  # noqa: E402
 
-from engine import store  # noqa: E402
-from engine.schema import cases, tasks  # noqa: E402
-from engine.service import Engine  # noqa: E402
-from engine.settings import EngineSettings  # noqa: E402
+from usm_engine.engine import store  # noqa: E402
+from usm_engine.engine.schema import cases, tasks  # noqa: E402
+from usm_engine.engine.service import Engine  # noqa: E402
+from usm_engine.engine.settings import EngineSettings  # noqa: E402
 
 CHAIN = Path(__file__).resolve().parent / "chain.bpmn"
 

@@ -9,7 +9,7 @@ import pytest
 from sqlalchemy import create_engine, text
 from sqlalchemy.pool import NullPool
 
-from api.auth import token_entry
+from usm_engine.api.auth import token_entry
 
 FIXTURES = Path(__file__).parent / "fixtures"
 DEFAULT_POSTGRES_URL = "postgresql+psycopg://postgres@127.0.0.1:5432/test"
@@ -36,8 +36,8 @@ def reset_postgres(url: str) -> None:
     migrating for every test; the schema is rebuilt only when it is not at the newest revision."""
     from alembic.script import ScriptDirectory
 
-    from engine.database import MIGRATIONS_DIR
-    from engine.schema import metadata
+    from usm_engine.engine.database import MIGRATIONS_DIR
+    from usm_engine.engine.schema import metadata
 
     head = ScriptDirectory(str(MIGRATIONS_DIR)).get_current_head()
     engine = create_engine(url, poolclass=NullPool)
@@ -97,8 +97,8 @@ def app_factory(database_url, tokens_file, request):
     apps = []
 
     def make(clock=None, **overrides):
-        from api.app import create_app
-        from api.settings import settings_from_env
+        from usm_engine.api.app import create_app
+        from usm_engine.api.settings import settings_from_env
 
         config = {"USM_DATABASE_URL": database_url, "USM_ADMIN_TOKEN": TOKENS["admin"],
                   "USM_TOKENS_FILE": tokens_file, **overrides}
@@ -153,7 +153,7 @@ def deploy(client, *names: str, role: str = "designer"):
 
 @pytest.fixture
 def engine(database_url):
-    from engine.service import Engine, EngineSettings
+    from usm_engine.engine.service import Engine, EngineSettings
 
     instance = Engine(EngineSettings(database_url))
     instance.migrate()
@@ -164,8 +164,8 @@ def engine(database_url):
 @pytest.fixture
 def clocked_engine(database_url):
     """An engine on a clock that stands still until the test moves it: (engine, clock)."""
-    from engine.clock import FixedClock
-    from engine.service import Engine, EngineSettings
+    from usm_engine.engine.clock import FixedClock
+    from usm_engine.engine.service import Engine, EngineSettings
 
     clock = FixedClock()
     instance = Engine(EngineSettings(database_url), clock=clock)

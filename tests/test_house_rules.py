@@ -12,6 +12,8 @@ import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
 ENGINE_FILES = sorted((ROOT / "engine").glob("*.py"))
+PYTHON_FILES = sorted(path for folder in ("engine", "api", "migrations", "tests", "bench", "tools", ".ci")
+                      for path in (ROOT / folder).rglob("*.py"))
 MAX_MODULE_LINES = 400
 MAX_FUNCTION_LINES = 60
 
@@ -68,3 +70,12 @@ def test_engine_modules_import_no_private_name_of_another(path):
     private = [(node.lineno, alias.name) for node in ast.walk(parsed(path)) if isinstance(node, ast.ImportFrom)
                for alias in node.names if alias.name.startswith("_") and not alias.name.startswith("__")]
     assert not private, f"{path.name} imports private names {private}: make what modules share public"
+
+
+@pytest.mark.parametrize("path", PYTHON_FILES, ids=lambda path: str(path.relative_to(ROOT)))
+def test_code_imports_the_installed_package_names(path):
+    # Installed, the folders are usm_engine.engine, usm_engine.api, ...: a top-level `engine` or `api`
+    # imports only inside a checkout, so code that used one would pass here and fail in a wheel.
+    top_level = [name for name in imported_modules(parsed(path))
+                 if name.split(".")[0] in ("engine", "api", "migrations", "definitions")]
+    assert not top_level, f"imports {top_level}: write usm_engine.{top_level[0]}"

@@ -12,7 +12,7 @@ import logging
 
 import pytest
 
-from api.auth import token_digest
+from usm_engine.api.auth import token_digest
 from tests.conftest import APPROVAL, FIXTURES, TOKENS, bearer, deploy
 
 ROLES = ("admin", "designer", "system", "auditor", "requester", "none")

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from click.testing import CliRunner
 
-from api.cli import main
+from usm_engine.api.cli import main
 from tests.conftest import fixture_files
 
 

@@ -61,7 +61,7 @@ def test_unknown_requirement_is_404(client):
 
 
 def test_the_shipped_definitions_and_their_cross_reference_deploy_together(engine):
-    from api.cli import collect_files
+    from usm_engine.api.cli import collect_files
 
     root = FIXTURES.parents[1] / "definitions"
     created, items = engine.deploy(collect_files((str(root),)), "designer")

@@ -8,7 +8,7 @@ import threading
 from sqlalchemy import create_engine, func, select
 from sqlalchemy.pool import NullPool
 
-from engine.schema import cases, tasks
+from usm_engine.engine.schema import cases, tasks
 from tests.conftest import APPROVAL, TOKENS, bearer, deploy, postgres_url_or_skip, reset_postgres
 
 ROUNDS = 10
@@ -64,8 +64,8 @@ def test_threads_racing_on_sqlite_one_wins(app, client, database_url):
 
 
 def _racer(url: str, tokens_file: str, task_id: str, barrier, results) -> None:
-    from api.app import create_app
-    from api.settings import settings_from_env
+    from usm_engine.api.app import create_app
+    from usm_engine.api.settings import settings_from_env
 
     app = create_app(settings_from_env(overrides={"USM_DATABASE_URL": url, "USM_ADMIN_TOKEN": TOKENS["admin"],
                                                   "USM_TOKENS_FILE": tokens_file}), migrate=False)
@@ -101,7 +101,7 @@ def test_processes_racing_on_postgresql_one_wins(app_factory, tokens_file):
 def test_forced_interleaving_the_loser_gets_409_and_writes_nothing(app, client, database_url, monkeypatch):
     """Both requests read the case before either writes (held at a barrier), so the second write meets
     a changed row version: optimistic concurrency, not the task-state check, must turn it away."""
-    from engine import case_work
+    from usm_engine.engine import case_work
 
     assert deploy(client, *APPROVAL).status_code == 201
     ((case_id, task_id),) = start_cases(client, 1)

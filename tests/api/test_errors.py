@@ -14,8 +14,8 @@ from datetime import datetime, timedelta, timezone
 
 import pytest
 
-from engine.clock import FixedClock
-from engine.errors import InvalidInput
+from usm_engine.engine.clock import FixedClock
+from usm_engine.engine.errors import InvalidInput
 from tests.conftest import APPROVAL, FIXTURES, bearer, deploy, fixture_files
 
 DEFINITIONS = "/api/v1/definitions"

@@ -9,7 +9,7 @@ import itertools
 
 import pytest
 
-from engine.clock import FixedClock
+from usm_engine.engine.clock import FixedClock
 from tests.conftest import FIXTURES, bearer
 
 JOINS = FIXTURES / "joins"

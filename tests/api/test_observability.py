@@ -9,8 +9,8 @@ import logging
 
 from prometheus_client.parser import text_string_to_metric_families
 
-from api import logs
-from engine.clock import FixedClock
+from usm_engine.api import logs
+from usm_engine.engine.clock import FixedClock
 from tests.conftest import APPROVAL, TOKENS, bearer, deploy, fixture_files
 
 SYSTEM = bearer("system")

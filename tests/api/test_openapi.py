@@ -16,7 +16,7 @@ from jsonschema import Draft202012Validator, FormatChecker
 from referencing import Registry
 from referencing.jsonschema import DRAFT202012
 
-from engine import store
+from usm_engine.engine import store
 from tests.conftest import APPROVAL, FIXTURES, bearer, deploy
 
 HTTP_METHODS = {"get", "put", "post", "delete", "options", "head", "patch", "trace"}

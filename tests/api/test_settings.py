@@ -7,10 +7,10 @@ from pathlib import Path
 
 import pytest
 
-from api.settings import SettingsError, settings_from_env
-from engine.sandbox import RestrictedEnvironment
-from engine.script_limits import ScriptLimitExceeded
-from engine.settings import Settings
+from usm_engine.api.settings import SettingsError, settings_from_env
+from usm_engine.engine.sandbox import RestrictedEnvironment
+from usm_engine.engine.script_limits import ScriptLimitExceeded
+from usm_engine.engine.settings import Settings
 
 README = Path(__file__).resolve().parents[2] / "README.md"
 

@@ -7,7 +7,7 @@ import logging
 
 import pytest
 
-from engine.clock import FixedClock
+from usm_engine.engine.clock import FixedClock
 from tests.conftest import APPROVAL, bearer, deploy
 
 AUDITOR = bearer("auditor")

@@ -26,7 +26,7 @@ import uuid
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
-from engine.case_reading import blueprint_of, read_case, restore
+from usm_engine.engine.case_reading import blueprint_of, read_case, restore
 from tests.definitions.support import DEFAULT_DECISIONS, REQUEST, Driver, models
 
 MAX_VISITS = 2

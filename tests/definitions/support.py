@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 from lxml import etree
 
-from api.cli import collect_files
+from usm_engine.api.cli import collect_files
 from tests.conftest import bearer
 
 ROOT = Path(__file__).resolve().parents[2]

@@ -18,7 +18,7 @@ from typing import NamedTuple
 
 import pytest
 
-from engine.clock import FixedClock
+from usm_engine.engine.clock import FixedClock
 from tests.definitions.explorer import Explorer, HttpPort, replay
 from tests.definitions.support import DEFINITIONS, deploy_definitions
 
@@ -36,8 +36,8 @@ _EXPLORED: dict[tuple[str, tuple[str, ...]], dict[str, Explored]] = {}
 
 def _explore(job: tuple[str, str]):
     """In a worker process: a fresh database with the folder deployed, then one definition explored."""
-    from api.cli import collect_files
-    from engine.service import Engine, EngineSettings
+    from usm_engine.api.cli import collect_files
+    from usm_engine.engine.service import Engine, EngineSettings
 
     source, key = job
     started = time.monotonic()

@@ -23,10 +23,10 @@ from pathlib import Path
 import pytest
 from lxml import etree
 
-from api.cli import collect_files
-from engine.clock import FixedClock
-from engine.deployment import compile_bundle
-from engine.spiff_setup import xsd_validator
+from usm_engine.api.cli import collect_files
+from usm_engine.engine.clock import FixedClock
+from usm_engine.engine.deployment import compile_bundle
+from usm_engine.engine.spiff_setup import xsd_validator
 from tests.definitions.explorer import HttpPort, replay
 from tests.definitions.support import BPMN, DEFINITIONS, NS, ROOT, deploy_definitions, node_or_skip
 from tests.definitions.test_paths import explore_all, startable_keys

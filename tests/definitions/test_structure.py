@@ -20,9 +20,9 @@ import pytest
 from jsonschema import Draft202012Validator
 from lxml import etree
 
-from api.cli import collect_files
-from engine.deployment import compile_bundle
-from engine.spiff_setup import xsd_validator
+from usm_engine.api.cli import collect_files
+from usm_engine.engine.deployment import compile_bundle
+from usm_engine.engine.spiff_setup import xsd_validator
 from tests.conftest import FIXTURES
 from tests.definitions.support import BPMN, DEFINITIONS, FIVE, FRAME, NS, ROOT, STATIC, Model, models, node_or_skip
 

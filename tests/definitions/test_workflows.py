@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from engine.clock import FixedClock
+from usm_engine.engine.clock import FixedClock
 from tests.conftest import bearer
 from tests.definitions.scenarios import SCENARIOS
 from tests.definitions.support import REQUEST, Driver, deploy_definitions, record_coverage

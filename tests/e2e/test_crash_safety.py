@@ -13,9 +13,9 @@ import uuid
 import pytest
 from sqlalchemy import func, select
 
-from engine.case_reading import blueprint_of, restore
-from engine.schema import cases, events, tasks
-from engine.service import Engine, EngineSettings
+from usm_engine.engine.case_reading import blueprint_of, restore
+from usm_engine.engine.schema import cases, events, tasks
+from usm_engine.engine.service import Engine, EngineSettings
 from tests.conftest import APPROVAL, FIXTURES
 from tests.e2e.server import Server
 

@@ -95,12 +95,12 @@ def test_the_worker_started_by_serve_fires_timers_on_time(workdir, database_url)
 
 
 def worker_pids(server: Server) -> list[int]:
-    """The timer workers `usm serve` runs: children of its master running `api.cli worker`."""
+    """The timer workers `usm serve` runs: children of its master running `usm_engine.api.cli worker`."""
     import subprocess
 
     listed = subprocess.run(["ps", "-o", "pid=,args=", "--ppid", str(server.process.pid)],
                             capture_output=True, text=True).stdout
-    return [int(line.split()[0]) for line in listed.splitlines() if "api.cli worker" in line]
+    return [int(line.split()[0]) for line in listed.splitlines() if "usm_engine.api.cli worker" in line]
 
 
 def test_serve_starts_its_timer_worker_again_when_it_dies(workdir, database_url):

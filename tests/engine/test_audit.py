@@ -6,8 +6,8 @@ from itertools import pairwise
 import pytest
 from sqlalchemy import text
 
-from engine.clock import FixedClock
-from engine.service import Engine, EngineSettings
+from usm_engine.engine.clock import FixedClock
+from usm_engine.engine.service import Engine, EngineSettings
 from tests.conftest import APPROVAL, fixture_files
 
 ANYONE = lambda lane: True  # noqa: E731 - authorization is the API's concern, not these tests'
@@ -186,7 +186,7 @@ def test_inserted_event_is_detected(finished_case):
 def test_inserted_event_with_a_recomputed_hash_is_detected(finished_case):
     """Someone who knows the algorithm can forge a valid-looking event at the end; the case row's
     record of where its trail ends still gives it away."""
-    from engine.audit import chain_hash
+    from usm_engine.engine.audit import chain_hash
 
     engine, case_id = finished_case
     last = engine.trail(case_id, {})[-1]

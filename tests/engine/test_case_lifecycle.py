@@ -3,9 +3,9 @@ from __future__ import annotations
 
 import pytest
 
-from engine.clock import FixedClock
-from engine.errors import Conflict
-from engine.service import Engine, EngineSettings
+from usm_engine.engine.clock import FixedClock
+from usm_engine.engine.errors import Conflict
+from usm_engine.engine.service import Engine, EngineSettings
 from tests.conftest import APPROVAL, fixture_files
 
 ANYONE = lambda lane: True  # noqa: E731 - authorization is the API's concern, not these tests'

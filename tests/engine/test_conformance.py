@@ -7,8 +7,8 @@ import json
 
 from click.testing import CliRunner
 
-from api.cli import main
-from engine import conformance
+from usm_engine.api.cli import main
+from usm_engine.engine import conformance
 from tests.conftest import FIXTURES
 
 FOLDER = FIXTURES / "conformance"

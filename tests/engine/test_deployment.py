@@ -15,9 +15,9 @@ import time
 import pytest
 from SpiffWorkflow.bpmn import BpmnWorkflow
 
-from engine.deployment import CompiledDefinition, Limits, compile_bundle
-from engine.errors import DefinitionInvalid, TooLarge
-from engine.spiff_setup import spec_from_dict
+from usm_engine.engine.deployment import CompiledDefinition, Limits, compile_bundle
+from usm_engine.engine.errors import DefinitionInvalid, TooLarge
+from usm_engine.engine.spiff_setup import spec_from_dict
 
 BPMN_NS = "http://www.omg.org/spec/BPMN/20100524/MODEL"
 HEADER = ('<?xml version="1.0" encoding="UTF-8"?>\n'

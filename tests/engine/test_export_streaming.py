@@ -8,7 +8,7 @@ from datetime import datetime
 
 from sqlalchemy import insert
 
-from engine.schema import events
+from usm_engine.engine.schema import events
 
 
 def add_events(engine, count: int, chain_prefix: str) -> None:

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from engine import external_tasks
-from engine.errors import Conflict, DefinitionInvalid, NotAllowed, TaskNotReady
+from usm_engine.engine import external_tasks
+from usm_engine.engine.errors import Conflict, DefinitionInvalid, NotAllowed, TaskNotReady
 from tests.conftest import fixture_files
 
 SYSTEM = lambda lane: True  # noqa: E731 - authorization is the API's concern, not these tests'

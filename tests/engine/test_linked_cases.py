@@ -41,7 +41,7 @@ def test_a_thrown_message_nobody_starts_on_goes_nowhere(engine):
 def test_route_message_delivers_to_the_one_waiting_case_or_starts_one(engine):
     import pytest
 
-    from engine.errors import Conflict, NotFound
+    from usm_engine.engine.errors import Conflict, NotFound
 
     engine.deploy(fixture_files("messages.bpmn", "handoff_risk.bpmn"), "designer")
     first, _ = engine.start_case("messages", "system", business_key="A")

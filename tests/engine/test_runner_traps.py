@@ -6,10 +6,10 @@ import json
 import pytest
 from sqlalchemy import insert, select
 
-from engine.case_reading import blueprint_of, read_case, restore
-from engine.errors import Conflict, TaskNotReady
-from engine.schema import cases, tasks
-from engine.sandbox import RestrictedEnvironment
+from usm_engine.engine.case_reading import blueprint_of, read_case, restore
+from usm_engine.engine.errors import Conflict, TaskNotReady
+from usm_engine.engine.schema import cases, tasks
+from usm_engine.engine.sandbox import RestrictedEnvironment
 from tests.conftest import fixture_files
 
 ANYONE = lambda lane: True  # noqa: E731 - authorization is the API's concern, not these tests'
@@ -196,7 +196,7 @@ def test_message_throw_without_payload_expression_sends_no_payload(engine):
 def test_data_that_cannot_be_stored_becomes_an_incident_not_a_failed_save(engine, monkeypatch):
     """The sandbox drops non-JSON values a script leaves; should anything else put one in task data (a
     library step, a future helper), the case records an incident naming the field instead of failing."""
-    import engine.runner as runner_module
+    import usm_engine.engine.runner as runner_module
 
     engine.deploy(fixture_files("approval.bpmn", "submit.schema.json", "decide.schema.json"), "designer")
     case, _ = engine.start_case("approval", "system")
@@ -207,7 +207,7 @@ def test_data_that_cannot_be_stored_becomes_an_incident_not_a_failed_save(engine
         workflow.get_tasks(state=16, manual=True)[0].data["connection"] = object()
         return outcome
 
-    monkeypatch.setattr("engine.case_work.advance", advance_leaving_an_object)
+    monkeypatch.setattr("usm_engine.engine.case_work.advance", advance_leaving_an_object)
     after = engine.complete_task(case["tasks"][0]["id"], {"item": "pen", "quantity": 1}, "alice", ANYONE)
     assert after["status"] == "error"
     assert "'connection' holds a Python object" in after["incident"]["message"]

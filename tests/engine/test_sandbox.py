@@ -24,8 +24,8 @@ from SpiffWorkflow.camunda.parser import CamundaParser
 from SpiffWorkflow.spiff.parser import SpiffBpmnParser
 from SpiffWorkflow.util.task import TaskState
 
-from engine import sandbox
-from engine.sandbox import RestrictedEnvironment, is_json_value, make_script_engine
+from usm_engine.engine import sandbox
+from usm_engine.engine.sandbox import RestrictedEnvironment, is_json_value, make_script_engine
 from tests.conftest import FIXTURES
 
 HOSTILE = FIXTURES / "hostile"

@@ -4,7 +4,7 @@ from __future__ import annotations
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 
-from engine.schema import metadata
+from usm_engine.engine.schema import metadata
 
 
 def test_migrations_match_the_schema_module(engine):

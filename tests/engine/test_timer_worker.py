@@ -7,7 +7,7 @@ import threading
 from sqlalchemy import text
 from sqlalchemy.exc import OperationalError
 
-from api.cli import timer_loop
+from usm_engine.api.cli import timer_loop
 from tests.conftest import fixture_files
 
 

@@ -3,8 +3,8 @@ from __future__ import annotations
 
 import pytest
 
-from engine.clock import FixedClock
-from engine.service import Engine, EngineSettings
+from usm_engine.engine.clock import FixedClock
+from usm_engine.engine.service import Engine, EngineSettings
 from tests.conftest import fixture_files
 
 ANYONE = lambda lane: True  # noqa: E731 - authorization is the API's concern, not these tests'
@@ -84,7 +84,7 @@ def test_unquoted_iso_durations_from_camunda_modeler_work(database_url):
 def test_juel_timer_expressions_are_refused_at_deploy(engine):
     import pytest
 
-    from engine.errors import DefinitionInvalid
+    from usm_engine.engine.errors import DefinitionInvalid
     from tests.conftest import FIXTURES
 
     xml = (FIXTURES / "timers.bpmn").read_bytes().replace(b'"PT1H"', b"${reminder}")

@@ -6,8 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from engine.errors import DefinitionInvalid, DefinitionNotFound, InvalidInput
-from engine.forms import Form
+from usm_engine.engine.errors import DefinitionInvalid, DefinitionNotFound, InvalidInput
+from usm_engine.engine.forms import Form
 from tests.conftest import fixture_files
 
 OPEN_FORM = [("open_form.bpmn", (Path(__file__).parent / "open_form.bpmn").read_bytes())]

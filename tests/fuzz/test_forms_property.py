@@ -23,7 +23,7 @@ from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 from jsonschema import Draft202012Validator, FormatChecker
 
-from engine.forms import Form
+from usm_engine.engine.forms import Form
 from tests.conftest import APPROVAL, FIXTURES, bearer
 
 from .strategies import JSON, JSON_OBJECTS, KEYS, SCALARS, nested

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from api.routes.diagram import BPMN_JS, USM_ASSETS
+from usm_engine.api.routes.diagram import BPMN_JS, USM_ASSETS
 from tests.conftest import APPROVAL, bearer, deploy
 
 SYSTEM = bearer("system")
