@@ -2,7 +2,6 @@
 to a new case of the definition they start), repeat-safe with an idempotency key."""
 from __future__ import annotations
 
-import hashlib
 import json
 
 from sqlalchemy.engine import Connection
@@ -10,11 +9,11 @@ from sqlalchemy.exc import IntegrityError
 
 from . import store_messages
 from .case_start import NewCase, WithNewCase, start_on_message
-from .case_views import get_case
 from .case_work import InTransaction, open_case
 from .catalogue import load_catalogue
 from .data_limits import check_incoming_data
-from .errors import Conflict, IdempotencyMismatch, NotFound
+from .errors import Conflict, NotFound
+from .idempotency import earlier_answer, fingerprint
 from .parts import EngineParts
 from .runner import deliver_message, waiting_message_names
 
@@ -40,8 +39,7 @@ def route_message(parts: EngineParts, name: str, actor: str, business_key: str |
     check_incoming_data(data, parts.settings.max_case_data_bytes)
     if not idempotency_key:
         return _route(parts, name, actor, business_key, correlation, data, None)
-    request_hash = hashlib.sha256(json.dumps([name, business_key, correlation, data],
-                                             sort_keys=True).encode()).hexdigest()
+    request_hash = fingerprint(name, business_key, correlation, data)
     repeat = _message_repeat(parts, actor, idempotency_key, request_hash)
     if repeat is not None:
         return repeat, False
@@ -62,13 +60,8 @@ def route_message(parts: EngineParts, name: str, actor: str, business_key: str |
 def _message_repeat(parts: EngineParts, actor: str, key: str, request_hash: str) -> dict | None:
     with parts.db.reader.connect() as conn:
         previous = store_messages.find_message_request(conn, actor, key)
-    if previous is None:
-        return None
-    if previous.request_hash != request_hash:
-        raise IdempotencyMismatch(
-            f"the Idempotency-Key '{key}' was already used for a different message; use a new key for a new "
-            "message", [{"field": "Idempotency-Key", "message": "reused with another body"}])
-    return get_case(parts, previous.case_id)
+    earlier = (previous.request_hash, previous.case_id) if previous is not None else None
+    return earlier_answer(parts, key, request_hash, earlier, "message")
 
 
 def _route(parts: EngineParts, name: str, actor: str, business_key: str | None, correlation: dict | None,

@@ -6,7 +6,6 @@ it links to, in one transaction.
 """
 from __future__ import annotations
 
-import hashlib
 import json
 import uuid
 from collections.abc import Callable
@@ -22,10 +21,10 @@ from . import store, store_messages
 from .audit import GENESIS, Recorder, data_changes, seal
 from .blueprints import Blueprint, CompiledVersion
 from .case_state import case_columns, record_outcome, recorder_for, serialized_state, task_row
-from .case_views import get_case
 from .catalogue import load_catalogue
 from .data_limits import check_incoming_data
-from .errors import DefinitionNotFound, IdempotencyMismatch, InvalidInput
+from .errors import DefinitionNotFound, InvalidInput
+from .idempotency import earlier_answer, fingerprint
 from .observer import Observer
 from .parts import EngineParts
 from .projections import event_row
@@ -76,8 +75,7 @@ def start_case(parts: EngineParts, definition: str, actor: str, version: int | N
     """Returns (case, created). With an idempotency key, a repeat of the same request returns the
     first case; the same key with a different request is refused."""
     check_incoming_data(data, parts.settings.max_case_data_bytes)
-    request_hash = hashlib.sha256(json.dumps(
-        [definition, version, business_key, data], sort_keys=True).encode()).hexdigest()
+    request_hash = fingerprint(definition, version, business_key, data)
     if idempotency_key:
         repeat = _idempotent_repeat(parts, actor, idempotency_key, request_hash)
         if repeat is not None:
@@ -239,13 +237,8 @@ def _start_message_of(parts: EngineParts, key: str, compiled: CompiledVersion) -
 def _idempotent_repeat(parts: EngineParts, actor: str, key: str, request_hash: str) -> dict | None:
     with parts.db.reader.connect() as conn:
         previous = store.find_idempotent_case(conn, actor, key)
-    if previous is None:
-        return None
-    if previous.request_hash != request_hash:
-        raise IdempotencyMismatch(
-            f"the Idempotency-Key '{key}' was already used for a different request; "
-            "use a new key for a new case", [{"field": "Idempotency-Key", "message": "reused with another body"}])
-    return get_case(parts, previous.id)
+    earlier = (previous.request_hash, previous.id) if previous is not None else None
+    return earlier_answer(parts, key, request_hash, earlier, "case")
 
 
 def _pins(parts: EngineParts, key: str, version: int) -> dict[str, int]:
