@@ -62,14 +62,16 @@ def settings_from_env(environ: Mapping[str, str] = os.environ,
     script_limits = ScriptLimits(**_read(values, {
         "seconds": ("USM_SCRIPT_TIME_LIMIT", _number),
         "memory_bytes": ("USM_SCRIPT_MEMORY_LIMIT_MB", _megabytes),
-        "max_items": ("USM_SCRIPT_MAX_ITEMS", _whole_number)}))
+        "max_items": ("USM_SCRIPT_MAX_ITEMS", _whole_number),
+        "max_helper_calls": ("USM_SCRIPT_MAX_HELPER_CALLS", _whole_number)}))
     limits = Limits(**_read(values, {
         "max_file_bytes": ("USM_MAX_DEFINITION_BYTES", _whole_number),
         "max_elements": ("USM_MAX_ELEMENTS", _whole_number)}))
     engine = EngineSettings(limits=limits, script_limits=script_limits, **_read(values, {
         "database_url": ("USM_DATABASE_URL", _text),
         "pool_size": ("USM_DB_POOL_SIZE", _whole_number),
-        "max_case_data_bytes": ("USM_MAX_CASE_DATA_BYTES", _whole_number)}))
+        "max_case_data_bytes": ("USM_MAX_CASE_DATA_BYTES", _whole_number),
+        "max_instances": ("USM_MAX_INSTANCES", _whole_number)}))
     return Settings(engine=engine, **_read(values, {
         "admin_token": ("USM_ADMIN_TOKEN", _text),
         "tokens_file": ("USM_TOKENS_FILE", _text),

@@ -1,11 +1,15 @@
-"""Run BPMN scripts and expressions under RestrictedPython.
+"""Run BPMN scripts and expressions under RestrictedPython, in a sandbox process unless they are plain.
 
 SpiffWorkflow evaluates script tasks, sequence-flow conditions, timer expressions, multi-instance
 expressions and the like with bare `exec`/`eval`, i.e. with the full privileges of the engine
 process: `import os`, `open(...)` and `().__class__.__base__.__subclasses__()` all work. Swapping the
-builtins is not enough, because the attribute escapes do not need any
-builtin; only compiling with RestrictedPython, which rewrites every attribute, item, iteration and
-write into a call to a guard, closes them.
+builtins is not enough, because the attribute escapes do not need any builtin; only compiling with
+RestrictedPython, which rewrites every attribute, item, iteration and write into a call to a guard,
+closes them (restricted.py).
+
+RestrictedPython does not bound time or memory for real, so every script, and every expression that is
+not plain (plain_expressions.py), runs in a sandbox process with OS limits that the server kills when it
+overruns (script_process.py). Plain expressions, the conditions of nearly every gateway, run here.
 
 SpiffWorkflow does not serialize the script engine: a restored workflow silently falls
 back to the unrestricted default. The engine therefore attaches its `make_script_engine()` to every
@@ -14,40 +18,22 @@ workflow it creates *and* to every workflow it restores.
 Script locals become task data and SpiffWorkflow only removes callables, so after each
 script we also drop everything that is not JSON data; otherwise modules or arbitrary objects would
 travel with the case and break (or bloat) its serialization.
-
-Time and memory limits that work in any thread are in script_limits.py.
 """
 from __future__ import annotations
 
-import builtins
-import functools
-import logging
-import math
-import operator
-import re
-from collections.abc import Callable, Sequence
-from types import CodeType
+from collections.abc import Callable
 from typing import Any
 
-from RestrictedPython import (
-    compile_restricted_eval,
-    compile_restricted_exec,
-    limited_builtins,
-    safe_builtins,
-    utility_builtins,
-)
-from RestrictedPython.Eval import default_guarded_getitem, default_guarded_getiter
-from RestrictedPython.Guards import (
-    full_write_guard,
-    guarded_iter_unpack_sequence,
-    guarded_unpack_sequence,
-    safer_getattr,
-)
-from RestrictedPython.PrintCollector import PrintCollector
 from SpiffWorkflow.bpmn.script_engine import PythonScriptEngine, TaskDataEnvironment
 
-from .script_limits import SCRIPT_FILENAME, LimitingTransformer, SizeGuards, run_limited
-from .settings import ScriptLimits
+from .data_limits import MAX_DATA_DEPTH
+from .plain_expressions import is_plain
+from .restricted import COMPILE_CACHE_SIZE, drop_non_json, guards, is_json_value
+from .restricted import compile_script as _compile
+from .script_limits import SCRIPT_FILENAME
+from .script_process import raise_script_error, run_in_sandbox
+from .script_wire import from_wire, to_wire
+from .settings import MIB, ScriptLimits
 
 __all__ = [
     "COMPILE_CACHE_SIZE",
@@ -56,187 +42,6 @@ __all__ = [
     "is_json_value",
     "make_script_engine",
 ]
-
-log = logging.getLogger(__name__)
-
-# The same few conditions and scripts run on every request; compiling (parse + AST rewrite +
-# compile) costs far more than running them.
-COMPILE_CACHE_SIZE = 1024
-
-_INPLACE_OPERATORS = {
-    "+=": operator.iadd,
-    "-=": operator.isub,
-    "*=": operator.imul,
-    "/=": operator.itruediv,
-    "//=": operator.ifloordiv,
-    "%=": operator.imod,
-    "**=": operator.ipow,
-    "@=": operator.imatmul,
-    "<<=": operator.ilshift,
-    ">>=": operator.irshift,
-    "&=": operator.iand,
-    "^=": operator.ixor,
-    "|=": operator.ior,
-}
-
-
-# RestrictedPython's safe builtins lack much of what everyday data-shuffling scripts use
-# (enumerate, sorted, dict, ...); these are harmless because they only work on values the
-# script can already reach.
-_PLAIN_BUILTINS = (
-    "dict", "list", "set", "tuple", "enumerate", "sum", "min", "max", "any", "all", "map",
-    "filter", "reversed", "sorted", "len", "range", "zip", "abs", "round", "str", "int",
-    "float", "bool", "isinstance",
-)
-
-# A script that can raise these would bypass PythonScriptEngine's `except Exception` and take
-# down the worker thread or process instead of failing its task.
-_PROCESS_EXIT_EXCEPTIONS = ("BaseException", "SystemExit", "KeyboardInterrupt", "GeneratorExit")
-
-# Each of these hands out objects or namespaces that the guards cannot police. Checked at import
-# time so that a RestrictedPython upgrade cannot quietly add one back.
-_FORBIDDEN_BUILTINS = frozenset({
-    "type", "getattr", "eval", "exec", "compile", "open", "__import__", "globals", "locals",
-    "vars", "dir", "input", "breakpoint", "help", "memoryview", "object", "super",
-    "__metaclass__",
-})
-
-
-def _build_builtins() -> dict[str, Any]:
-    names: dict[str, Any] = {}
-    names.update(safe_builtins)
-    names.update(limited_builtins)
-    names.update(utility_builtins)
-    for name in _PLAIN_BUILTINS:
-        names[name] = getattr(builtins, name)
-    for name in _PROCESS_EXIT_EXCEPTIONS:
-        names.pop(name, None)
-    leaked = _FORBIDDEN_BUILTINS.intersection(names)
-    if leaked:
-        raise RuntimeError(f"sandbox builtins would expose {sorted(leaked)}")
-    return names
-
-
-_BUILTINS = _build_builtins()
-
-
-def _guards(limits: ScriptLimits) -> dict[str, Any]:
-    """The names RestrictedPython's rewritten code calls. They must always win over task data and
-    caller-supplied globals: replacing one would switch a guard off."""
-    sizes = SizeGuards(limits.max_items)
-    sized_inplace = {"*=": sizes.mul, "**=": sizes.pow, "<<=": sizes.lshift}
-
-    def inplacevar(op: str, target: Any, value: Any) -> Any:
-        # RestrictedPython rewrites `name += value` into a call to this guard.
-        return (sized_inplace.get(op) or _INPLACE_OPERATORS[op])(target, value)
-
-    def guarded_getattr(obj: Any, name: str, *default: Any) -> Any:
-        return sizes.bound_method(obj, name, safer_getattr(obj, name, *default))
-
-    return {
-        # range(10**12) fed to sum() would run in C, out of the time limit's reach.
-        "__builtins__": {**_BUILTINS, "range": sizes.range},
-        "_getattr_": guarded_getattr,
-        "_getitem_": default_guarded_getitem,
-        "_getiter_": default_guarded_getiter,
-        "_iter_unpack_sequence_": guarded_iter_unpack_sequence,
-        "_unpack_sequence_": guarded_unpack_sequence,
-        "_write_": full_write_guard,
-        "_inplacevar_": inplacevar,
-        # Without it any script calling print() fails with a puzzling NameError; the output is
-        # collected and discarded.
-        "_print_": PrintCollector,
-        # Operators that can build a huge value in one C call are size-checked first (script_limits.py).
-        **sizes.operators(),
-    }
-
-
-_LINE_RE = re.compile(r"Line (\d+)")
-
-
-def _syntax_error(errors: Sequence[str], source: str) -> SyntaxError:
-    # RestrictedPython reports problems as a tuple of "Line N: ..." strings with lineno=None.
-    # PythonScriptEngine compares lineno with 0 and concatenates args[0] to a str, so both must
-    # be proper values or the real error is hidden behind a TypeError.
-    message = "; ".join(str(e) for e in errors) or "invalid script"
-    match = _LINE_RE.search(message)
-    lines = source.splitlines() if isinstance(source, str) else []
-    lineno = int(match.group(1)) if match else 1
-    # Python may point one past the last line (e.g. a missing block); SpiffWorkflow indexes the
-    # source with it.
-    lineno = max(1, min(lineno, len(lines))) if lines else 1
-    text = lines[lineno - 1] if lines else ""
-    return SyntaxError(message, (SCRIPT_FILENAME, lineno, None, text))
-
-
-@functools.lru_cache(maxsize=COMPILE_CACHE_SIZE)
-def _compile(source: str, mode: str) -> CodeType:
-    # compile_restricted_* rather than compile_restricted: the latter reports RestrictedPython's
-    # warnings through warnings.warn (noisy, and an error under `-W error`).
-    compiler = compile_restricted_exec if mode == "exec" else compile_restricted_eval
-    result = compiler(source, filename=SCRIPT_FILENAME, policy=LimitingTransformer)
-    if result.errors or result.code is None:
-        raise _syntax_error(result.errors, source)
-    return result.code
-
-
-_JSON_SCALARS = (str, int, float, bool, type(None))
-# json.dumps accepts (and stringifies) these as keys; Spiff's multi-instance dict outputs use
-# int keys, so rejecting them would delete legitimate data.
-_JSON_KEYS = _JSON_SCALARS
-
-
-def is_json_value(value: Any) -> bool:
-    """True if `value` is JSON data: None, bool, int, finite float, str, or lists/dicts of those.
-
-    Tuples, sets, bytes, dates and every other object are not. NaN and infinity are not either:
-    json.dumps writes them, but they are not JSON and PostgreSQL's jsonb rejects them. Iterative, so
-    deep nesting cannot exhaust the stack, and a self-containing list or dict is rejected instead
-    of looping.
-    """
-    on_path: set[int] = set()  # containers being checked: meeting one again means a cycle
-    checked: set[int] = set()  # containers already known good (shared references are fine)
-    stack: list[tuple[Any, bool]] = [(value, False)]
-    while stack:
-        item, leaving = stack.pop()
-        if leaving:
-            on_path.discard(id(item))
-            checked.add(id(item))
-            continue
-        if isinstance(item, float) and not math.isfinite(item):
-            return False
-        if isinstance(item, _JSON_SCALARS):
-            continue
-        if not isinstance(item, (list, dict)):
-            return False
-        key = id(item)
-        if key in checked:
-            continue
-        if key in on_path:
-            return False
-        on_path.add(key)
-        stack.append((item, True))
-        if isinstance(item, dict):
-            if not all(isinstance(k, _JSON_KEYS) for k in item):
-                return False
-            stack.extend((v, False) for v in item.values())
-        else:
-            stack.extend((v, False) for v in item)
-    return True
-
-
-def _drop_non_json(context: dict) -> None:
-    for name in list(context):
-        if not is_json_value(context[name]):
-            log.debug("dropping non-JSON value %r (%s) from task data", name, type(context[name]).__name__)
-            del context[name]
-
-
-def _ensure_str_message(err: Exception) -> None:
-    # PythonScriptEngine builds its message with `name + ":" + err.args[0]`; an everyday
-    # `KeyError(0)` from `d[0]` would turn into a TypeError there and lose the task and line.
-    if err.args and not isinstance(err.args[0], str):
-        err.args = (str(err.args[0]), *err.args[1:])
 
 
 class RestrictedEnvironment(TaskDataEnvironment):
@@ -250,13 +55,18 @@ class RestrictedEnvironment(TaskDataEnvironment):
     Holds no per-call state, so one instance can serve any number of threads and workflows.
     """
 
-    def __init__(self, environment_globals: dict[str, Any] | None = None, limits: ScriptLimits | None = None):
+    def __init__(self, environment_globals: dict[str, Any] | None = None, limits: ScriptLimits | None = None,
+                 max_data_bytes: int = MIB):
         extra = dict(environment_globals or {})
         self._limits = limits or ScriptLimits()
-        self._guards = _guards(self._limits)
+        self._max_data_bytes = max_data_bytes
+        self._guards = guards(self._limits)
         clash = set(extra).intersection(self._guards)
         if clash:
             raise ValueError(f"environment globals may not replace sandbox names: {sorted(clash)}")
+        # Callables run here when a script calls them; values travel to the sandbox with the task data.
+        self._helpers = {name: value for name, value in extra.items() if callable(value)}
+        self._constants = {name: value for name, value in extra.items() if not callable(value)}
         super().__init__({**extra, **self._guards})
 
     def evaluate(self, expression: str, context: dict, external_context: dict | None = None) -> Any:
@@ -264,38 +74,42 @@ class RestrictedEnvironment(TaskDataEnvironment):
         # (indented or on its own line); ast.parse would call that an IndentationError.
         if isinstance(expression, str):
             expression = expression.strip()
-        code = _compile(expression, "eval")
-        namespace = dict(self.globals)
+        code = _compile(expression, "eval")  # a syntax error is raised here, with its line
         self._prepare_context(context)
-        namespace.update(external_context or {})
-        namespace.update(context)
-        namespace.update(self._guards)
-        return run_limited(self._limits, eval, code, namespace)
+        if is_plain(expression):
+            return eval(code, {**self.globals, **(external_context or {}), **context, **self._guards})
+        reply = self._run("eval", expression, context, external_context)
+        return from_wire(reply["value"])
 
     def execute(self, script: str, context: dict, external_context: dict | None = None) -> bool:
-        code = _compile(script, "exec")
+        _compile(script, "exec")
         external_context = external_context or {}
         self.check_for_overwrite(context, external_context)
-        namespace = dict(self.globals)
         self._prepare_context(context)
-        namespace.update(external_context)
-        namespace.update(self._guards)
-        # Scripts run directly in the task data so that their assignments become task data, the
-        # behaviour process designers expect from SpiffWorkflow.
-        context.update(namespace)
-        try:
-            run_limited(self._limits, exec, code, context)
-        except Exception as err:
-            _ensure_str_message(err)
-            raise
-        finally:
-            self._remove_globals_and_functions_from_context(context, external_context)
-            _drop_non_json(context)
+        drop_non_json(context)  # only data goes to the sandbox, and only data comes back
+        reply = self._run("exec", script, context, external_context)
+        context.clear()
+        context.update(from_wire(reply["context"]))
         return True
+
+    def _run(self, mode: str, source: str, context: dict, external_context: dict | None) -> dict:
+        """Run in a sandbox process; the script's own error is raised here as if from its line."""
+        external = {**self._constants, **(external_context or {})}
+        drop_non_json(external)
+        request = {"mode": mode, "source": source, "context": to_wire(context), "external": to_wire(external),
+                   "max_depth": MAX_DATA_DEPTH}
+        reply = run_in_sandbox(request, self._limits, self._helpers, self._max_data_bytes)
+        if "error" in reply:
+            if mode == "exec" and "context" in reply:
+                context.clear()
+                context.update(from_wire(reply["context"]))  # what the script set before it failed stays
+            raise_script_error(reply["error"], SCRIPT_FILENAME)
+        return reply
 
 
 def make_script_engine(helpers: dict[str, Callable[..., Any]] | None = None,
-                       limits: ScriptLimits | None = None) -> PythonScriptEngine:
+                       limits: ScriptLimits | None = None, max_data_bytes: int = MIB) -> PythonScriptEngine:
     """The script engine for every workflow the engine creates or restores. `helpers` are trusted
-    functions scripts may call (e.g. the engine's call-number sequence); `limits` bound every script."""
-    return PythonScriptEngine(environment=RestrictedEnvironment(helpers, limits))
+    functions scripts may call (e.g. the engine's call-number sequence); `limits` bound every script;
+    no value a script leaves may take more than `max_data_bytes` as JSON."""
+    return PythonScriptEngine(environment=RestrictedEnvironment(helpers, limits, max_data_bytes))

@@ -56,7 +56,8 @@ class Engine(DefinitionCommands):
         self.clock = clock or SystemClock()
         self.observer = observer or Observer()
         self.db = database or connect(settings.database_url, settings.pool_size)
-        self.script_engine = make_script_engine({"next_call_number": self.next_call_number}, settings.script_limits)
+        self.script_engine = make_script_engine({"next_call_number": self.next_call_number}, settings.script_limits,
+                                                settings.max_case_data_bytes)
         self.specs = SpecCache(self._load_definition, settings.spec_cache_size)
         self.parts = EngineParts(self.db, self.specs, self.clock, self.script_engine, self.observer, settings)
 

@@ -15,9 +15,10 @@ MIB = 1024 * 1024
 class ScriptLimits:
     """What one sandboxed script or expression may use (engine/script_limits.py enforces them)."""
 
-    seconds: float = 2.0
-    memory_bytes: int = 256 * MIB  # growth of the process's resident memory while the script runs
+    seconds: float = 2.0  # wall clock and CPU, per script or expression
+    memory_bytes: int = 256 * MIB  # memory a script may take beyond what the process running it holds
     max_items: int = 10_000_000  # characters, list items, or an int's bits/4, built by one operation
+    max_helper_calls: int = 100  # calls of the engine's helpers (next_call_number) by one script run
 
 
 @dataclass(frozen=True)
@@ -39,6 +40,7 @@ class EngineSettings:
     max_case_data_bytes: int = MIB
     script_limits: ScriptLimits = field(default_factory=ScriptLimits)
     spec_cache_size: int = 256
+    max_instances: int = 1000  # instances of one multi-instance activity (its cardinality or collection)
 
 
 @dataclass(frozen=True)
