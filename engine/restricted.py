@@ -55,19 +55,43 @@ class ScriptModule:
         return f"<module '{self.__name}'>"
 
 
-def _public(source: Any) -> dict[str, Any]:
-    return {name: getattr(source, name) for name in dir(source) if not name.startswith("_")}
+class ScriptFunction:
+    """A module's function as a script sees it: callable, with a repr that shows no memory address."""
+
+    __slots__ = ("__function", "__label")
+
+    def __init__(self, label: str, function: Any):
+        self.__function = function
+        self.__label = label
+
+    def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        return self.__function(*args, **kwargs)
+
+    def __repr__(self) -> str:
+        return f"<function {self.__label}>"
 
 
-_MATH = ScriptModule("math", _public(math))
-_STRING = ScriptModule("string", _public(string))
+def _public(source: Any, module: str) -> dict[str, Any]:
+    names = {}
+    for name in dir(source):
+        if name.startswith("_"):
+            continue
+        value = getattr(source, name)
+        # Bound methods and Python functions print their address; classes and C functions do not.
+        is_plain_function = callable(value) and not isinstance(value, type) and "0x" in repr(value)
+        names[name] = ScriptFunction(f"{module}.{name}", value) if is_plain_function else value
+    return names
+
+
+_MATH = ScriptModule("math", _public(math, "math"))
+_STRING = ScriptModule("string", _public(string, "string"))
 
 
 def script_modules() -> dict[str, ScriptModule]:
     """The modules scripts may use, made for one run: its `random` is a generator of its own, so a
     script seeding it (`random.seed(1)`) cannot make another case's numbers predictable."""
     generator = random.Random()
-    own_random = ScriptModule("random", {**_public(generator), "Random": random.Random})
+    own_random = ScriptModule("random", {**_public(generator, "random"), "Random": random.Random})
     return {"math": _MATH, "string": _STRING, "random": own_random, "whrandom": own_random}
 
 

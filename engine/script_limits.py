@@ -161,16 +161,20 @@ def run_limited(limits: ScriptLimits, function: Callable[..., Any], *args: Any) 
     deadline = time.monotonic() + limits.seconds
     baseline = _resident_bytes()
     counter = 0
+    stopped: list[ScriptLimitExceeded] = []  # what the trace raised, in case the script swallowed it
 
     def on_line(frame: FrameType, event: str, arg: Any) -> Any:
         nonlocal counter
         counter += 1
         if counter % _CHECK_EVERY == 0:
             if time.monotonic() > deadline:
-                raise ScriptLimitExceeded(f"the script ran longer than the sandbox's limit of {limits.seconds:g} s")
+                stopped.append(ScriptLimitExceeded(
+                    f"the script ran longer than the sandbox's limit of {limits.seconds:g} s"))
+                raise stopped[-1]
             if _resident_bytes() - baseline > limits.memory_bytes:
-                raise ScriptLimitExceeded(f"the script used more than the sandbox's memory limit of "
-                                          f"{limits.memory_bytes // (1024 * 1024)} MB")
+                stopped.append(ScriptLimitExceeded(f"the script used more than the sandbox's memory limit of "
+                                                   f"{limits.memory_bytes // (1024 * 1024)} MB"))
+                raise stopped[-1]
         return on_line
 
     def on_call(frame: FrameType, event: str, arg: Any) -> Any:
@@ -184,6 +188,11 @@ def run_limited(limits: ScriptLimits, function: Callable[..., Any], *args: Any) 
     previous = sys.gettrace()
     sys.settrace(on_call)
     try:
-        return function(*args)
+        result = function(*args)
     finally:
         sys.settrace(previous)
+    if stopped:
+        # A limit raised where Python ignores exceptions (a generator's `finally` run as it is collected
+        # only prints "Exception ignored"), so the script went on: it still overran.
+        raise stopped[0]
+    return result
