@@ -17,6 +17,8 @@ from SpiffWorkflow.bpmn.specs.event_definitions.simple import NoneEventDefinitio
 from SpiffWorkflow.bpmn.specs.mixins.events.event_types import ThrowingEvent
 
 from .forms import Form
+from .multi_instance import set_ceiling
+from .settings import EngineSettings
 from .spiff_setup import spec_from_dict, wire_loop_tasks
 
 _Key = TypeVar("_Key")
@@ -47,11 +49,12 @@ class UserTaskInfo:
 class CompiledVersion:
     """The live spec objects and task metadata of one definition version."""
 
-    def __init__(self, stored: StoredDefinition):
+    def __init__(self, stored: StoredDefinition, max_instances: int = EngineSettings.max_instances):
         self.key, self.version, self.meta, self.hash = stored.key, stored.version, stored.meta, stored.hash
         self.spec = spec_from_dict(stored.spec)
         self.embedded = {name: spec_from_dict(dct) for name, dct in stored.embedded.items()}
         wire_loop_tasks(self.spec, *self.embedded.values())
+        set_ceiling(max_instances, self.spec, *self.embedded.values())
         starts = [task_spec for task_spec in self.spec.task_specs.values() if isinstance(task_spec, StartEvent)]
         self.message_starts = {
             task_spec.event_definition.name for task_spec in starts
@@ -124,11 +127,14 @@ class Blueprint:
 
 
 class SpecCache:
-    """An LRU of compiled definitions and blueprints; `load(key, version)` reads a stored definition."""
+    """An LRU of compiled definitions and blueprints; `load(key, version)` reads a stored definition, and
+    its multi-instance activities get this engine's ceiling."""
 
-    def __init__(self, load: Callable[[str, int], StoredDefinition], size: int = 256):
+    def __init__(self, load: Callable[[str, int], StoredDefinition], size: int = 256,
+                 max_instances: int = EngineSettings.max_instances):
         self._load = load
         self._size = size
+        self._max_instances = max_instances
         self._compiled: OrderedDict[tuple[str, int], CompiledVersion] = OrderedDict()
         self._blueprints: OrderedDict[tuple[str, int, tuple[tuple[str, int], ...]], Blueprint] = OrderedDict()
         self._lock = threading.Lock()
@@ -147,7 +153,8 @@ class SpecCache:
         return value
 
     def compiled(self, key: str, version: int) -> CompiledVersion:
-        return self._get(self._compiled, (key, version), lambda: CompiledVersion(self._load(key, version)))
+        return self._get(self._compiled, (key, version),
+                         lambda: CompiledVersion(self._load(key, version), self._max_instances))
 
     def blueprint(self, key: str, version: int, pins: dict[str, int]) -> Blueprint:
         pin_key = (key, version, tuple(sorted(pins.items())))

@@ -42,7 +42,8 @@ class DefinitionCommands:
         compliance_files = [(name, content) for name, content in files if is_compliance_file(name)]
         with self.db.reader.connect() as conn:
             known = store.deployed_keys(conn)
-        compiled = compile_bundle(diagrams, known, self.settings.limits) if diagrams or not compliance_files else []
+        compiled = (compile_bundle(diagrams, known, self.settings.limits, self.settings.max_instances)
+                    if diagrams or not compliance_files else [])
         requirements, problems = compliance.parse(compliance_files)
         if requirements:
             wanted = {activity.partition("/")[0] for r in requirements for activity in r.activities}

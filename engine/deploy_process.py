@@ -13,8 +13,9 @@ from SpiffWorkflow.bpmn.specs.mixins.subworkflow_task import SubWorkflowTask
 from SpiffWorkflow.camunda.specs.business_rule_task import BusinessRuleTask
 from SpiffWorkflow.specs.base import TaskSpec
 
-from .deploy_files import CAMUNDA_NS, Bundle
+from .deploy_files import BPMN_NS, CAMUNDA_NS, Bundle
 from .deploy_problems import DeployProblem, describe, label, source_line
+from .multi_instance import literal_cardinality
 from .spec_adjustments import adjust_spec, flow_index
 from .spiff_setup import Parser, spec_to_dict
 
@@ -57,10 +58,11 @@ class _Tasks:
     elements: dict[str, dict] = field(default_factory=dict)
 
 
-def compile_process(parser: Parser, bundle: Bundle, pid: str, top_level: set[str],
-                    callable_keys: set[str]) -> CompiledDefinition | list[DeployProblem]:
+def compile_process(parser: Parser, bundle: Bundle, pid: str, top_level: set[str], callable_keys: set[str],
+                    max_instances: int) -> CompiledDefinition | list[DeployProblem]:
     """The top-level process `pid` as a version, or the problems that stop it. `callable_keys` are the
-    processes a call activity may call (deployed before, or executable in this upload)."""
+    processes a call activity may call (deployed before, or executable in this upload); `max_instances`
+    the most instances a multi-instance activity may ask for."""
     process_parser = parser.process_parsers[pid]
     problems: list[DeployProblem] = []
     for what, text in (("id", pid), ("name", process_parser.get_name())):
@@ -71,6 +73,7 @@ def compile_process(parser: Parser, bundle: Bundle, pid: str, top_level: set[str
     walk = _walk(parser, bundle, parser.get_spec(pid), top_level, callable_keys, problems)
     flows = _adjust(parser, bundle, walk.specs, problems)
     tasks = _tasks(parser, bundle, walk.specs, problems)
+    _instance_ceiling(bundle, walk.specs, max_instances, problems)
     if problems:
         return problems
     return _package(bundle, pid, process_parser, walk, flows, tasks)
@@ -116,6 +119,28 @@ def _adjust(parser: Parser, bundle: Bundle, specs: list[BpmnProcessSpec],
         for source, targets in flow_index(parser.process_parsers[current.name].node).items():
             flows.setdefault(source, {}).update(targets)
     return flows
+
+
+def _instance_ceiling(bundle: Bundle, specs: list[BpmnProcessSpec], max_instances: int,
+                      problems: list[DeployProblem]) -> None:
+    """Multi-instance activities whose loop cardinality is a number above the ceiling: every case reaching
+    one would be refused, so the designer hears it now. Expressions and collections are counted when a
+    case begins the activity (multi_instance.py). A literal collection cannot be written: the Camunda
+    flavour reads loopCardinality as a number or the name of a collection, camunda:collection as a name."""
+    for current in specs:
+        for task_spec in current.task_specs.values():
+            asked = literal_cardinality(task_spec)
+            if asked is None or asked <= max_instances:
+                continue
+            file, element = bundle.element(task_spec.bpmn_id, current.file)
+            what = describe(element) if element is not None else f"'{task_spec.bpmn_id}'"
+            where = element.find(f"{{{BPMN_NS}}}multiInstanceLoopCharacteristics/{{{BPMN_NS}}}loopCardinality") \
+                if element is not None else None
+            problems.append(DeployProblem(
+                file, f"{what} asks for {asked} instances (its loop cardinality); the limit is {max_instances} "
+                      "(setting USM_MAX_INSTANCES): split the work into batches of at most that many, or have an "
+                      "operator raise USM_MAX_INSTANCES",
+                source_line(where if where is not None else element), task_spec.bpmn_id))
 
 
 def _tasks(parser: Parser, bundle: Bundle, specs: list[BpmnProcessSpec], problems: list[DeployProblem]) -> _Tasks:

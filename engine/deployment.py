@@ -29,7 +29,7 @@ from .deploy_explanations import spiff_problem
 from .deploy_files import BPMN_NS, PARSE_RECURSION_LIMIT, Bundle, load_files
 from .deploy_problems import DeployProblem, label, refusal
 from .deploy_process import CompiledDefinition, compile_process
-from .settings import Limits
+from .settings import EngineSettings, Limits
 from .spiff_setup import Parser, new_parser
 
 _recursion_lock = threading.Lock()
@@ -59,11 +59,12 @@ def _recursion_headroom() -> Iterator[None]:
                 sys.setrecursionlimit(_recursion_saved)
 
 
-def compile_bundle(files: list[tuple[str, bytes]], deployed_keys: set[str],
-                   limits: Limits | None = None) -> list[CompiledDefinition]:
+def compile_bundle(files: list[tuple[str, bytes]], deployed_keys: set[str], limits: Limits | None = None,
+                   max_instances: int = EngineSettings.max_instances) -> list[CompiledDefinition]:
     """Validate and compile an upload. `deployed_keys` are processes already deployed that call
-    activities may refer to. Raises DefinitionInvalid listing every problem found. Compliance files
-    (.toml) travel in the same uploads but are checked by engine/compliance.py, not here."""
+    activities may refer to; `max_instances` is the most instances a multi-instance activity may ask for.
+    Raises DefinitionInvalid listing every problem found. Compliance files (.toml) travel in the same
+    uploads but are checked by engine/compliance.py, not here."""
     bundle = load_files([(name, content) for name, content in files if not is_compliance_file(name)],
                         limits or Limits())
     if bundle.problems:
@@ -73,10 +74,10 @@ def compile_bundle(files: list[tuple[str, bytes]], deployed_keys: set[str],
 
     parser = new_parser()
     with _recursion_headroom():
-        return _compile(parser, bundle, deployed_keys)
+        return _compile(parser, bundle, deployed_keys, max_instances)
 
 
-def _compile(parser: Parser, bundle: Bundle, deployed_keys: set[str]) -> list[CompiledDefinition]:
+def _compile(parser: Parser, bundle: Bundle, deployed_keys: set[str], max_instances: int) -> list[CompiledDefinition]:
     problems = bundle.problems
     for filename, tree in bundle.dmn.items():
         try:
@@ -100,7 +101,8 @@ def _compile(parser: Parser, bundle: Bundle, deployed_keys: set[str]) -> list[Co
     compiled = []
     for pid in executable:
         try:
-            definition = compile_process(parser, bundle, pid, top_level, deployed_keys | set(executable))
+            definition = compile_process(parser, bundle, pid, top_level, deployed_keys | set(executable),
+                                         max_instances)
         except Exception as exc:  # noqa: BLE001
             problems.append(spiff_problem(bundle, exc, parser.process_parsers[pid].filename))
             continue

@@ -127,6 +127,20 @@ def unstorable(place: Place, field: str, kind: str) -> Incident:
         "A designer makes the step produce JSON values (text, numbers, lists, objects); then retry the case.")
 
 
+def too_many_instances(place: Place, refusal: dict) -> Incident:
+    """A multi-instance activity asked for more instances than the engine allows (multi_instance.py)."""
+    asked, limit = refusal.get("asked"), refusal.get("limit")
+    if refusal.get("collection"):
+        what = f"one instance per item of '{refusal['collection']}', which holds {asked} items"
+    else:
+        what = f"{asked} instances (its loop cardinality '{refusal.get('cardinality')}')"
+    return place.incident(
+        f"{_label(place)} asks for {what}, more than the limit of {limit} (setting USM_MAX_INSTANCES); "
+        "no instance was started",
+        f"Retry the case with data that asks for at most {limit} instances; if the work really is that large, a "
+        "designer splits it into batches in a new version, or an operator raises USM_MAX_INSTANCES.")
+
+
 def worker_failed(place: Place, worker: str | None, report: str, task_id: str, actor: str) -> Incident:
     return place.incident(
         f"worker '{worker}' could not do this task: {report}",

@@ -34,7 +34,9 @@ from SpiffWorkflow.util.task import TaskState
 
 CONSUMED = "joined_into"   # internal data of a join instance whose branch an earlier firing took in
 
-_PENDING = TaskState.FUTURE | TaskState.WAITING | TaskState.READY | TaskState.STARTED
+# ERROR too: a failed task is run (or begun) again by a retry, so it may still reach the join. A multi-instance
+# activity refused for too many instances stays in ERROR while the rest of its step goes on (multi_instance.py).
+_PENDING = TaskState.FUTURE | TaskState.WAITING | TaskState.READY | TaskState.STARTED | TaskState.ERROR
 
 
 class _RoundJoin:

@@ -23,7 +23,7 @@ from SpiffWorkflow.exceptions import SpiffWorkflowException
 from SpiffWorkflow.task import Task
 from SpiffWorkflow.util.task import TaskState
 
-from . import incidents
+from . import incidents, multi_instance
 from .audit import Recorder, process_of
 from .blueprints import Blueprint
 from .incidents import Incident, Place
@@ -104,6 +104,9 @@ def run_failed_again(workflow: BpmnWorkflow, blueprint: Blueprint, failed: list[
     """Re-run the steps that failed (a task left in ERROR), then carry on as usual."""
     for task in failed:
         try:
+            if multi_instance.begins_again(task):
+                task.task_spec.begin_again(task)  # it never began: running it would complete it without instances
+                continue
             if recorder is not None:
                 recorder.will_run(task)
             task.run()
@@ -155,7 +158,7 @@ def _outcome(workflow: BpmnWorkflow, blueprint: Blueprint, incident: Incident | 
     ready, unimplemented = _waiting_for_work(workflow, blueprint)
     waiting, next_timer = _waiting(workflow)
     data = _current_data(workflow)
-    incident = incident or uncaught_error
+    incident = incident or uncaught_error or _refused_instances(workflow, blueprint)
     if incident is None and workflow.is_completed():
         incident = _work_left_behind(workflow, blueprint)
         if incident is None:
@@ -186,6 +189,16 @@ def _work_left_behind(workflow: BpmnWorkflow, blueprint: Blueprint) -> Incident 
     leftover = [t for t in workflow.get_tasks(state=TaskState.READY | TaskState.WAITING)
                 if getattr(t.task_spec, "bpmn_id", None)]
     return incidents.too_deep(place_of(leftover[0], blueprint)) if leftover else None
+
+
+def _refused_instances(workflow: BpmnWorkflow, blueprint: Blueprint) -> Incident | None:
+    """A multi-instance activity that asked for more instances than allowed began none; it does not raise
+    (multi_instance.py says why), so it is found here."""
+    for task in workflow.get_tasks(state=TaskState.ERROR):
+        refusal = multi_instance.refusal(task)
+        if refusal is not None:
+            return incidents.too_many_instances(place_of(task, blueprint), refusal)
+    return None
 
 
 def _why_it_stopped(workflow: BpmnWorkflow, blueprint: Blueprint, unimplemented: list[Task]) -> Incident:

@@ -58,7 +58,7 @@ class Engine(DefinitionCommands):
         self.db = database or connect(settings.database_url, settings.pool_size)
         self.script_engine = make_script_engine({"next_call_number": self.next_call_number}, settings.script_limits,
                                                 settings.max_case_data_bytes)
-        self.specs = SpecCache(self._load_definition, settings.spec_cache_size)
+        self.specs = SpecCache(self._load_definition, settings.spec_cache_size, settings.max_instances)
         self.parts = EngineParts(self.db, self.specs, self.clock, self.script_engine, self.observer, settings)
 
     # --- case commands -----------------------------------------------------------------------------

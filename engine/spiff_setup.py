@@ -16,7 +16,7 @@ from SpiffWorkflow.bpmn import BpmnWorkflow
 from SpiffWorkflow.bpmn.parser.BpmnParser import BpmnValidator, full_tag
 from SpiffWorkflow.bpmn.parser.task_parsers import ConditionalGatewayParser, GatewayParser
 from SpiffWorkflow.bpmn.serializer import BpmnWorkflowSerializer
-from SpiffWorkflow.bpmn.serializer.default.task_spec import BpmnTaskSpecConverter
+from SpiffWorkflow.bpmn.serializer.default.task_spec import BpmnTaskSpecConverter, MultiInstanceTaskConverter
 from SpiffWorkflow.bpmn.serializer.default.workflow import BpmnWorkflowConverter
 from SpiffWorkflow.bpmn.specs.bpmn_process_spec import BpmnProcessSpec
 from SpiffWorkflow.bpmn.specs.defaults import ServiceTask
@@ -24,7 +24,7 @@ from SpiffWorkflow.bpmn.specs.mixins.multiinstance_task import LoopTask
 from SpiffWorkflow.camunda.parser import CamundaParser
 from SpiffWorkflow.camunda.serializer.config import CAMUNDA_CONFIG
 
-from . import joins
+from . import joins, multi_instance
 
 
 def wire_loop_tasks(*specs: BpmnProcessSpec | None) -> None:
@@ -76,6 +76,11 @@ def _config() -> dict[type, Any]:
     for ours in (joins.ParallelGateway, joins.InclusiveGateway):
         base = next(cls for cls in config if isinstance(cls, type) and cls.__name__ == ours.__name__)
         config[ours] = config.pop(base)
+    # Multi-instance activities with a ceiling (multi_instance.py) keep the Camunda names too, but the parser
+    # still makes the Camunda classes, so both stay known: registered after those, ours are what the
+    # serializer restores a stored spec of that name as.
+    for ours in (multi_instance.ParallelMultiInstanceTask, multi_instance.SequentialMultiInstanceTask):
+        config[ours] = MultiInstanceTaskConverter
     # Plain service tasks have no converter in the Camunda config.
     config[ServiceTask] = BpmnTaskSpecConverter
     config[BpmnWorkflow] = SpeclessWorkflowConverter
