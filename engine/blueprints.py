@@ -54,7 +54,7 @@ class CompiledVersion:
         self.spec = spec_from_dict(stored.spec)
         self.embedded = {name: spec_from_dict(dct) for name, dct in stored.embedded.items()}
         wire_loop_tasks(self.spec, *self.embedded.values())
-        set_ceiling(max_instances, self.spec, *self.embedded.values())
+        self.has_multi_instance = set_ceiling(max_instances, self.spec, *self.embedded.values())
         starts = [task_spec for task_spec in self.spec.task_specs.values() if isinstance(task_spec, StartEvent)]
         self.message_starts = {
             task_spec.event_definition.name for task_spec in starts
@@ -95,6 +95,7 @@ class Blueprint:
         self.owner_of = {main.spec.name: main.key, **{name: main.key for name in main.embedded}}
         self.elements_of = {main.key: main.meta["elements"]}
         self.flows_of = {main.key: main.meta.get("flows", {})}
+        self.has_multi_instance = main.has_multi_instance or any(c.has_multi_instance for c in called)
         for compiled in called:
             self.subprocess_specs[compiled.key] = compiled.spec
             self.subprocess_specs.update(compiled.embedded)

@@ -112,12 +112,16 @@ def _did_not_begin(my_task: Task) -> None:
     my_task.internal_data[BEGIN_AGAIN] = True
 
 
-def set_ceiling(max_instances: int, *specs: BpmnProcessSpec) -> None:
-    """Give every multi-instance activity of these (restored) specs the engine's ceiling."""
+def set_ceiling(max_instances: int, *specs: BpmnProcessSpec) -> bool:
+    """Give every multi-instance activity of these (restored) specs the engine's ceiling; True if there
+    was one (a case without any never needs looking for a refused one)."""
+    found = False
     for spec in specs:
         for task_spec in spec.task_specs.values():
             if isinstance(task_spec, _BoundedInstances):
                 task_spec.max_instances = max_instances
+                found = True
+    return found
 
 
 def begins_again(task: Task) -> bool:

@@ -194,6 +194,8 @@ def _work_left_behind(workflow: BpmnWorkflow, blueprint: Blueprint) -> Incident 
 def _refused_instances(workflow: BpmnWorkflow, blueprint: Blueprint) -> Incident | None:
     """A multi-instance activity that asked for more instances than allowed began none; it does not raise
     (multi_instance.py says why), so it is found here."""
+    if not blueprint.has_multi_instance:
+        return None  # the common case: no scan of the case's tasks on every command
     for task in workflow.get_tasks(state=TaskState.ERROR):
         refusal = multi_instance.refusal(task)
         if refusal is not None:
