@@ -10,10 +10,15 @@ its case like any other failed script. The server's own memory does not grow wit
 
 Sandbox processes are kept and reused (one per thread that needs one at a time), per server process:
 a process started in a parent (before gunicorn forks) is never used by the child.
+
+While a thread only waits for its sandbox process it needs no CPU of its own; `set_waiting` lets the
+server that runs the engine use that time (the API lets another request of the same process run, see
+api/serving_gate.py). The engine itself knows nothing of requests.
 """
 from __future__ import annotations
 
 import atexit
+import contextlib
 import logging
 import os
 import select
@@ -22,6 +27,7 @@ import sys
 import threading
 import time
 from collections.abc import Callable, Mapping
+from contextlib import AbstractContextManager
 from dataclasses import asdict
 from typing import Any
 
@@ -126,6 +132,15 @@ class SandboxPool:
 _POOL = SandboxPool()  # per server process: every Engine in it shares the sandbox processes
 atexit.register(_POOL.close)
 
+# Entered around each wait for a sandbox's answer; nothing by default (the timer worker, the CLI).
+_waiting: Callable[[], AbstractContextManager[Any]] = contextlib.nullcontext
+
+
+def set_waiting(context: Callable[[], AbstractContextManager[Any]]) -> None:
+    """What this process does while a thread waits for its sandbox process (see the module's comment)."""
+    global _waiting
+    _waiting = context
+
 Helpers = Mapping[str, Callable[..., Any]]
 
 
@@ -142,7 +157,8 @@ def run_in_sandbox(request: dict, limits: ScriptLimits, helpers: Helpers, max_ou
     try:
         process.send(message)
         while True:
-            reply = process.receive(deadline, max_reply)
+            with _waiting():
+                reply = process.receive(deadline, max_reply)
             if "call" not in reply:
                 # After a limit the process may hold what the script built: a fresh one serves the next.
                 reusable = "error" not in reply or reply["error"].get("type") != "ScriptLimitExceeded"
