@@ -2,8 +2,10 @@
 
 Run by hand from the repository root (not part of the tests); BENCHMARKS.md has the results:
 
-    python -m bench.run       # 3000 completions in-process, 5000 over HTTP (2 sync workers, 8 clients)
-    python -m bench.run --workers 2,3,4 --threads 1,2,4 --http-clients 8,16 --repeat 2 --profile --py-spy
+    python -m bench.run       # 3000 completions in-process, 5000 over HTTP (usm serve's 2 x 8, 8 clients)
+    python -m bench.run --workers 2,3,4 --threads 1,8 --http-clients 8,16 --repeat 2 --profile --py-spy
+    USM_BENCH_POSTGRES_URL=postgresql+psycopg://postgres@127.0.0.1:5432/usm_bench \
+        python -m bench.run --paths http --http-databases sqlite,postgresql --protocols complete,fetch
 
 Every path drives the same process, bench/chain.bpmn (10 user tasks in a row, no forms, one lane, a
 script task and a gateway half way), so one case gives 10 completions. The paths (--paths):
@@ -20,7 +22,9 @@ script task and a gateway half way), so one case gives 10 completions. The paths
   http      `usm serve` (gunicorn) started as a subprocess on a free 127.0.0.1 port, its own temp
             directory and SQLite file, no definitions; the chain is deployed over HTTP, cases are
             started over HTTP, then K client threads (http.client, keep-alive) each complete the tasks
-            of their own cases, taking the next task id from the complete response. Bounded by
+            of their own cases, taking the next task id from the complete response (--protocols
+            complete) or asking GET /api/v1/tasks?case=ID for it before each complete (fetch). With
+            --http-databases postgresql the server runs on USM_BENCH_POSTGRES_URL instead. Bounded by
             --http-completions or --http-seconds, whichever comes first. Comma lists of --workers,
             --threads and --http-clients try every combination.
 
@@ -417,15 +421,19 @@ def _children(pid: int) -> list[int]:
 
 
 class Server:
-    """`usm serve` in a temp directory with its own SQLite file; always stopped by close()."""
+    """`usm serve` in a temp directory with its own SQLite file, or on the PostgreSQL database given (its
+    schema emptied first); always stopped by close()."""
 
-    def __init__(self, workers: int, threads: int):
+    def __init__(self, workers: int, threads: int, postgres_url: str | None = None):
         self.workers, self.threads = workers, threads
         self.dir = Path(tempfile.mkdtemp(prefix="usm-bench-http-"))
         (self.dir / "definitions").mkdir()
         self.port = free_port()
         self.token = secrets.token_urlsafe(24)
-        self.database_url = f"sqlite:///{self.dir}/bench.db"
+        self.database = "postgresql" if postgres_url else "sqlite"
+        if postgres_url:
+            reset_postgres(postgres_url)
+        self.database_url = postgres_url or f"sqlite:///{self.dir}/bench.db"
         self.log = open(self.dir / "server.log", "wb")
         usm = Path(sys.executable).with_name("usm")
         command = [str(usm)] if usm.exists() else [sys.executable, "-m", "usm_engine.api.cli"]
@@ -514,11 +522,26 @@ class Client:
         self.conn.close()
 
 
+PROTOCOLS = {
+    "complete": "each complete's response names the case's next task",
+    "fetch": "before each complete, GET /api/v1/tasks?case=ID finds the case's ready task (a worklist client)",
+}
+
+
+def next_task(client: Client, case_id: str) -> str | None:
+    """The fetch protocol's read: the case's first ready task, as a worklist client finds it."""
+    status, page = client.call("GET", f"/api/v1/tasks?case={case_id}")
+    if status != 200:
+        raise RuntimeError(f"GET tasks: {status} {page}")
+    return page["items"][0]["id"] if page["items"] else None
+
+
 def run_http(server: Server, clients: int, completions: int, seconds: float,
-             around=contextlib.nullcontext) -> tuple[Result, Result]:
-    """Start enough cases with `clients` threads, then drive completions with `clients` threads."""
+             around=contextlib.nullcontext, protocol: str = "complete") -> tuple[Result, Result]:
+    """Start enough cases with `clients` threads, then drive completions with `clients` threads. Samples
+    are the complete calls (the submit), as a user would time them; the rate counts completions."""
     cases_per_client = math.ceil(completions / TASKS_PER_CASE / clients) + 1
-    queues: list[list[str]] = [[] for _ in range(clients)]
+    queues: list[list[tuple[str, str]]] = [[] for _ in range(clients)]  # (case id, its first task id)
     start_samples: list[float] = []
     errors: list[str] = []
     lock = threading.Lock()
@@ -536,7 +559,7 @@ def run_http(server: Server, clients: int, completions: int, seconds: float,
                     continue
                 with lock:
                     start_samples.append(took)
-                queues[index].append(case["tasks"][0]["id"])
+                queues[index].append((case["id"], case["tasks"][0]["id"]))
         finally:
             client.close()
 
@@ -569,7 +592,7 @@ def run_http(server: Server, clients: int, completions: int, seconds: float,
         try:
             barrier.wait()
             pending = list(queues[index])
-            task_id = pending.pop(0) if pending else None
+            case_id, task_id = pending.pop(0) if pending else (None, None)
             while task_id is not None:
                 n = take()
                 if n is None:
@@ -584,13 +607,18 @@ def run_http(server: Server, clients: int, completions: int, seconds: float,
                 took = time.perf_counter() - t
                 if status == 200:
                     mine.append(took)
-                    task_id = case["tasks"][0]["id"] if case["tasks"] else None
+                    if protocol == "fetch":
+                        task_id = next_task(client, case_id) if case["status"] == "running" else None
+                    else:
+                        task_id = case["tasks"][0]["id"] if case["tasks"] else None
                 else:
                     with lock:
                         complete_errors.append(f"{status} {case.get('detail', case)}")
                     task_id = None
                 if task_id is None:
-                    task_id = pending.pop(0) if pending else None
+                    case_id, task_id = pending.pop(0) if pending else (None, None)
+                    if task_id is not None and protocol == "fetch":
+                        task_id = next_task(client, case_id)
         finally:
             client.close()
             with lock:
@@ -611,7 +639,8 @@ def run_http(server: Server, clients: int, completions: int, seconds: float,
         cpu_server = server.cpu_seconds() - cpu_server_before
         machine = machine_busy_seconds() - machine_before
         cpu_client = time.process_time() - cpu_client_before
-    label = f"http: workers={server.workers} threads={server.threads}, {clients} client{'s' if clients > 1 else ''}"
+    label = (f"http on {server.database} ({protocol}): workers={server.workers} threads={server.threads}, "
+             f"{clients} client{'s' if clients > 1 else ''}")
     result = Result(label, samples, wall, errors=len(complete_errors))
     result.notes.update({"cpu_ms": (cpu_server + cpu_client) * 1000 / max(1, len(samples)),
                          "server_cpu_ms": cpu_server * 1000 / max(1, len(samples)),
@@ -620,14 +649,15 @@ def run_http(server: Server, clients: int, completions: int, seconds: float,
                          "others_cores": max(0.0, machine - cpu_server - cpu_client) / wall,
                          "first_errors": complete_errors[:3] + errors[:3],
                          "clients": clients, "workers": server.workers, "threads": server.threads,
+                         "database": server.database, "protocol": protocol,
                          "timed_out": len(samples) < completions and not complete_errors})
     return result, start_result
 
 
 @contextlib.contextmanager
-def serving(workers: int, threads: int, warm_clients: int):
+def serving(workers: int, threads: int, warm_clients: int, postgres_url: str | None = None):
     """A started server with the chain deployed over HTTP and every worker warmed up."""
-    server = Server(workers, threads)
+    server = Server(workers, threads, postgres_url)
     try:
         server.wait_ready()
         client = Client(server.port, server.token)
@@ -647,19 +677,32 @@ def serving(workers: int, threads: int, warm_clients: int):
 
 def run_http_matrix(args) -> list[Result]:
     results: list[Result] = []
-    for workers in args.workers:
-        for threads in args.threads:
-            with serving(workers, threads, max(args.http_clients)) as server:
-                for clients in args.http_clients:
-                    tries = []
-                    for _ in range(args.repeat):
-                        result, start = run_http(server, clients, args.http_completions, args.http_seconds)
-                        result.notes["start"] = start
-                        _progress(result)
-                        tries.append(result)
-                    best = max(tries, key=lambda r: r.per_second)
-                    best.notes["tries"] = [round(r.per_second) for r in tries]
-                    results.append(best)
+    for database in args.http_databases:
+        postgres_url = os.environ.get("USM_BENCH_POSTGRES_URL") if database == "postgresql" else None
+        if database == "postgresql" and not postgres_url:
+            raise SystemExit("--http-databases postgresql needs USM_BENCH_POSTGRES_URL (a database of its own)")
+        for workers in args.workers:
+            for threads in args.threads:
+                with serving(workers, threads, max(args.http_clients), postgres_url) as server:
+                    results += _measure_setting(args, server)
+    return results
+
+
+def _measure_setting(args, server: Server) -> list[Result]:
+    """Every protocol and client count on one server: the best of --repeat tries of each."""
+    results = []
+    for protocol in args.protocols:
+        for clients in args.http_clients:
+            tries = []
+            for _ in range(args.repeat):
+                result, start = run_http(server, clients, args.http_completions, args.http_seconds,
+                                         protocol=protocol)
+                result.notes["start"] = start
+                _progress(result)
+                tries.append(result)
+            best = max(tries, key=lambda r: r.per_second)
+            best.notes["tries"] = [round(r.per_second) for r in tries]
+            results.append(best)
     return results
 
 
@@ -668,12 +711,14 @@ def run_http_spied(args, best: Result) -> list[Result]:
     (--idle: lock waits and socket reads count) and on-CPU time."""
     n = best.notes
     spied = []
-    with serving(n["workers"], n["threads"], n["clients"]) as server:
+    postgres_url = os.environ.get("USM_BENCH_POSTGRES_URL") if n["database"] == "postgresql" else None
+    with serving(n["workers"], n["threads"], n["clients"], postgres_url) as server:
         for idle, kind in ((True, "wall"), (False, "cpu")):
             out = args.out.with_suffix(f".server-{kind}.txt")
             result, _ = run_http(server, n["clients"], args.http_completions, args.http_seconds,
                                  around=lambda out=out, idle=idle: spying(server.process.pid, out, subprocesses=True,
-                                                                          rate=100, idle=idle))
+                                                                          rate=100, idle=idle),
+                                 protocol=n["protocol"])
             result.path += f" (under py-spy, {'wall time' if idle else 'on-CPU'})"
             result.notes.update(stacks=out, idle=idle)
             spied.append(result)
@@ -766,21 +811,24 @@ def report(args, results: list[Result], http_results: list[Result], profiled: li
         out += ["## Starting a case (measured separately)", "", table(starts, None), ""]
     if http_results:
         out += ["## HTTP: every server setting tried", "",
-                "| workers | threads | clients | completions | completions/s | p50 ms | p95 ms | p99 ms | "
-                "server CPU ms/completion | client CPU ms/completion | our CPU use (of all cores) | "
+                "| database | protocol | workers | threads | clients | completions | completions/s | p50 ms | "
+                "p95 ms | p99 ms | server CPU ms/completion | client CPU ms/completion | our CPU use (of all cores) | "
                 "other processes (cores) | errors | CPU-bound capacity (/s) |",
-                "|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
+                "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
         for r in http_results:
             n = r.notes
             tries = n.get("tries", [])
             rate = f"{r.per_second:.0f}" + (f" (tries: {', '.join(map(str, tries))})" if len(tries) > 1 else "")
-            out.append(f"| {n['workers']} | {n['threads']} | {n['clients']} | {r.count} | {rate} | "
+            out.append(f"| {n['database']} | {n['protocol']} | {n['workers']} | {n['threads']} | {n['clients']} | "
+                       f"{r.count} | {rate} | "
                        f"{ms(r.pct(50))} | {ms(r.pct(95))} | {ms(r.pct(99))} | {n['server_cpu_ms']:.2f} | "
                        f"{n['client_cpu_ms']:.2f} | {n['cpu_busy']:.0%} | {n['others_cores']:.2f} | {r.errors} | "
                        f"{capacity(n):.0f} |")
             for error in n["first_errors"]:
-                out.append(f"|  |  |  | error: {error[:120]} | | | | | | | | | | |")
-        out += ["", "CPU-bound capacity = cores × 1000 ÷ (server + client CPU ms per completion): the rate this "
+                out.append(f"|  |  |  |  |  | error: {error[:120]} | | | | | | | | | | |")
+        out += ["", "Protocols: " + "; ".join(f"`{name}`: {what}" for name, what in PROTOCOLS.items())
+                + ". Latency is the complete call's.", "",
+                "CPU-bound capacity = cores × 1000 ÷ (server + client CPU ms per completion): the rate this "
                 "machine could reach if the server never waited and nothing else ran. It moves much less with "
                 "the machine's other load than the measured rate does.", ""]
     for r in profiled:
@@ -812,6 +860,15 @@ def _int_list(text: str) -> list[int]:
     return values
 
 
+def _name_list(allowed: tuple[str, ...]):
+    def parse(text: str) -> list[str]:
+        names = [part.strip() for part in text.split(",") if part.strip()]
+        if not names or any(name not in allowed for name in names):
+            raise argparse.ArgumentTypeError(f"give one or more of {', '.join(allowed)}, comma-separated")
+        return names
+    return parse
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench.run", description=__doc__.split("\n\n")[0])
     parser.add_argument("--completions", type=int, default=3000,
@@ -825,8 +882,12 @@ def main(argv: list[str] | None = None) -> int:
                         help="HTTP: measure each setting this many times and keep the fastest (the machine is shared)")
     parser.add_argument("--workers", type=_int_list, default=[2],
                         help="gunicorn worker processes; a comma list tries each")
-    parser.add_argument("--threads", type=_int_list, default=[1],
-                        help="threads per worker (1 = sync worker); a comma list tries each")
+    parser.add_argument("--threads", type=_int_list, default=[8],
+                        help="threads per worker (8 = usm serve's default; 1 = sync worker); a comma list tries each")
+    parser.add_argument("--http-databases", type=_name_list(("sqlite", "postgresql")), default=["sqlite"],
+                        help="databases for the HTTP path: sqlite, postgresql (needs USM_BENCH_POSTGRES_URL)")
+    parser.add_argument("--protocols", type=_name_list(tuple(PROTOCOLS)), default=["complete"],
+                        help="HTTP client protocols: " + "; ".join(f"{k}: {v}" for k, v in PROTOCOLS.items()))
     parser.add_argument("--paths", default="library,engine,wsgi,postgres,http",
                         help="which paths to run, comma-separated (postgres also needs USM_BENCH_POSTGRES_URL)")
     parser.add_argument("--profile", action="store_true",
