@@ -71,7 +71,7 @@ def compile_process(parser: Parser, bundle: Bundle, pid: str, top_level: set[str
             problems.append(DeployProblem(file, f"the process {what} is {len(text)} characters long; the limit is "
                                                 f"{MAX_NAME_LENGTH}", source_line(element), pid[:MAX_NAME_LENGTH]))
     walk = _walk(parser, bundle, parser.get_spec(pid), top_level, callable_keys, problems)
-    flows = _adjust(parser, bundle, walk.specs, problems)
+    flows = _adjust(parser, walk.specs)
     tasks = _tasks(parser, bundle, walk.specs, problems)
     _instance_ceiling(bundle, walk.specs, max_instances, problems)
     if problems:
@@ -107,15 +107,11 @@ def _walk(parser: Parser, bundle: Bundle, spec: BpmnProcessSpec, top_level: set[
     return walk
 
 
-def _adjust(parser: Parser, bundle: Bundle, specs: list[BpmnProcessSpec],
-            problems: list[DeployProblem]) -> dict[str, dict[str, str]]:
+def _adjust(parser: Parser, specs: list[BpmnProcessSpec]) -> dict[str, dict[str, str]]:
     """Adjust the specs to run as drawn (spec_adjustments.py); returns the sequence flows by source."""
     flows: dict[str, dict[str, str]] = {}
     for current in specs:
-        for element_id, message in adjust_spec(current):
-            file, element = bundle.element(element_id, current.file)
-            problems.append(DeployProblem(file, f"{describe(element) if element is not None else element_id}: "
-                                                f"{message}", source_line(element), element_id))
+        adjust_spec(current)
         for source, targets in flow_index(parser.process_parsers[current.name].node).items():
             flows.setdefault(source, {}).update(targets)
     return flows

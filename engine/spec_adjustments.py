@@ -1,9 +1,11 @@
-"""Adjustments made to a parsed spec at deploy time, so diagrams drawn in Camunda Modeler run as drawn.
+"""Adjustments made at deploy time, so diagrams drawn in Camunda Modeler run as drawn.
 
-SpiffWorkflow evaluates timer texts as Python, so Camunda Modeler's `PT4H` (unquoted) would fail when
-the timer starts; we quote plain ISO 8601 literals. A Camunda message throw without a payload
-expression would fail when thrown; it sends no payload instead. JUEL (`${...}`), which Camunda users
-may carry over, cannot be evaluated: it is reported at deploy time rather than failing a case later.
+SpiffWorkflow evaluates conditions, timer texts and loop expressions as Python. Camunda 7 writes them in
+JUEL (`${approved}`), Camunda 8 in FEEL (`=approved`): before the parser reads a file, each such text is
+translated into Python (expression_translation.py), or reported at deploy time with its file, line and
+element rather than failing a case later. On the parsed spec, Camunda Modeler's `PT4H` (unquoted) would
+fail when the timer starts; we quote plain ISO 8601 literals. A Camunda message throw without a payload
+expression would fail when thrown; it sends no payload instead.
 """
 from __future__ import annotations
 
@@ -14,6 +16,9 @@ from SpiffWorkflow.bpmn.specs.bpmn_process_spec import BpmnProcessSpec
 from SpiffWorkflow.bpmn.specs.event_definitions.timer import TimerEventDefinition
 from SpiffWorkflow.camunda.specs.event_definitions import MessageEventDefinition as CamundaMessage
 
+from .deploy_problems import DeployProblem, describe, nearest_id
+from .expression_translation import Untranslatable, translate
+
 BPMN = "{http://www.omg.org/spec/BPMN/20100524/MODEL}"
 
 # PT4H, P1DT2H, R3/PT10M, 2026-01-01T10:00:00Z, R/2026-01-01T00:00:00Z/P1D …
@@ -21,28 +26,57 @@ _ISO_LITERAL = re.compile(r"^(R\d*/)?(P(?!$)[0-9YMWDTHS.,]*|\d{4}-\d{2}-\d{2}(T[
                           r"(/(P[0-9YMWDTHS.,]+|\d{4}-\d{2}-\d{2}(T[0-9:.]+(Z|[+-]\d{2}:?\d{2})?)?))?$")
 
 
-def adjust_spec(spec: BpmnProcessSpec) -> list[tuple[str | None, str]]:
-    """Adjust task specs in place; returns (element id, message) for what cannot be adjusted. The id is None
-    for the task specs SpiffWorkflow adds that are no element of the diagram."""
-    problems: list[tuple[str | None, str]] = []
+def adjust_spec(spec: BpmnProcessSpec) -> None:
+    """Adjust task specs in place."""
     for task_spec in spec.task_specs.values():
         definition = getattr(task_spec, "event_definition", None)
-        element_id = getattr(task_spec, "bpmn_id", None)
         if isinstance(definition, TimerEventDefinition):
             text = (definition.expression or "").strip()
-            if text.startswith("${") or text.startswith("#{"):
-                problems.append((element_id, f"the timer expression '{text}' is JUEL, which this engine does not "
-                                             "evaluate: write a quoted ISO 8601 text such as \"PT4H\", or the name "
-                                             "of a data field that holds one"))
-            elif _ISO_LITERAL.match(text):
+            if _ISO_LITERAL.match(text):
                 definition.expression = repr(text)
         elif isinstance(definition, CamundaMessage) and definition.expression is None:
             definition.expression = "None"
-        for condition, _target in getattr(task_spec, "cond_task_specs", None) or []:
-            if isinstance(condition, str) and condition.strip().startswith(("${", "#{")):
-                problems.append((element_id, f"the condition '{condition.strip()}' is JUEL, which this engine does "
-                                             "not evaluate: write it as a Python expression, e.g. approved == True"))
+
+
+# Elements whose text SpiffWorkflow evaluates as an expression, and what messages call them.
+_EXPRESSIONS = {"conditionExpression": "condition", "condition": "condition", "timeDate": "timer expression",
+                "timeDuration": "timer expression", "timeCycle": "timer expression",
+                "loopCardinality": "loop cardinality", "completionCondition": "completion condition",
+                "loopCondition": "loop condition"}
+# Between an expression and the element a designer clicks on to edit it.
+_HOLDERS = ("EventDefinition", "LoopCharacteristics")
+
+
+def translate_expressions(filename: str, tree: etree._ElementTree) -> list[DeployProblem]:
+    """Rewrite the JUEL and FEEL expressions of the executable processes in `tree` as Python, in place;
+    returns a problem for each one that cannot be translated. Other processes never run, so their
+    expressions are left as they are."""
+    problems = []
+    for process in tree.getroot().iterchildren(f"{BPMN}process"):
+        # SpiffWorkflow's ProcessParser takes a process without isExecutable to be executable.
+        if process.get("isExecutable", "true") != "true":
+            continue
+        for element in process.iter(*(f"{BPMN}{name}" for name in _EXPRESSIONS)):
+            try:
+                python = translate(element.text or "")
+            except Untranslatable as exc:
+                problems.append(_untranslatable(filename, element, exc))
+                continue
+            if python is not None:
+                element.text = python
     return problems
+
+
+def _untranslatable(filename: str, element: etree._Element, exc: Untranslatable) -> DeployProblem:
+    owner = element.getparent()
+    while owner is not None and etree.QName(owner).localname.endswith(_HOLDERS):
+        owner = owner.getparent()
+    owner = element if owner is None else owner
+    what = _EXPRESSIONS[etree.QName(element).localname]
+    text = " ".join((element.text or "").split())
+    return DeployProblem(filename, f"{describe(owner)}: the {what} '{text}' is {exc.dialect} and cannot be "
+                                   f"translated to Python: {exc.reason}; {exc.instead}",
+                         element.sourceline, nearest_id(owner))
 
 
 def flow_index(process_node: etree._Element) -> dict[str, dict[str, str]]:
