@@ -1,6 +1,7 @@
 """CI: the wheel is the product. Build it, install it into a fresh virtualenv outside the checkout, start
 `usm serve` from an empty folder, and check what a user of `pip install` gets: the USM definitions
-deployed, a case started, and its diagram page loading its script and styles.
+deployed, a case started, its diagram page loading its script and styles, and the front page and the API
+reference (Swagger UI, packed from npm like bpmn-js) loading theirs without a token.
 
 Usage: python .ci/check_wheel.py   (run from anywhere; the checkout is this file's parent's parent)
 Only the standard library here: this script runs before, and outside, any project virtualenv.
@@ -92,12 +93,30 @@ def check_service(base: str) -> None:
     status, content_type, page = get(f"{base}/api/v1/cases/{case['id']}/diagram")
     assert status == 200 and content_type.startswith("text/html"), (status, content_type, page[:500])
     html = page.decode()
-    assets = re.findall(r'<script src="([^"]+)"', html) + re.findall(r'<link rel="stylesheet" href="([^"]+)"', html)
+    assets = page_assets(html)
     assert any("bpmn" in asset and asset.endswith(".js") for asset in assets), f"no diagram library in {assets}"
     for asset in assets:
         status, content_type, content = get(base + asset)
         assert status == 200 and content, f"{asset}: {status}"
         print(f"diagram page asset {asset}: {status}, {content_type}, {len(content)} bytes")
+
+
+def page_assets(html: str) -> list[str]:
+    return re.findall(r'<script src="([^"]+)"', html) + re.findall(r'<link rel="stylesheet" href="([^"]+)"', html)
+
+
+def check_reference(base: str) -> None:
+    """The public pages: / and /api/v1/docs, with every file they load, all without a token."""
+    status, content_type, page = get(f"{base}/", token=False)
+    assert status == 200 and content_type.startswith("text/html"), (status, content_type, page[:500])
+    status, content_type, page = get(f"{base}/api/v1/docs", token=False)
+    assert status == 200 and content_type.startswith("text/html"), (status, content_type, page[:500])
+    assets = page_assets(page.decode())
+    assert any("swagger-ui" in asset and asset.endswith(".js") for asset in assets), f"no Swagger UI in {assets}"
+    for asset in assets:
+        status, content_type, content = get(base + asset, token=False)
+        assert status == 200 and content, f"{asset}: {status}"
+        print(f"API reference asset {asset}: {status}, {content_type}, {len(content)} bytes")
 
 
 def main() -> None:
@@ -122,11 +141,12 @@ def main() -> None:
     try:
         wait_until_up(base, server)
         check_service(base)
+        check_reference(base)
     finally:
         os.killpg(server.pid, 15)
         server.wait(timeout=60)
     shutil.rmtree(work)
-    print("the wheel serves the USM definitions and the diagram page from an empty folder")
+    print("the wheel serves the USM definitions, the diagram page and the API reference from an empty folder")
 
 
 if __name__ == "__main__":

@@ -6,6 +6,7 @@ import re
 from flask import Flask
 
 from .contract import OPERATION_ATTR
+from .openapi_examples import with_examples
 from .schemas import COMPONENTS
 
 _DESCRIPTIONS = {200: "OK", 201: "Created", 400: "Malformed request", 401: "Missing or unknown token",
@@ -42,7 +43,7 @@ def build_document(app: Flask, version: str) -> dict:
         "openapi": "3.1.0",
         "info": {"title": "usm-engine API", "version": version,
                  "description": "Runs USM workflows as BPMN 2.0. Errors are application/problem+json."},
-        "paths": dict(sorted(paths.items())),
+        "paths": with_examples(dict(sorted(paths.items()))),  # shown by Swagger UI at /api/v1/docs
         "components": {
             "schemas": COMPONENTS,
             "securitySchemes": {"bearer": {"type": "http", "scheme": "bearer"}},

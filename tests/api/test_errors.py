@@ -404,7 +404,7 @@ def test_unknown_task_is_404(deployed, method, suffix, body):
     assert_problem(response, 404, MISSING_ID)
 
 
-@pytest.mark.parametrize("path", ["/api/v1/nothing-here", "/api/v2/cases", "/", "/api/v1/cases/x/y/z"])
+@pytest.mark.parametrize("path", ["/api/v1/nothing-here", "/api/v2/cases", "/index.html", "/api/v1/cases/x/y/z"])
 def test_unknown_route_is_404_problem(client, path):
     assert_problem(client.get(path, headers=bearer("admin")), 404, "no such resource")
 

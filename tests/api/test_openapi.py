@@ -21,9 +21,11 @@ from tests.conftest import APPROVAL, FIXTURES, bearer, deploy
 
 HTTP_METHODS = {"get", "put", "post", "delete", "options", "head", "patch", "trace"}
 PATH_ITEM_KEYS = HTTP_METHODS | {"$ref", "summary", "description", "servers", "parameters"}
-# No token: health, the document itself, and the static files of the diagram page (library code).
-PUBLIC = {("/healthz", "get"), ("/metrics", "get"), ("/api/v1/openapi.json", "get"),
-          ("/assets/bpmn-js/{filename}", "get"), ("/assets/usm/{filename}", "get")}
+# No token: health, the document itself, its reference and the front page that points to them, and the
+# static files of the diagram page and the reference (library code).
+PUBLIC = {("/healthz", "get"), ("/metrics", "get"), ("/api/v1/openapi.json", "get"), ("/api/v1/docs", "get"),
+          ("/", "get"), ("/assets/bpmn-js/{filename}", "get"), ("/assets/usm/{filename}", "get"),
+          ("/assets/swagger-ui/{filename}", "get")}
 DOC_URI = "urn:usm-engine:openapi"
 
 SIMPLE_BPMN = (FIXTURES / "simple.bpmn").read_bytes()
@@ -164,8 +166,10 @@ def test_every_error_response_is_a_problem(document):
     for path, method, operation in operations(document):
         for status, response in operation["responses"].items():
             if status.startswith(("4", "5")) and not (path == "/healthz" and status == "503"):
-                assert response["content"] == {"application/problem+json": {
-                    "schema": {"$ref": "#/components/schemas/Problem"}}}, f"{method.upper()} {path} {status}"
+                # Beside the schema, each carries an example (tests/api/test_openapi_examples.py checks those).
+                assert list(response["content"]) == ["application/problem+json"], f"{method.upper()} {path} {status}"
+                assert response["content"]["application/problem+json"]["schema"] == {
+                    "$ref": "#/components/schemas/Problem"}, f"{method.upper()} {path} {status}"
 
 
 # --- the document and the routes agree ---------------------------------------------------------------------
