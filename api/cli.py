@@ -71,8 +71,10 @@ def main(ctx: click.Context) -> None:
               help="directory whose files are deployed at start (skipped if missing)")
 @click.option("--worker/--no-worker", "with_worker", default=True, show_default=True,
               help="also run one timer worker (`usm worker`); use --no-worker when workers run elsewhere")
+@click.option("--watch", is_flag=True, help="redeploy --definitions whenever a file in it changes, printing "
+                                            "problems as file:line: element: message (api/watch.py)")
 @click.pass_obj
-def serve(settings: Settings, host, port, workers, threads, definitions_dir, with_worker):
+def serve(settings: Settings, host, port, workers, threads, definitions_dir, with_worker, watch):
     """Migrate the database, deploy definitions/, and serve the API with gunicorn (plus a timer worker)."""
     import atexit
     import tempfile
@@ -107,6 +109,9 @@ def serve(settings: Settings, host, port, workers, threads, definitions_dir, wit
             click.echo(f"deployed {sum(i['created'] for i in items)} new of {len(items)} definitions "
                        f"from {definitions_dir}", err=True)
     engine.close()
+    if watch:
+        from usm_engine.api.watch import watch_definitions
+        watch_definitions(settings, directory)
     if not settings.admin_token and not settings.tokens_file:
         click.echo("warning: neither USM_ADMIN_TOKEN nor USM_TOKENS_FILE is set, so every API call "
                    "except /healthz will answer 401", err=True)
@@ -335,6 +340,29 @@ def _post_files(url: str, files: list[tuple[str, bytes]], token: str | None) -> 
         raise SystemExit(f"cannot reach {url}: {error.reason}") from None
 
 
+@main.command(short_help='Show what changed between two versions of a deployed definition.')
+@click.argument("key")
+@click.argument("v1", type=int)
+@click.argument("v2", type=int)
+@click.option("--json", "as_json", is_flag=True, help="print the differences as JSON")
+@click.pass_obj
+def diff(settings: Settings, key, v1, v2, as_json):
+    """List the elements, sequence flows, forms and conditions (gateway conditions, timers, scripts) that
+    were added, removed or changed from version V1 to version V2 of the definition KEY, as stored in
+    USM_DATABASE_URL."""
+    from usm_engine.engine.definition_diff import as_text
+    from usm_engine.engine.errors import DefinitionNotFound
+
+    engine = _engine(settings)
+    try:
+        result = engine.diff_definition(key, v1, v2)
+    except DefinitionNotFound as exc:
+        raise click.ClickException(exc.detail) from None
+    finally:
+        engine.close()
+    click.echo(json.dumps(result, indent=1) if as_json else as_text(result))
+
+
 @main.group(short_help='Manage API tokens.')
 def token():
     """Manage API tokens (stored as SHA-256 digests in a TOML file)."""
@@ -438,6 +466,9 @@ def migrate(settings: Settings):
     """Create or upgrade the database schema in USM_DATABASE_URL."""
     _engine(settings).close()
     click.echo("schema is up to date")
+
+
+from . import cli_cases  # noqa: E402, F401 - registers `usm cases` on main (it imports main from here)
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -206,6 +206,24 @@ PROBLEM = {
 HEALTH = {"type": "object", "properties": {"status": {"type": "string"}, "database": {"type": "string"}},
           "required": ["status", "database"]}
 
+_LINK = {
+    "type": "object",
+    "properties": {"href": {"type": "string", "description": "a path on this server"},
+                   "type": {"type": "string", "description": "the media type it answers"},
+                   "title": {"type": "string"},
+                   "needs_token": {"type": "boolean", "description": "it answers 401 without a bearer token"},
+                   "templated": {"type": "boolean", "description": "href holds {placeholders} to fill in"}},
+    "required": ["href", "type", "title", "needs_token"],
+}
+
+INDEX = {
+    "type": "object",
+    "properties": {"name": {"type": "string"}, "description": {"type": "string"},
+                   "api_version": {"type": "string"},
+                   "links": {"type": "object", "additionalProperties": _LINK}},
+    "required": ["name", "description", "api_version", "links"],
+}
+
 
 def page_of(item_ref: str) -> dict:
     return {"type": "object", "properties": {
@@ -259,7 +277,7 @@ COMPONENTS = {
     "DefinitionList": {"type": "object", "properties": {"items": {"type": "array", "items": DEFINITION_ITEM}},
                        "required": ["items"]},
     "DefinitionDetail": DEFINITION_DETAIL, "Deployment": DEPLOYMENT, "Validation": VALIDATION,
-    "Problem": PROBLEM, "Health": HEALTH, "StartCase": START_CASE, "CompleteTask": COMPLETE_TASK,
+    "Problem": PROBLEM, "Health": HEALTH, "Index": INDEX, "StartCase": START_CASE, "CompleteTask": COMPLETE_TASK,
     "SendMessage": SEND_MESSAGE, "RouteMessage": ROUTE_MESSAGE, "Retry": RETRY, "Requirement": REQUIREMENT,
     "LockExternalTasks": LOCK_EXTERNAL_TASKS, "FailTask": FAIL_TASK, "ExtendLock": EXTEND_LOCK,
     "LockedTasks": {"type": "object", "properties": {"items": {"type": "array", "items": {"allOf": [
@@ -282,3 +300,73 @@ COMPONENTS = {
               "properties": {"items": {"type": "array", "items": {"$ref": "#/components/schemas/Event"}}},
               "required": ["items"]},
 }
+
+# --- migrating cases to another version of their definition ---------------------------------------------
+
+_ELEMENT_ID = {"type": "string", "minLength": 1, "maxLength": 255}
+_MIGRATION_FIELDS = {
+    "to_version": {"type": "integer", "minimum": 1, "maximum": MAX_VERSION,
+                   "description": "the version of the same definition to move to"},
+    "mapping": {"type": "object", "propertyNames": _ELEMENT_ID, "additionalProperties": _ELEMENT_ID,
+                "maxProperties": 1000,
+                "description": "element ids of the case's version -> element ids of the target, for elements that "
+                               "were renamed or replaced; every other element corresponds by its id"},
+    "dry_run": {"type": "boolean", "default": False, "description": "only report what would happen"},
+}
+
+MIGRATE_CASE = {"type": "object", "properties": _MIGRATION_FIELDS, "required": ["to_version"],
+                "additionalProperties": False}
+
+MIGRATE_CASES = {
+    "type": "object",
+    "properties": {
+        "filter": {"type": "object", "properties": {
+            "definition": {"type": "string", "minLength": 1, "maxLength": 255},
+            "version": {"type": "integer", "minimum": 1, "maximum": MAX_VERSION,
+                        "description": "only cases on this version"},
+            "status": {"enum": ["running", "error", "suspended"], "description": "only cases in this status "
+                       "(default: all three; finished cases are never migrated)"},
+            "waiting_at": {**_ELEMENT_ID, "description": "only cases with a step at this element that has not "
+                           "finished (ready, waiting, running or failed)"}},
+            "required": ["definition"], "additionalProperties": False},
+        **_MIGRATION_FIELDS,
+        "limit": {"type": "integer", "minimum": 1, "maximum": 500, "default": 100,
+                  "description": "the most cases to consider in this call (at most USM_MAX_PAGE_SIZE)"},
+        "cursor": {"type": "string", "maxLength": 512, "description": "the `next` of the previous call"},
+    },
+    "required": ["filter", "to_version"],
+    "additionalProperties": False,
+}
+
+MIGRATION = {
+    "type": "object",
+    "properties": {
+        "case_id": {"type": "string"}, "definition": {"type": "string"},
+        "from_version": {"type": "integer"}, "to_version": {"type": "integer"},
+        "status": {"type": "string", "description": "the case's status before the migration"},
+        "dry_run": {"type": "boolean"},
+        "result": {"enum": ["migrated", "would_migrate", "refused"]},
+        "mapping": {"type": "object", "additionalProperties": {"type": "string"}},
+        "missing": {"type": "array", "description": "steps the case has not finished that have no counterpart "
+                    "in the target (map them)", "items": {"type": "object", "properties": {
+                        "element_id": {"type": "string"}, "element_name": {"type": ["string", "null"]},
+                        "state": {"type": "string"}, "message": {"type": "string"}},
+                        "required": ["element_id", "message"]}},
+        "reasons": {"type": "array", "items": {"type": "string"}, "description": "why it was refused"},
+        "case": {"$ref": "#/components/schemas/Case"},
+    },
+    "required": ["case_id", "definition", "from_version", "to_version", "status", "dry_run", "result", "mapping",
+                 "missing", "reasons"],
+}
+
+MIGRATION_BATCH = {
+    "type": "object",
+    "properties": {"dry_run": {"type": "boolean"},
+                   "items": {"type": "array", "items": {"$ref": "#/components/schemas/Migration"}},
+                   "next": {"type": ["string", "null"], "description": "more cases may match: send it as `cursor`"},
+                   "migrated": {"type": "integer"}, "refused": {"type": "integer"}},
+    "required": ["dry_run", "items", "next", "migrated", "refused"],
+}
+
+COMPONENTS.update({"MigrateCase": MIGRATE_CASE, "MigrateCases": MIGRATE_CASES, "Migration": MIGRATION,
+                   "MigrationBatch": MIGRATION_BATCH})

@@ -10,7 +10,7 @@ from typing import Any
 from sqlalchemy.engine import Connection, Row
 from sqlalchemy.exc import IntegrityError
 
-from . import compliance, store
+from . import compliance, definition_diff, store
 from .audit import DEPLOYMENT_CHAIN, GENESIS, Recorder, seal
 from .blueprints import SpecCache
 from .catalogue import Catalogue, load_catalogue
@@ -140,6 +140,23 @@ class DefinitionCommands:
         return row.bpmn_file, content
 
     # --- compliance cross-reference ------------------------------------------------------------
+
+    def diff_definition(self, key: str, before: int, after: int) -> dict:
+        """What changed from one deployed version of a definition to another (definition_diff.py)."""
+        versions = []
+        with self.db.reader.connect() as conn:
+            for version in (before, after):
+                row = store.find_definition(conn, key, version)
+                if row is None:
+                    known = store.definition_versions(conn, key)
+                    raise DefinitionNotFound(f"definition '{key}' has no version {version} (it has versions 1 to "
+                                             f"{known[-1].version})" if known else
+                                             f"no definition with key '{key}' is deployed")
+                names = definition_diff.stored_file_names(row.bpmn_file, json.loads(row.meta))
+                files = {name: store.definition_file(conn, row.id, name) for name in names}
+                versions.append(definition_diff.StoredFiles(
+                    row.bpmn_file, {name: content for name, content in files.items() if content is not None}))
+        return {"key": key, "from": before, "to": after, **definition_diff.compare(key, *versions)}
 
     def list_compliance(self) -> list[dict]:
         with self.db.reader.connect() as conn:

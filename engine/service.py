@@ -17,7 +17,7 @@ from typing import Concatenate, ParamSpec, TypeVar
 
 from sqlalchemy.exc import IntegrityError
 
-from . import case_lifecycle, case_messages, case_start, case_timers, case_views, external_tasks, store
+from . import case_lifecycle, case_messages, case_migration, case_start, case_timers, case_views, external_tasks, store
 from .blueprints import SpecCache, StoredDefinition
 from .clock import Clock, SystemClock
 from .database import Database, connect, migrate
@@ -114,6 +114,12 @@ class Engine(DefinitionCommands):
     @_on_engine_clock
     def retry_case(self, case_id: str, actor: str, data: dict | None = None, if_match: str | None = None) -> dict:
         return case_lifecycle.retry_case(self.parts, case_id, actor, data or {}, if_match)
+
+    @_on_engine_clock
+    def migrate_cases(self, which: str | case_migration.Selection, migration: case_migration.Migration, actor: str,
+                      if_match: str | None = None, cursor: str | None = None, limit: int = 100) -> dict:
+        """One case (by id) or a selection of cases to another version of their definition."""
+        return case_migration.migrate(self.parts, which, migration, actor, if_match, cursor, limit)
 
     @_on_engine_clock
     def fire_due_timers(self, limit: int = 100) -> int:

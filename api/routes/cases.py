@@ -3,12 +3,14 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from flask import Blueprint, Response, g, jsonify, request
+from flask import Blueprint, Response, current_app, g, jsonify, request
+
+from usm_engine.engine.case_migration import Migration, Selection
 
 from ..contract import PAGING, operation, query_param
 from ..http import engine, enum_param, json_body, paging, requires, time_param
 from ..problems import ApiProblem
-from ..schemas import EMPTY, RETRY, ROUTE_MESSAGE, SEND_MESSAGE, START_CASE
+from ..schemas import EMPTY, MIGRATE_CASE, MIGRATE_CASES, RETRY, ROUTE_MESSAGE, SEND_MESSAGE, START_CASE
 
 bp = Blueprint("cases", __name__, url_prefix="/api/v1/cases")
 
@@ -127,6 +129,47 @@ def retry_case(case_id: str) -> Response:
     body = json_body(RETRY) if request.get_data(cache=True).strip() else {}
     return case_response(engine().retry_case(case_id, g.principal.user, body.get("data") or {},
                                              request.headers.get(_IF_MATCH)))
+
+
+def _migration(body: dict) -> Migration:
+    return Migration(body["to_version"], body.get("mapping") or {}, bool(body.get("dry_run", False)))
+
+
+@bp.post("/<case_id>/migrate")
+@operation("Move a case that has not finished to another version of its definition (dry_run: only report; "
+           "a refusal names the steps that need a mapping)", roles="system", request="MigrateCase", tag="cases",
+           query=[{"name": _IF_MATCH, "in": "header", "required": False, "schema": {"type": "string"},
+                   "description": "the case's etag as read; 412 when it changed since"}],
+           responses={200: "Migration", 404: "Problem", 409: "Problem", 412: "Problem", 422: "Problem"})
+@requires("system")
+def migrate_case(case_id: str) -> Response:
+    body = json_body(MIGRATE_CASE)
+    report = engine().migrate_cases(case_id, _migration(body), g.principal.user,
+                                    if_match=request.headers.get(_IF_MATCH))
+    response = jsonify(report)
+    if "case" in report:
+        response.headers["ETag"] = report["case"]["etag"]
+    return response
+
+
+@bp.post("/migrate")
+@operation("Move the unfinished cases a filter selects to another version of their definition, a page at a "
+           "time; each case is migrated or refused with reasons (dry_run: only report)", roles="system",
+           request="MigrateCases", responses={200: "MigrationBatch", 404: "Problem", 422: "Problem"}, tag="cases")
+@requires("system")
+def migrate_cases() -> Response:
+    body = json_body(MIGRATE_CASES)
+    limit, largest = body.get("limit", 100), current_app.extensions["usm_settings"].max_page_size
+    if limit > largest:
+        raise ApiProblem(422, "Unprocessable content", f"limit must be a whole number from 1 to {largest}",
+                         [{"field": "limit", "message": f"got {limit}"}])
+    chosen = body["filter"]
+    if any(isinstance(value, str) and "\0" in value for value in chosen.values()):  # they reach SQL
+        raise ApiProblem(422, "Unprocessable content", "the filter contains a NUL character (\\u0000); remove it",
+                         [{"field": "filter", "message": "must not contain the NUL character"}])
+    selection = Selection(chosen["definition"], chosen.get("version"), chosen.get("status"), chosen.get("waiting_at"))
+    return jsonify(engine().migrate_cases(selection, _migration(body), g.principal.user, cursor=body.get("cursor"),
+                                          limit=limit))
 
 
 messages_bp = Blueprint("messages", __name__, url_prefix="/api/v1/messages")

@@ -44,6 +44,42 @@ def _json_for_html(value) -> str:
     return (json.dumps(value).replace("&", "\\u0026").replace("<", "\\u003c").replace(">", "\\u003e"))
 
 
+# The trail events that count as a step the case took (as engine/case_views.py's executed_path counts them).
+_STEPS = {"task_completed", "activity_completed", "event_passed", "gateway_taken", "timer_fired", "message_received",
+          "message_sent"}
+
+
+def mark_versions(picture: dict) -> list[dict]:
+    """For a case migrated to another version of its definition: its moves (when, from which version to
+    which), and on the drawing of its current version the steps it took on an earlier one, under their
+    current ids (a mapping renames them), as `earlier`. The trail says per event which version it ran on."""
+    case, trail = picture["case"], picture["trail"]
+    moves = [{"at": event["at"], "actor": event["actor"], "from_version": event["details"].get("from_version"),
+              "to_version": event["details"].get("to_version"), "mapping": event["details"].get("mapping") or {}}
+             for event in trail if event["type"] == "case_migrated"]
+    main = next((d for d in picture["diagrams"] if d["definition"] == case["definition"]), None)
+    if not moves or main is None:
+        return moves
+    earlier, now = [], set()
+    for event in trail:
+        if not event["element_id"] or (event.get("element_definition") or case["definition"]) != case["definition"]:
+            continue
+        element_id = event["element_id"]
+        for move in moves:  # follow the element through every later move's renames
+            if (event["version"] or 0) < (move["to_version"] or 0):
+                element_id = move["mapping"].get(element_id, element_id)
+        event["drawn_as"] = element_id  # the trail's link finds the element on the current drawing
+        if event["type"] not in _STEPS:
+            continue
+        if event["version"] == case["version"]:
+            now.add(element_id)
+        elif element_id not in earlier:
+            earlier.append(element_id)
+    main["earlier"] = [element_id for element_id in earlier if element_id not in now]
+    main["executed"] = main["executed"] + [e for e in main["earlier"] if e not in main["executed"]]
+    return moves
+
+
 @bp.get("/api/v1/cases/<case_id>/diagram")
 @operation("An HTML page: the case's definition version, and every definition it called, drawn with "
            "bpmn-js, the executed path and current tasks marked, the trail beside it",
@@ -52,9 +88,10 @@ def _json_for_html(value) -> str:
 @requires(*READERS)
 def case_diagram(case_id):
     picture = engine().case_diagram(case_id)
-    payload = {"diagrams": picture["diagrams"]}
+    moves = mark_versions(picture)
+    payload = {"diagrams": picture["diagrams"], "migrations": moves}
     html = render_template("case_diagram.html", case=picture["case"], trail=picture["trail"],
-                           diagrams=picture["diagrams"], payload=_json_for_html(payload))
+                           diagrams=picture["diagrams"], migrations=moves, payload=_json_for_html(payload))
     response = Response(html, mimetype="text/html")
     response.headers["Content-Security-Policy"] = CONTENT_SECURITY_POLICY
     response.headers["X-Frame-Options"] = "DENY"

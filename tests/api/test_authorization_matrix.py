@@ -16,6 +16,9 @@ MATRIX = {
     ("GET", "/healthz"): None,
     ("GET", "/metrics"): None,
     ("GET", "/api/v1/openapi.json"): None,
+    ("GET", "/api/v1/docs"): None,
+    ("GET", "/"): None,
+    ("GET", "/assets/swagger-ui/<path:filename>"): None,
     ("GET", "/assets/bpmn-js/<path:filename>"): None,
     ("GET", "/assets/usm/<path:filename>"): None,
     ("GET", "/api/v1/definitions"): ANY,
@@ -31,6 +34,8 @@ MATRIX = {
     ("POST", "/api/v1/cases/<case_id>/suspend"): {"admin", "system"},
     ("POST", "/api/v1/cases/<case_id>/resume"): {"admin", "system"},
     ("POST", "/api/v1/cases/<case_id>/retry"): {"admin", "system"},
+    ("POST", "/api/v1/cases/<case_id>/migrate"): {"admin", "system"},
+    ("POST", "/api/v1/cases/migrate"): {"admin", "system"},
     ("POST", "/api/v1/messages"): {"admin", "system"},
     ("GET", "/api/v1/tasks"): ANY,
     ("GET", "/api/v1/tasks/<task_id>"): {"admin", "system", "auditor", "requester"},
@@ -78,6 +83,8 @@ BODIES = {
     "/api/v1/tasks/<task_id>/fail": {"worker": "w1", "message": "a user task cannot fail"},
     "/api/v1/tasks/<task_id>/extend-lock": {"worker": "w1", "lock_seconds": 60},
     "/api/v1/external-tasks/lock": {"worker": "w1", "topics": ["cmdb"]},
+    "/api/v1/cases/<case_id>/migrate": {"to_version": 1, "dry_run": True},
+    "/api/v1/cases/migrate": {"filter": {"definition": "approval"}, "to_version": 1, "dry_run": True},
 }
 
 
@@ -99,6 +106,8 @@ def test_matrix(app, world, role):
             path = "/assets/usm/diagram.js"
         elif rule == "/assets/bpmn-js/<path:filename>":
             path = "/assets/bpmn-js/bpmn-navigated-viewer.production.min.js"
+        elif rule == "/assets/swagger-ui/<path:filename>":
+            path = "/assets/swagger-ui/swagger-ui.css"
         kwargs = {"headers": headers}
         if method == "POST":
             if rule in ("/api/v1/definitions", "/api/v1/definitions/validate"):

@@ -12,7 +12,7 @@ def test_help_lists_every_command_in_whole_sentences():
     result = CliRunner().invoke(main, ["--help"], terminal_width=200)
     assert result.exit_code == 0
     commands = result.output.split("Commands:")[1].strip().splitlines()
-    assert len(commands) == 8
+    assert len(commands) == 10  # 8, `diff` and `cases`
     for line in commands:
         assert line.rstrip().endswith(".") and "..." not in line, line
 

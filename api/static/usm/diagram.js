@@ -41,6 +41,7 @@
       mark(diagram.executed, "usm-executed");
       mark(diagram.flows, "usm-executed");
       mark(diagram.current, "usm-current");
+      mark(diagram.earlier || [], "usm-earlier");  // ran on an earlier version of the definition
       document.querySelectorAll("#processes button").forEach(function (button) {
         button.setAttribute("aria-pressed", String(button.getAttribute("data-definition") === definition));
       });
