@@ -12,7 +12,6 @@ from usm_engine.engine.settings import Settings
 from . import logs, metrics, problems
 from .auth import TokenRegistry
 from .openapi import build_document
-from .serving_gate import GatedApp
 from .routes import audit, cases, definitions, diagram, meta, tasks
 
 API_VERSION = "1.0.0"
@@ -54,5 +53,4 @@ def create_app(settings: Settings, *, clock: Clock | None = None, migrate: bool 
         response.headers.setdefault("Cache-Control", "no-store")
         return response
 
-    app.wsgi_app = GatedApp(app.wsgi_app, settings.max_body_bytes)  # type: ignore[method-assign]  # Flask allows it
     return app

@@ -64,8 +64,8 @@ def main(ctx: click.Context) -> None:
 @click.option("--workers", default=max(2, os.cpu_count() or 1), show_default="number of CPUs, at least 2",
               type=int, help="server processes")
 @click.option("--threads", default=8, show_default=True, type=int,
-              help="threads per process; one request at a time runs in each process, the others are threads "
-                   "waiting for a script's sandbox (1: fastest, but a runaway script holds a whole process)")
+              help="threads per process, taking turns: one serves at a time, and one whose script runs long "
+                   "lets another serve meanwhile (api/serving_gate.py); 1: a runaway script holds the process")
 @click.option("--definitions", "definitions_dir", default=str(USM_DEFINITIONS),
               show_default="the USM definitions installed with usm-engine",
               help="directory whose files are deployed at start (skipped if missing)")
@@ -127,7 +127,7 @@ def serve(settings: Settings, host, port, workers, threads, definitions_dir, wit
             self.cfg.set("bind", f"{host}:{port}")
             self.cfg.set("workers", workers)
             self.cfg.set("threads", threads)
-            self.cfg.set("worker_class", "gthread" if threads > 1 else "sync")
+            self.cfg.set("worker_class", "usm_engine.api.serving_gate.TurnTakingWorker")
             self.cfg.set("accesslog", settings.access_log)
             self.cfg.set("errorlog", "-")
             self.cfg.set("graceful_timeout", 10)

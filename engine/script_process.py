@@ -12,8 +12,9 @@ Sandbox processes are kept and reused (one per thread that needs one at a time),
 a process started in a parent (before gunicorn forks) is never used by the child.
 
 While a thread only waits for its sandbox process it needs no CPU of its own; `set_waiting` lets the
-server that runs the engine use that time (the API lets another request of the same process run, see
-api/serving_gate.py). The engine itself knows nothing of requests.
+server that runs the engine use that time once a script has not answered within QUICK_ANSWER_SECONDS
+(`usm serve` serves another request of the same process meanwhile, see api/serving_gate.py). The engine
+itself knows nothing of requests.
 """
 from __future__ import annotations
 
@@ -41,6 +42,8 @@ log = logging.getLogger(__name__)
 # itself at the limit (with a clean error, keeping the process); the kill is for what it cannot stop.
 GRACE_SECONDS = 0.5
 _READ_CHUNK = 1 << 16
+# How long a thread waits for a script's answer before it lets its server serve other requests meanwhile.
+QUICK_ANSWER_SECONDS = 0.05
 
 
 class SandboxProcess:
@@ -157,8 +160,7 @@ def run_in_sandbox(request: dict, limits: ScriptLimits, helpers: Helpers, max_ou
     try:
         process.send(message)
         while True:
-            with _waiting():
-                reply = process.receive(deadline, max_reply)
+            reply = _receive(process, deadline, max_reply)
             if "call" not in reply:
                 # After a limit the process may hold what the script built: a fresh one serves the next.
                 reusable = "error" not in reply or reply["error"].get("type") != "ScriptLimitExceeded"
@@ -181,6 +183,19 @@ def run_in_sandbox(request: dict, limits: ScriptLimits, helpers: Helpers, max_ou
             _POOL.give_back(process)
         else:
             process.kill()
+
+
+def _receive(process: SandboxProcess, deadline: float, max_bytes: int) -> dict:
+    """The sandbox's next message. Most scripts answer within milliseconds, and the thread keeps its
+    server's turn for that long: handing it over would only let the server take in another request to
+    finish first. A longer wait (a slow or runaway script) lets the server serve others meanwhile."""
+    try:
+        return process.receive(min(deadline, time.monotonic() + QUICK_ANSWER_SECONDS), max_bytes)
+    except TimeoutError:
+        if time.monotonic() >= deadline:
+            raise
+    with _waiting():
+        return process.receive(deadline, max_bytes)
 
 
 def _answer(helpers: Helpers, call: dict) -> dict:

@@ -101,13 +101,7 @@ def test_processes_racing_on_postgresql_one_wins(app_factory, tokens_file):
 def test_forced_interleaving_the_loser_gets_409_and_writes_nothing(app, client, database_url, monkeypatch):
     """Both requests read the case before either writes (held at a barrier), so the second write meets
     a changed row version: optimistic concurrency, not the task-state check, must turn it away."""
-    from usm_engine.api.serving_gate import GatedApp
     from usm_engine.engine import case_work
-
-    # One process runs one request at a time (api/serving_gate.py), so two racers meet only when they
-    # are in two server processes: without the gate, these two threads stand for those.
-    assert isinstance(app.wsgi_app, GatedApp)
-    monkeypatch.setattr(app, "wsgi_app", app.wsgi_app.app)
 
     assert deploy(client, *APPROVAL).status_code == 201
     ((case_id, task_id),) = start_cases(client, 1)

@@ -57,6 +57,9 @@ def server(tmp_path, database_url):
         at = running.args.index(option)
         del running.args[at:at + 2]
     running.start()
+    # gunicorn silently runs its threaded worker instead of a class whose name ends in SyncWorker: make
+    # sure the one that takes turns is what runs.
+    assert "Using worker: usm_engine.api.serving_gate.TurnTakingWorker" in running.log()
     yield running
     running.stop()
 
