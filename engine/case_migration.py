@@ -7,15 +7,14 @@ do the moving; this module decides what may move and records it:
 - Elements correspond by id, after the caller's mapping {old element id: new element id}. SpecDiff also
   pairs elements by their place in the flow; those guesses are dropped, because a guess could put a
   person's task on a different step without anyone having said so.
-- Every step the case has not finished (ready, waiting, running, failed) needs a counterpart. One without
-  refuses the migration, and the refusal (and a dry run) names it, so a person can map it.
+- Every step the case has not finished (ready, waiting, running, failed) needs a counterpart, and a join
+  some branches have reached needs the same branches. Else the refusal (and a dry run) names the step.
 - migrate_workflow swaps the specs and predicts again from the ready and waiting steps. Those keep their
   ids (worklists stay valid) and their data; a waiting event whose event is unchanged keeps its due time.
-- A running step (a call activity, an external task with its worker) or a failed one (an incident) is
-  not reset: only what comes after it is predicted again.
-- Finished steps the new version no longer has leave the task tree; the trail keeps them.
-- Embedded subprocesses move with the case. Called definitions keep the versions pinned at start; one the
-  new version calls for the first time is pinned at its latest version, as for a new case.
+- A running step (a call activity, an external task) or a failed one is not reset: what follows is.
+- Finished steps the new version no longer has leave the task tree; the trail keeps them. Embedded
+  subprocesses move with the case; called definitions keep their pinned versions (one called for the
+  first time is pinned at its latest version, as for a new case).
 - A running case moves and then runs what became possible. A suspended case stays suspended, and a case
   with an incident keeps it until retried: moving a case to a corrected version and then retrying it is
   how a fix reaches a failed step. A finished case refuses.
@@ -30,6 +29,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from SpiffWorkflow.bpmn.specs.bpmn_process_spec import BpmnProcessSpec
+from SpiffWorkflow.bpmn.specs.mixins.unstructured_join import UnstructuredJoin
 from SpiffWorkflow.bpmn.util.diff import SpecDiff, WorkflowDiff, migrate_workflow
 from SpiffWorkflow.task import Task
 from SpiffWorkflow.util.task import TaskState
@@ -129,7 +129,7 @@ def _migrate(parts: EngineParts, work: CaseWork, migration: Migration) -> dict:
     _check_mapping(parts, row.definition_key, row.definition_version, migration)
     target, pins = _target(parts, row, migration.to_version)
     plan = _plan(work.workflow, work.blueprint, target, migration.mapping)
-    missing = _missing(plan, work.blueprint, migration.to_version)
+    missing = _missing(plan, work.blueprint, migration.to_version, migration.mapping)
     if missing:
         refusal = _refusal(row, migration, missing)
         if not migration.dry_run:
@@ -232,22 +232,36 @@ def _part(workflow: Any, spec: BpmnProcessSpec | None, mapping: Mapping[str, str
     return _Part(workflow, spec, diff)
 
 
-def _missing(plan: list[_Part], source: Blueprint, to_version: int) -> list[dict]:
-    """The unfinished steps that would have no counterpart, as problem entries a person can act on."""
+def _missing(plan: list[_Part], source: Blueprint, to_version: int, mapping: Mapping[str, str]) -> list[dict]:
+    """The unfinished steps that would have no counterpart, or a join that would wait for good, as problem
+    entries a person can act on."""
     found: dict[str, dict] = {}
     for part in plan:
         for task in part.workflow.tasks.values():
-            if not task.has_state(ACTIVE) or (part.diff is not None and part.diff.alignment.get(task.task_spec)):
+            counterpart = part.diff.alignment.get(task.task_spec) if part.diff is not None else None
+            if not task.has_state(ACTIVE) or (counterpart and not _join_changed(task, counterpart, mapping)):
                 continue
             element_id = getattr(task.task_spec, "bpmn_id", None) or task.task_spec.name.partition(".")[0]
             name = getattr(task.task_spec, "bpmn_name", None) or source.locate(part.workflow.spec.name,
                                                                                element_id)[1].get("name")
             state = TaskState.get_name(task.state).lower()
-            found.setdefault(element_id, {
-                "element_id": element_id, "element_name": name, "state": state,
-                "message": f"{_named(name, element_id)} is {state} in this case, and version {to_version} has no "
-                           "element with this id: map it to one"})
+            message = (f"{_named(name, element_id)} is a join waiting for its branches, and version {to_version} "
+                       "joins other branches there: the case could wait at it for good; let the case pass the "
+                       "join before migrating it" if counterpart else
+                       f"{_named(name, element_id)} is {state} in this case, and version {to_version} has no "
+                       "element with this id: map it to one")
+            found.setdefault(element_id, {"element_id": element_id, "element_name": name, "state": state,
+                                          "message": message})
     return list(found.values())
+
+
+def _join_changed(task: Task, counterpart: Any, mapping: Mapping[str, str]) -> bool:
+    """A join some branches have reached, whose incoming branches differ in the new version: moved, it could
+    wait for a branch no token is on, or count the branches wrongly, so such a case is refused."""
+    if not isinstance(task.task_spec, UnstructuredJoin) or not task.has_state(TaskState.WAITING):
+        return False
+    before = {_renamed(spec.name, mapping) for spec in task.task_spec.inputs}
+    return before != {spec.name for spec in counterpart.inputs}
 
 
 def _named(name: str | None, element_id: str) -> str:
@@ -255,6 +269,8 @@ def _named(name: str | None, element_id: str) -> str:
 
 
 def _refusal(row: Row[Any], migration: Migration, missing: list[dict]) -> str:
+    if joins := [item["message"] for item in missing if "join waiting" in item["message"]]:
+        return "; ".join(joins)
     steps = ", ".join(_named(item["element_name"], item["element_id"]) for item in missing)
     example = json.dumps({item["element_id"]: "<element id in the new version>" for item in missing[:1]})
     return (f"version {migration.to_version} of '{row.definition_key}' has no counterpart for where this case "

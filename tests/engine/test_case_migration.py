@@ -274,3 +274,65 @@ def test_a_failed_gateway_moves_and_its_retry_decides_by_the_new_version(engine)
     assert retried["status"] == "completed"
     gateway = next(e for e in engine.trail(case["id"], {}) if e["type"] == "gateway_taken")
     assert gateway["details"]["targets"] == ["End_Yes"] and gateway["version"] == 2
+
+
+# --- a join some branches have reached ---------------------------------------------------------------------
+
+JOINS = FIXTURES / "joins"
+
+
+def joins_files(text: str) -> list[tuple[str, bytes]]:
+    return [("joins_parallel.bpmn", text.encode()), ("again.schema.json", (JOINS / "again.schema.json").read_bytes())]
+
+
+def joins_with_a_fourth_branch() -> str:
+    """Version 2: a branch D from the split into the join, as a designer adds one in the modeler."""
+    text = (JOINS / "joins_parallel.bpmn").read_text()
+    text = text.replace('<bpmn:outgoing>Flow_C</bpmn:outgoing></bpmn:parallelGateway>',
+                        '<bpmn:outgoing>Flow_C</bpmn:outgoing><bpmn:outgoing>Flow_D</bpmn:outgoing></bpmn:parallelGateway>')
+    text = text.replace('<bpmn:incoming>Flow_CToJoin</bpmn:incoming>',
+                        '<bpmn:incoming>Flow_CToJoin</bpmn:incoming><bpmn:incoming>Flow_DToJoin</bpmn:incoming>')
+    return text.replace('  </bpmn:process>', '''    <bpmn:userTask id="Activity_D" name="Branch D">
+      <bpmn:incoming>Flow_D</bpmn:incoming><bpmn:outgoing>Flow_DToJoin</bpmn:outgoing></bpmn:userTask>
+    <bpmn:sequenceFlow id="Flow_D" sourceRef="Gateway_Split" targetRef="Activity_D" />
+    <bpmn:sequenceFlow id="Flow_DToJoin" sourceRef="Activity_D" targetRef="Gateway_Join" />
+  </bpmn:process>''')
+
+
+def ready(case: dict) -> dict[str, str]:
+    return {task["element_id"]: task["id"] for task in case["tasks"]}
+
+
+def test_a_join_waiting_for_branches_the_new_version_changed_is_refused_and_one_with_the_same_branches_moves(engine):
+    text = (JOINS / "joins_parallel.bpmn").read_text()
+    engine.deploy(joins_files(text), "designer")
+    case, _ = engine.start_case("joins-parallel", "system")
+    case = engine.complete_task(ready(case)["Activity_A"], {}, "alice", ANYONE)  # A has reached the join
+    assert sorted(ready(case)) == ["Activity_B", "Activity_C"]
+
+    assert new_version_of(engine, joins_files(joins_with_a_fourth_branch())) == 2
+    # Moved, the join would wait for D, which no token will ever reach: the case would never finish.
+    dry = engine.migrate_cases(case["id"], Migration(2, dry_run=True), "ops")
+    assert dry["result"] == "refused" and [m["element_id"] for m in dry["missing"]] == ["Gateway_Join"]
+    with pytest.raises(Conflict, match="join waiting for its branches") as refused:
+        engine.migrate_cases(case["id"], Migration(2), "ops")
+    assert refused.value.errors[0]["element_id"] == "Gateway_Join"
+    assert read_case(engine.parts.db, case["id"]).definition_version == 1  # nothing written
+
+    # A version that changes the branches' names only keeps the join's branches: the case moves, and the
+    # join fires once, after the two branches still open.
+    assert new_version_of(engine, joins_files(text.replace('name="Branch B"', 'name="Branch B, checked"'))) == 3
+    moved = engine.migrate_cases(case["id"], Migration(3), "ops")
+    assert moved["result"] == "migrated"
+    case = engine.complete_task(ready(moved["case"])["Activity_B"], {}, "bob", ANYONE)
+    assert sorted(ready(case)) == ["Activity_C"]
+    case = engine.complete_task(ready(case)["Activity_C"], {}, "carol", ANYONE)
+    assert sorted(ready(case)) == ["Activity_After"]
+    case = engine.complete_task(ready(case)["Activity_After"], {"again": False}, "dave", ANYONE)
+    assert case["status"] == "completed"
+
+
+def new_version_of(engine, files: list[tuple[str, bytes]]) -> int:
+    created, results = engine.deploy(files, "designer")
+    assert created
+    return results[0]["version"]
