@@ -176,6 +176,9 @@ def _forget_metrics_of(pid: int) -> None:
     multiprocess.mark_process_dead(pid)
 
 
+RESTART_PAUSE_SECONDS = 3
+
+
 class TimerWorker:
     """The `usm worker` that `usm serve` runs beside gunicorn, started again whenever it exits."""
 
@@ -196,6 +199,10 @@ class TimerWorker:
         while not self.stopping.wait(1):
             # (its exit status is not reliable here: gunicorn's arbiter reaps every child of the master)
             if self.process.poll() is not None and not self.stopping.is_set():
+                # A stop of the whole server (a signal to its process group) ends the timer worker at once
+                # and the master a moment later: wait that moment rather than start a worker to stop.
+                if self.stopping.wait(RESTART_PAUSE_SECONDS):
+                    break
                 click.echo("the timer worker stopped; starting it again", err=True)
                 _forget_metrics_of(self.process.pid)
                 self.process = self._start()

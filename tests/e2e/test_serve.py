@@ -112,7 +112,7 @@ def test_serve_starts_its_timer_worker_again_when_it_dies(workdir, database_url)
     try:
         [first] = worker_pids(server)
         os.kill(first, signal.SIGKILL)
-        deadline = time.monotonic() + 30  # generous for a loaded machine: the keeper looks every second
+        deadline = time.monotonic() + 30  # generous for a loaded machine: the keeper looks every second, then waits 3 s
         while time.monotonic() < deadline and worker_pids(server) in ([], [first]):
             time.sleep(0.2)
         [second] = worker_pids(server)
