@@ -16,7 +16,7 @@ from SpiffWorkflow.dmn.parser.BpmnDmnParser import SCHEMAS as DMN_SCHEMAS
 from .deploy_problems import DeployProblem, describe, label, nearest_id, problem_at
 from .errors import TooLarge
 from .settings import Limits
-from .spec_adjustments import translate_expressions
+from .spec_adjustments import translate_expressions, unprefix_local_references
 from .spiff_setup import xsd_validator
 from .xml_safety import UnsafeXml, parse_untrusted
 
@@ -186,6 +186,7 @@ def _load_bpmn(bundle: Bundle, filename: str, content: bytes, limits: Limits) ->
     if schema_problems:
         bundle.problems.extend(schema_problems)
         return
+    unprefix_local_references(tree)
     bundle.index_ids(filename, tree)
     # Also translates JUEL and FEEL expressions in place, before the parser reads them.
     unsupported = (_check_supported(filename, tree) + _check_data_objects(bundle, filename, tree)

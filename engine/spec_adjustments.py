@@ -47,6 +47,30 @@ _EXPRESSIONS = {"conditionExpression": "condition", "condition": "condition", "t
 _HOLDERS = ("EventDefinition", "LoopCharacteristics")
 
 
+# References the BPMN schema types as QName: a modeler may write them with the prefix of the file's own
+# namespace (messageRef="tns:Message_1"). SpiffWorkflow looks them up by bare id.
+_QNAME_REFERENCES = ("messageRef", "signalRef", "errorRef", "escalationRef", "calledElement", "processRef")
+
+
+def unprefix_local_references(tree: etree._ElementTree) -> None:
+    """Drop the prefix of a reference into this very file (its prefix names the targetNamespace), in
+    place, so that `tns:Message_1` finds the message `Message_1`. A prefix of another namespace names an
+    imported file, which the engine does not read: that reference stays, and is refused as unresolved."""
+    root = tree.getroot()
+    own = root.get("targetNamespace")
+    if not own:
+        return
+    for element in root.iter():
+        if not isinstance(element.tag, str):
+            continue  # comments and processing instructions
+        for attribute in _QNAME_REFERENCES:
+            value = element.get(attribute)
+            if value and ":" in value:
+                prefix, _, local = value.partition(":")
+                if element.nsmap.get(prefix) == own:
+                    element.set(attribute, local)
+
+
 def translate_expressions(filename: str, tree: etree._ElementTree) -> list[DeployProblem]:
     """Rewrite the JUEL and FEEL expressions of the executable processes in `tree` as Python, in place;
     returns a problem for each one that cannot be translated. Other processes never run, so their
