@@ -424,7 +424,7 @@ class Server:
     """`usm serve` in a temp directory with its own SQLite file, or on the PostgreSQL database given (its
     schema emptied first); always stopped by close()."""
 
-    def __init__(self, workers: int, threads: int, postgres_url: str | None = None):
+    def __init__(self, workers: int, threads: int, postgres_url: str | None = None, definitions: Path | None = None):
         self.workers, self.threads = workers, threads
         self.dir = Path(tempfile.mkdtemp(prefix="usm-bench-http-"))
         (self.dir / "definitions").mkdir()
@@ -438,7 +438,7 @@ class Server:
         usm = Path(sys.executable).with_name("usm")
         command = [str(usm)] if usm.exists() else [sys.executable, "-m", "usm_engine.api.cli"]
         command += ["serve", "--host", "127.0.0.1", "--port", str(self.port), "--workers", str(workers),
-                    "--threads", str(threads), "--definitions", str(self.dir / "definitions")]
+                    "--threads", str(threads), "--definitions", str(definitions or self.dir / "definitions")]
         env = {key: value for key, value in os.environ.items() if not key.startswith("USM_")}
         env.update({"USM_DATABASE_URL": self.database_url, "USM_ADMIN_TOKEN": self.token,
                     "PYTHONPATH": str(ROOT) + os.pathsep + env.get("PYTHONPATH", "")})
