@@ -37,13 +37,26 @@ def collect_files(paths: tuple[str, ...], root: Path | None = None) -> list[tupl
     return files
 
 
-def format_problem(problem: dict) -> str:
-    """`file:line: element_id: message`, the shape editors and CI logs link to."""
+def format_problem(problem: dict, kind: str = "") -> str:
+    """`file:line: element_id: message`, the shape editors and CI logs link to; `kind` ("warning") goes
+    before the message, as compilers write it."""
     location = problem.get("file") or "<upload>"
     if problem.get("line"):
         location += f":{problem['line']}"
     element = f" {problem['element_id']}:" if problem.get("element_id") else ""
-    return f"{location}:{element} {problem['message']}"
+    return f"{location}:{element} {kind + ': ' if kind else ''}{problem['message']}"
+
+
+def echo_warnings(items: list[dict], directory: str | None = None, err: bool = True) -> None:
+    """The warnings of deployed definitions (each file's once), as file:line: element: warning: message."""
+    seen = set()
+    for warning in (w for item in items for w in item.get("warnings", [])):
+        key = tuple(sorted((k, str(v)) for k, v in warning.items()))
+        if key in seen:
+            continue
+        seen.add(key)
+        file = f"{directory}/{warning['file']}" if directory and warning.get("file") else warning.get("file")
+        click.echo(format_problem({**warning, "file": file}, "warning"), err=err)
 
 
 @click.group()
@@ -106,6 +119,7 @@ def serve(settings: Settings, host, port, workers, threads, definitions_dir, wit
                     click.echo(format_problem({**problem, "file": f"{directory}/{problem['file']}"
                                                if problem.get("file") else None}), err=True)
                 raise SystemExit(f"not starting: {definitions_dir} does not deploy") from None
+            echo_warnings(items, str(directory))
             click.echo(f"deployed {sum(i['created'] for i in items)} new of {len(items)} definitions "
                        f"from {definitions_dir}", err=True)
     engine.close()
@@ -270,6 +284,7 @@ def validate(settings: Settings, paths):
             raise SystemExit(1) from None
         finally:
             engine.close()
+    echo_warnings([{"warnings": c.warnings} for c in compiled], err=False)
     click.echo(f"ok: {len(files)} files, {len(compiled)} executable processes, {len(requirements)} compliance "
                f"requirements ({', '.join(c.key for c in compiled)})")
 

@@ -32,6 +32,10 @@ DECIDE_FORM = {"title": "Decide", "type": "object",
 
 DEFINITION = {"key": "approval", "name": "Approval", "version": 1, "hash": DEFINITION_HASH,
               "deployed_at": DEPLOYED, "deployed_by": "designer"}
+# A model brought from another team: its data store documents where data lives, and deploys as a warning.
+WARNING = {"file": "approval.bpmn", "line": 12, "element_id": "DataStore_Crm",
+           "message": "data store 'CRM' (DataStore_Crm) is kept as documentation only: this engine keeps no data in "
+                      "data stores; its 1 data association is ignored, and the process runs without it"}
 LINKS = {"startable": True, "start": {"plain": True, "messages": []}, "calls": [], "called_by": [], "starts": []}
 
 SUBMIT_SUMMARY = {"id": SUBMIT_TASK, "element_id": "Activity_Submit", "name": "Submit request",
@@ -103,7 +107,8 @@ SCHEMA_EXAMPLES = {
                          "user_tasks": [{"element_id": "Activity_Submit", "name": "Submit request",
                                          "lane": "Requester", "documentation": "Describe what you need and how many.",
                                          "form": SUBMIT_FORM}]},
-    "Deployment": {"items": [{**DEFINITION, "created": True}]}, "Validation": {"valid": True},
+    "Deployment": {"items": [{**DEFINITION, "created": True, "warnings": []}]},
+    "Validation": {"valid": True, "warnings": [WARNING]},
     "Health": {"status": "ok", "database": "ok"}, "Index": INDEX,
     "LockedTasks": {"items": [LOCKED_TASK]}, "Trail": {"items": [FIRST_EVENT, EVENT]},
     "Verification": {"ok": True, "cases": 1, "events": 6, "next": None},
@@ -180,7 +185,8 @@ RESPONSE_EXAMPLES: dict[tuple[str, int], dict] = {
     ("cases_suspend_case", 200): {"application/json": SUSPENDED_CASE},
     ("cases_resume_case", 200): {"application/json": RESUMED_CASE},
     ("messages_route_message", 201): {"application/json": {**STARTED_CASE, "business_key": "REQ-2"}},
-    ("definitions_deploy", 200): {"application/json": {"items": [{**DEFINITION, "created": False}]}},
+    ("definitions_deploy", 200): {"application/json": {"items": [{**DEFINITION, "created": False,
+                                                                  "warnings": [WARNING]}]}},
     ("definitions_get_definition_bpmn", 200): {"application/xml": BPMN},
     ("audit_case_trail", 200): {"text/csv": TRAIL_CSV},
     ("diagram_case_diagram", 200): {"text/html": DIAGRAM_PAGE},

@@ -181,15 +181,22 @@ DEFINITION_DETAIL = {
     "required": ["versions", "lanes", "user_tasks"],
 }
 
+# What deploys, but not as drawn (e.g. a data store kept as documentation): located like a problem.
+WARNINGS = {"type": "array", "items": {"type": "object", "properties": {
+    "file": {"type": ["string", "null"]}, "line": {"type": ["integer", "null"]},
+    "element_id": {"type": ["string", "null"]}, "message": {"type": "string"}}, "required": ["message"]}}
+
 DEPLOYMENT = {
     "type": "object",
     "properties": {"items": {"type": "array", "items": {"allOf": [
         {"$ref": "#/components/schemas/Definition"},
-        {"type": "object", "properties": {"created": {"type": "boolean"}}, "required": ["created"]}]}}},
+        {"type": "object", "properties": {"created": {"type": "boolean"}, "warnings": WARNINGS},
+         "required": ["created", "warnings"]}]}}},
     "required": ["items"],
 }
 
-VALIDATION = {"type": "object", "properties": {"valid": {"const": True}}, "required": ["valid"]}
+VALIDATION = {"type": "object", "properties": {"valid": {"const": True}, "warnings": WARNINGS},
+              "required": ["valid", "warnings"]}
 
 PROBLEM = {
     "type": "object",

@@ -18,7 +18,7 @@ import click
 from usm_engine.engine.errors import DefinitionInvalid, EngineError, TooLarge
 from usm_engine.engine.settings import Settings
 
-from .cli import DEFINITION_SUFFIXES, collect_files, format_problem
+from .cli import DEFINITION_SUFFIXES, collect_files, echo_warnings, format_problem
 
 Snapshot = dict[str, tuple[int, int]]
 SETTLE_SECONDS = 0.3  # editors save in steps (truncate, write, rename): wait until the folder stays put
@@ -63,6 +63,7 @@ def redeploy(settings: Settings, directory: Path) -> list[str]:
         return []
     finally:
         engine.close()
+    echo_warnings(items, str(directory))
     new = [f"{item['key']} v{item['version']}" for item in items if item["created"]]
     click.echo(f"watch: redeployed {directory}: " + (f"new version of {', '.join(new)}" if new else
                                                      "no definition changed"), err=True)

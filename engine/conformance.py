@@ -39,6 +39,7 @@ class FileResult:
     seconds: float
     reasons: list[str] = field(default_factory=list)   # of a refusal, without particulars
     faults: list[str] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)  # of a deployment, without particulars
 
 
 @dataclass
@@ -52,13 +53,18 @@ class Report:
     def count(self, outcome: str) -> int:
         return sum(1 for r in self.results if r.outcome == outcome)
 
+    def with_warnings(self) -> int:
+        return sum(1 for r in self.results if r.outcome == "deployed" and r.warnings)
+
     def as_dict(self) -> dict:
         counts = {outcome: self.count(outcome) for outcome in ("deployed", "refused", "too large", "crashed")}
-        return {"files": len(self.results), **counts, "faults": self.faults,
+        return {"files": len(self.results), **counts, "deployed_with_warnings": self.with_warnings(),
+                "faults": self.faults,
                 "results": [r.__dict__ for r in self.results]}
 
     def markdown(self) -> str:
-        lines = [f"# Conformance: {len(self.results)} files, {self.count('deployed')} deployed, "
+        lines = [f"# Conformance: {len(self.results)} files, {self.count('deployed')} deployed "
+                 f"({self.with_warnings()} with warnings), "
                  f"{self.count('refused')} refused, {self.count('too large')} too large, "
                  f"{self.count('crashed')} crashed, {len(self.faults)} faults", "",
                  "| folder | files | deployed | refused |", "|---|---|---|---|"]
@@ -106,7 +112,8 @@ def check(path: Path, folder: Path) -> FileResult:
                             faults=[f"crashed: {type(exc).__name__}: {exc}"])
     else:
         result = FileResult(relative, "deployed", time.perf_counter() - started,
-                            faults=[fault for definition in compiled for fault in restore_faults(definition)])
+                            faults=[fault for definition in compiled for fault in restore_faults(definition)],
+                            warnings=sorted({reason(w["message"]) for d in compiled for w in d.warnings}))
     if result.seconds > SECONDS_PER_FILE:
         result.faults.append(f"took {result.seconds:.1f} s (the limit is {SECONDS_PER_FILE})")
     return result

@@ -32,8 +32,11 @@ class DefinitionCommands:
     specs: SpecCache
     _now: Callable[[], datetime]
 
-    def validate(self, files: list[tuple[str, bytes]]) -> None:
-        self._compile_upload(files)
+    def validate(self, files: list[tuple[str, bytes]]) -> list[dict]:
+        """Raises DefinitionInvalid listing the problems; returns the warnings (what would deploy, but not
+        as drawn)."""
+        compiled, _, _ = self._compile_upload(files)
+        return [warning for definition in compiled for warning in definition.warnings]
 
     def _compile_upload(self, files: list[tuple[str, bytes]]
                         ) -> tuple[list[CompiledDefinition], list[Requirement], list[str]]:
@@ -75,7 +78,8 @@ class DefinitionCommands:
                 for definition in compiled:
                     latest = store.find_definition(conn, definition.key)
                     if latest is not None and latest.hash == definition.hash:
-                        results.append({**self._definition_summary(latest), "created": False})
+                        results.append({**self._definition_summary(latest), "created": False,
+                                        "warnings": definition.warnings})
                         continue
                     version = (latest.version + 1) if latest is not None else 1
                     values = {"id": str(uuid.uuid4()), "key": definition.key, "version": version,
@@ -88,7 +92,7 @@ class DefinitionCommands:
                     created_any = True
                     results.append({"key": definition.key, "name": definition.name, "version": version,
                                     "hash": definition.hash, "deployed_at": rfc3339(now),
-                                    "deployed_by": actor, "created": True})
+                                    "deployed_by": actor, "created": True, "warnings": definition.warnings})
         except IntegrityError:
             raise ConcurrentUpdate("another deployment of the same definition finished first; "
                                    "deploy again to get the next version") from None

@@ -16,7 +16,7 @@ from SpiffWorkflow.dmn.parser.BpmnDmnParser import SCHEMAS as DMN_SCHEMAS
 from .deploy_problems import DeployProblem, describe, label, nearest_id, problem_at
 from .errors import TooLarge
 from .settings import Limits
-from .spec_adjustments import translate_expressions, unprefix_local_references
+from .spec_adjustments import set_data_stores_aside, translate_expressions, unprefix_local_references
 from .spiff_setup import xsd_validator
 from .xml_safety import UnsafeXml, parse_untrusted
 
@@ -48,6 +48,7 @@ class Bundle:
         self.forms: dict[str, dict] = {}
         self.raw: dict[str, bytes] = {}
         self.problems: list[DeployProblem] = []
+        self.warnings: list[DeployProblem] = []  # what deploys, but not as drawn: said beside the result
         # file -> element id -> element. Per file, because modelers reuse ids such as StartEvent_1 in
         # every diagram: an id alone does not say which file a problem is in.
         self._elements: dict[str, dict[str, etree._Element]] = {}
@@ -187,7 +188,8 @@ def _load_bpmn(bundle: Bundle, filename: str, content: bytes, limits: Limits) ->
         bundle.problems.extend(schema_problems)
         return
     unprefix_local_references(tree)
-    bundle.index_ids(filename, tree)
+    bundle.index_ids(filename, tree)  # before setting data stores aside: problems still find their lines
+    bundle.warnings.extend(set_data_stores_aside(filename, tree))
     # Also translates JUEL and FEEL expressions in place, before the parser reads them.
     unsupported = (_check_supported(filename, tree) + _check_data_objects(bundle, filename, tree)
                    + translate_expressions(filename, tree))
@@ -289,8 +291,8 @@ def _check_supported(filename: str, tree: etree._ElementTree) -> list[DeployProb
     """Constructs SpiffWorkflow fails on without naming an element, or does not notice: find them ourselves.
 
     CamundaParser reads `camunda:decisionRef` with a bare dict lookup (a KeyError naming only the
-    attribute), every <dataStore> fails because no data store implementation is registered, and an
-    element id that collides with an internal step name yields a spec that cannot start.
+    attribute), and an element id that collides with an internal step name yields a spec that cannot
+    start. (Data stores, which it has no implementation for, are set aside first: spec_adjustments.py.)
     """
     problems = []
     for task in tree.iter(f"{{{BPMN_NS}}}businessRuleTask"):
@@ -311,11 +313,6 @@ def _check_supported(filename: str, tree: etree._ElementTree) -> list[DeployProb
             problems.append(problem_at(filename, element, f"{describe(element)} uses an id the engine reserves "
                                                           f"for its own steps: rename the element (e.g. to "
                                                           f"{local[0].upper()}{local[1:]}_1)"))
-    for store in tree.iter(f"{{{BPMN_NS}}}dataStore"):
-        problems.append(problem_at(filename, store, f"data store {label(store)} is not supported: this engine has "
-                                                    "no data store implementations; remove the data store and its "
-                                                    "references, and keep the data in process variables or a data "
-                                                    "object"))
     return problems
 
 

@@ -35,6 +35,7 @@ class CompiledDefinition:
     spec: dict
     embedded: dict[str, dict]
     meta: dict = field(default_factory=dict)
+    warnings: list[dict] = field(default_factory=list)  # of its file: what deploys, but not as drawn
 
 
 @dataclass

@@ -109,6 +109,7 @@ def _compile(parser: Parser, bundle: Bundle, deployed_keys: set[str], max_instan
         if isinstance(definition, list):
             problems.extend(definition)
         else:
+            definition.warnings = [w.as_dict() for w in bundle.warnings if w.file == definition.bpmn_file]
             compiled.append(definition)
     if problems:
         raise refusal(problems)

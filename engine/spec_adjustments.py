@@ -16,7 +16,7 @@ from SpiffWorkflow.bpmn.specs.bpmn_process_spec import BpmnProcessSpec
 from SpiffWorkflow.bpmn.specs.event_definitions.timer import TimerEventDefinition
 from SpiffWorkflow.camunda.specs.event_definitions import MessageEventDefinition as CamundaMessage
 
-from .deploy_problems import DeployProblem, describe, nearest_id
+from .deploy_problems import DeployProblem, describe, label, nearest_id
 from .expression_translation import Untranslatable, translate
 
 BPMN = "{http://www.omg.org/spec/BPMN/20100524/MODEL}"
@@ -69,6 +69,50 @@ def unprefix_local_references(tree: etree._ElementTree) -> None:
                 prefix, _, local = value.partition(":")
                 if element.nsmap.get(prefix) == own:
                     element.set(attribute, local)
+
+
+def set_data_stores_aside(filename: str, tree: etree._ElementTree) -> list[DeployProblem]:
+    """Remove data stores, their references and the data associations to them from `tree`, in place;
+    returns a warning for each data store. SpiffWorkflow refuses a data store it has no implementation
+    for, but in the models teams bring they document where data lives (a CRM, a CMDB): the process runs
+    the same without them. The stored source keeps them, so the diagram still shows them."""
+    root = tree.getroot()
+    stores = {element.get("id"): element for element in root.iter(f"{BPMN}dataStore")}
+    references = {element.get("id"): element for element in root.iter(f"{BPMN}dataStoreReference")}
+    ignored: dict[str | None, int] = {}
+    for association in [*root.iter(f"{BPMN}dataInputAssociation"), *root.iter(f"{BPMN}dataOutputAssociation")]:
+        ends = [(ref.text or "").strip() for ref in association if etree.QName(ref).localname in ("sourceRef",
+                                                                                                 "targetRef")]
+        touched = [references[end] for end in ends if end in references]
+        if touched:
+            store_id = touched[0].get("dataStoreRef")
+            ignored[store_id] = ignored.get(store_id, 0) + 1
+            _remove(association)
+    warnings = []
+    for reference in references.values():
+        store_id = reference.get("dataStoreRef")
+        if store_id not in stores:  # a reference to no declared store is still documented through its name
+            warnings.append(_set_aside(filename, reference, ignored.pop(store_id, 0)))
+        _remove(reference)
+    for store in stores.values():
+        warnings.append(_set_aside(filename, store, ignored.pop(store.get("id"), 0)))
+        _remove(store)
+    return sorted(warnings, key=lambda warning: warning.line or 0)
+
+
+def _remove(element: etree._Element) -> None:
+    parent = element.getparent()
+    if parent is not None:  # never the root: data stores sit inside <definitions> or a process
+        parent.remove(element)
+
+
+def _set_aside(filename: str, element: etree._Element, associations: int) -> DeployProblem:
+    what = "data store" if etree.QName(element).localname == "dataStore" else "data store reference"
+    linked = (f"; its {associations} data association{'s are' if associations != 1 else ' is'} ignored"
+              if associations else "")
+    return DeployProblem(filename, f"{what} {label(element)} is kept as documentation only: this engine keeps no "
+                                   f"data in data stores{linked}, and the process runs without it",
+                         element.sourceline, element.get("id"))
 
 
 def translate_expressions(filename: str, tree: etree._ElementTree) -> list[DeployProblem]:

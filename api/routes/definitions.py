@@ -106,5 +106,4 @@ def deploy():
            responses={200: "Validation", 413: "Problem", 415: "Problem", 422: "Problem"}, tag="definitions")
 @requires("designer")
 def validate():
-    engine().validate(uploaded_files())
-    return jsonify({"valid": True})
+    return jsonify({"valid": True, "warnings": engine().validate(uploaded_files())})

@@ -673,10 +673,10 @@ def test_form_only_upload_is_422(client):
 def test_validate_valid_upload_is_200_and_deploys_nothing(client):
     response = upload(client, approval_files(), f"{DEFINITIONS}/validate")
     assert response.status_code == 200, response.get_data(as_text=True)
-    assert response.get_json() == {"valid": True}
+    assert response.get_json() == {"valid": True, "warnings": []}
     response = client.post(f"{DEFINITIONS}/validate", data=simple_bpmn(), content_type="application/xml",
                            headers=bearer("designer"))
-    assert response.get_json() == {"valid": True}
+    assert response.get_json() == {"valid": True, "warnings": []}
     assert definitions(client) == []
 
 

@@ -452,10 +452,12 @@ def test_data_object_out_of_reach_is_refused_instead_of_hanging(defined_at, says
     assert says in problem["message"] and "'ref'" in problem["message"] and problem["element_id"] == "t"
 
 
-def test_data_store_is_refused_with_its_location():
+def test_a_data_store_deploys_with_a_warning_at_its_location():
     extra = '  <bpmn:dataStore id="ds" name="CRM" />\n'
-    problem = only_problem(rejected([("store.bpmn", bpmn(simple_body(), extra=extra))]))
-    assert "data store 'CRM' (ds)" in problem["message"] and problem["line"] == 10
+    [definition] = compile_bundle([("store.bpmn", bpmn(simple_body(), extra=extra))], set())
+    [warning] = definition.warnings
+    assert warning["file"] == "store.bpmn" and warning["line"] == 10 and warning["element_id"] == "ds"
+    assert "data store 'CRM' (ds) is kept as documentation only" in warning["message"]
 
 
 def test_send_task_the_serializer_cannot_store_is_refused_not_crashing():
