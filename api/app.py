@@ -5,14 +5,15 @@ import logging
 
 from flask import Flask, Response
 
-from usm_engine.engine.clock import Clock
+from usm_engine.engine.clock import Clock, SystemClock
 from usm_engine.engine.service import Engine
 from usm_engine.engine.settings import Settings
 
 from . import logs, metrics, problems
 from .auth import TokenRegistry
 from .openapi import build_document
-from .routes import audit, cases, definitions, diagram, meta, tasks
+from .routes import audit, cases, definitions, diagram, meta, signin, tasks
+from .sessions import Sessions, new_secret
 
 API_VERSION = "1.0.0"
 
@@ -30,13 +31,18 @@ def create_app(settings: Settings, *, clock: Clock | None = None, migrate: bool 
         engine.migrate()
     app.extensions["usm_settings"] = settings
     app.extensions["usm_engine"] = engine
-    app.extensions["usm_tokens"] = TokenRegistry(settings.admin_token, settings.tokens_file)
+    app.extensions["usm_tokens"] = tokens = TokenRegistry(settings.admin_token, settings.tokens_file)
+    # Without USM_SESSION_SECRET a secret of this process only: right for one process (tests, a WSGI host of
+    # one worker); `usm serve` makes one before gunicorn forks, so that all its workers share it.
+    session_clock = clock or SystemClock()
+    app.extensions["usm_sessions"] = Sessions(settings.session_secret or new_secret(), settings.session_hours,
+                                              tokens, lambda: session_clock.now().timestamp())
 
     problems.install(app)
     logs.install(app)
     metrics.install(app)
     for blueprint in (meta.bp, definitions.bp, cases.bp, cases.messages_bp, tasks.bp, tasks.external_bp, audit.bp,
-                      diagram.bp):
+                      diagram.bp, signin.bp):
         app.register_blueprint(blueprint)
     app.extensions["usm_openapi"] = build_document(app, API_VERSION)
 

@@ -76,11 +76,20 @@ class TokenRegistry:
         scheme, _, token = authorization.partition(" ")
         if scheme.lower() != "bearer" or not token.strip():
             return None
-        digest = token_digest(token.strip())
+        found = self.find(token.strip())
+        return found[1] if found else None
+
+    def find(self, token: str) -> tuple[str, Principal] | None:
+        """The digest and principal of a token (the sign-in form sends the token itself, not a header)."""
+        digest = token_digest(token)
         for known, principal in self._by_digest.items():
             if hmac.compare_digest(known, digest):
-                return principal
+                return known, principal
         return None
+
+    def entries(self) -> dict[str, Principal]:
+        """digest -> principal of every known token (api/sessions.py refers to tokens by them)."""
+        return dict(self._by_digest)
 
 
 def new_token() -> str:

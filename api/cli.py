@@ -131,6 +131,8 @@ def serve(settings: Settings, host, port, workers, threads, definitions_dir, wit
                    "except /healthz will answer 401", err=True)
 
     worker = TimerWorker() if with_worker else None
+    from usm_engine.api.sessions import with_shared_secret
+    settings = with_shared_secret(settings)  # before gunicorn forks: one session secret for all its workers
 
     def stop_worker():
         if worker is not None:

@@ -15,6 +15,7 @@ from usm_engine.engine.data_limits import MAX_DATA_DEPTH, nesting_depth
 from usm_engine.engine.clock import parse_rfc3339
 from usm_engine.engine.forms import missing_field
 
+from . import sessions
 from .problems import ApiProblem
 
 
@@ -140,15 +141,15 @@ def enum_param(name: str, allowed: tuple[str, ...], default: str | None = None) 
 
 
 def requires(*roles: str):
-    """Authenticate the bearer token (401) and require one of `roles` (403); no roles = any known token."""
+    """Authenticate the bearer token, or for GET/HEAD a browser's sign-in cookie (401, or for a browser's
+    page a redirect to /login: api/sessions.py), and require one of `roles` (403); no roles = any known token."""
 
     def decorate(view):
         @wraps(view)
         def wrapper(*args, **kwargs):
-            principal = current_app.extensions["usm_tokens"].authenticate(request.headers.get("Authorization"))
+            principal = sessions.current_principal()
             if principal is None:
-                raise ApiProblem(401, "Unauthorized", "send a valid token as 'Authorization: Bearer <token>'",
-                                 headers={"WWW-Authenticate": 'Bearer realm="usm"'})
+                return sessions.refuse()
             if roles and not principal.has(*roles):
                 raise ApiProblem(403, "Forbidden", f"this needs one of the roles: {', '.join(roles)}; "
                                                    f"your token has: {', '.join(sorted(principal.roles)) or 'none'}")

@@ -9,7 +9,8 @@ from .contract import OPERATION_ATTR
 from .openapi_examples import with_examples
 from .schemas import COMPONENTS
 
-_DESCRIPTIONS = {200: "OK", 201: "Created", 400: "Malformed request", 401: "Missing or unknown token",
+_DESCRIPTIONS = {200: "OK", 201: "Created", 303: "See other (the Location header)", 400: "Malformed request",
+                 401: "Missing or unknown token",
                  403: "The token lacks the role", 404: "Not found", 409: "Conflict with the case's state",
                  412: "If-Match no longer matches", 413: "Too large", 415: "Unsupported media type",
                  422: "Not acceptable", 503: "Degraded"}
@@ -75,7 +76,7 @@ def _operation(rule, spec: dict) -> dict:
         operation["requestBody"] = {"required": False, "content": {"application/json": {
             "schema": {"$ref": "#/components/schemas/Retry"}}}}
     elif spec["request"]:
-        operation["requestBody"] = {"required": True, "content": {"application/json": {
+        operation["requestBody"] = {"required": True, "content": {spec["request_content"]: {
             "schema": {"$ref": f"#/components/schemas/{spec['request']}"}}}}
     responses = {}
     statuses = dict(spec["responses"])
@@ -83,7 +84,8 @@ def _operation(rule, spec: dict) -> dict:
         statuses.setdefault(401, "Problem")
         statuses.setdefault(403, "Problem")
     if spec["request"] and spec["request"] != "upload":
-        statuses.setdefault(400, "Problem")
+        if spec["request_content"] == "application/json":  # a form (sign-in) has no syntax to get wrong
+            statuses.setdefault(400, "Problem")
         statuses.setdefault(413, "Problem")
     for status, schema in sorted(statuses.items()):
         entry: dict = {"description": _DESCRIPTIONS.get(status, "")}

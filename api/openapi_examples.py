@@ -146,6 +146,7 @@ REQUEST_EXAMPLES = {
     "MigrateCase": {"to_version": 2, "mapping": {"Activity_Decide": "Activity_Approve"}, "dry_run": True},
     "MigrateCases": {"filter": {"definition": "approval", "version": 1, "status": "running"}, "to_version": 2,
                      "dry_run": True, "limit": 100},
+    "SignIn": {"token": "<the token usm token create printed>", "next": f"/api/v1/cases/{CASE_ID}/diagram"},
 }
 # By media type, for bodies the document describes without a component schema.
 MEDIA_REQUEST_EXAMPLES = {"application/xml": BPMN}
@@ -168,6 +169,13 @@ HOME_PAGE = ("<!doctype html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">\
 DOCS_PAGE = ("<!doctype html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">\n"
              "<title>usm-engine API reference</title>\n…<main id=\"swagger-ui\" data-openapi=\"/api/v1/openapi.json\">"
              "…</html>\n")
+LOGIN_PAGE = ("<!doctype html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">\n"
+              "<title>Sign in — usm-engine</title>\n…"
+              "<form class=\"signin\" method=\"post\" action=\"/login\">…<label for=\"token\">Token</label>…</html>\n")
+REFUSED_LOGIN_PAGE = LOGIN_PAGE.replace("<form", "<p class=\"problem\" id=\"problem\" role=\"alert\">That token was "
+                                        "not accepted. …</p>\n<form")
+CROSS_SITE_LOGIN_PAGE = LOGIN_PAGE.replace("<form", "<p class=\"problem\" id=\"problem\" role=\"alert\">This "
+                                           "sign-in form was sent from another site. …</p>\n<form")
 DOCUMENT = {"openapi": "3.1.0", "info": {"title": "usm-engine API", "version": "1.0.0"},
             "paths": {"/healthz": {"get": {"summary": "Liveness and database reachability", "responses": {
                 "200": {"description": "OK"}}}}}, "components": {"schemas": {}}}
@@ -192,6 +200,10 @@ RESPONSE_EXAMPLES: dict[tuple[str, int], dict] = {
     ("diagram_case_diagram", 200): {"text/html": DIAGRAM_PAGE},
     ("meta_home", 200): {"text/html": HOME_PAGE},
     ("meta_api_docs", 200): {"text/html": DOCS_PAGE},
+    ("signin_login_page", 200): {"text/html": LOGIN_PAGE},
+    ("signin_sign_in", 401): {"text/html": REFUSED_LOGIN_PAGE},
+    ("signin_sign_in", 403): {"text/html": CROSS_SITE_LOGIN_PAGE},
+    ("signin_sign_out", 403): {"text/html": CROSS_SITE_LOGIN_PAGE},
     ("meta_openapi_document", 200): {"application/json": DOCUMENT},
     ("meta_healthz", 503): {"application/json": {"status": "degraded", "database": "unreachable"}},
     ("metrics_metrics", 200): {"text/plain": METRICS},

@@ -375,5 +375,11 @@ MIGRATION_BATCH = {
     "required": ["dry_run", "items", "next", "migrated", "refused"],
 }
 
-COMPONENTS.update({"MigrateCase": MIGRATE_CASE, "MigrateCases": MIGRATE_CASES, "Migration": MIGRATION,
-                   "MigrationBatch": MIGRATION_BATCH})
+SIGN_IN = {  # the form of /login, application/x-www-form-urlencoded
+    "type": "object",
+    "properties": {"token": {"type": "string", "description": "a token from `usm token create`, or the admin token"},
+                   "next": {"type": "string", "description": "a path on this server to go to (else /)"}},
+    "required": ["token"],
+}
+COMPONENTS.update({"SignIn": SIGN_IN, "MigrateCase": MIGRATE_CASE, "MigrateCases": MIGRATE_CASES,
+                   "Migration": MIGRATION, "MigrationBatch": MIGRATION_BATCH})

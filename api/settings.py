@@ -78,4 +78,6 @@ def settings_from_env(environ: Mapping[str, str] = os.environ,
         "max_body_bytes": ("USM_MAX_BODY_BYTES", _whole_number),
         "max_page_size": ("USM_MAX_PAGE_SIZE", _whole_number),
         "access_log": ("USM_ACCESS_LOG", _text),
+        "session_secret": ("USM_SESSION_SECRET", _text),
+        "session_hours": ("USM_SESSION_HOURS", _number),
         "operator": ("USER", _text)}))

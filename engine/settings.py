@@ -54,3 +54,5 @@ class Settings:
     max_page_size: int = 500
     access_log: str | None = None  # where gunicorn writes its access log ("-": standard output); None: nowhere
     operator: str = "cli"  # who `usm deploy` records as the deployer when it writes to the database directly
+    session_secret: str | None = None  # signs browser sign-in cookies; None: `usm serve` makes one per start
+    session_hours: float = 8.0  # how long a browser sign-in lasts (checked on the signed timestamp)

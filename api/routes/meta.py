@@ -13,15 +13,16 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from ..contract import operation
 from ..http import engine
+from ..sessions import signed_in
 from .diagram import ASSET_CONTENT, ASSET_TYPES, OTHER_ASSET, STATIC
 
 bp = Blueprint("meta", __name__, template_folder="../templates")
 
 SWAGGER_UI = STATIC / "swagger-ui"  # not in git: npm's postinstall script copies it there from swagger-ui-dist
 
-# The front page runs no script at all.
+# The front page runs no script at all; its one form, "Sign out", posts to this server.
 HOME_POLICY = ("default-src 'none'; style-src 'self'; img-src 'self' data:; frame-ancestors 'none'; "
-               "base-uri 'none'; form-action 'none'")
+               "base-uri 'none'; form-action 'self'")
 # The reference runs no inline script either: its set-up is /assets/usm/api-docs.js. connect-src 'self' lets
 # Swagger UI fetch the document and send "Try it out" requests to this server and nowhere else; img-src data:
 # is for the icons swagger-ui.css embeds. Swagger UI sets its inline styles through the DOM (React's style
@@ -50,8 +51,8 @@ def index() -> dict:
              for name, endpoint, media, title in PUBLIC_LINKS if endpoint in current_app.view_functions}
     links["case_diagram"] = {
         "href": unquote(url_for("diagram.case_diagram", case_id="{case_id}")), "type": "text/html",
-        "title": "A case drawn on its diagram, beside its audit trail (a bearer token with the auditor, system "
-                 "or admin role)", "needs_token": True, "templated": True}
+        "title": "A case drawn on its diagram, beside its audit trail (a bearer token, or a browser signed in "
+                 "at /login, with the auditor, system or admin role)", "needs_token": True, "templated": True}
     version = current_app.extensions["usm_openapi"]["info"]["version"]
     return {"name": "usm-engine", "description": DESCRIPTION, "api_version": version, "links": links}
 
@@ -67,7 +68,9 @@ def home() -> Response:
     if request.accept_mimetypes.best_match(["text/html", "application/json"]) == "application/json":
         response = jsonify(listed)
     else:
-        response = Response(render_template("home.html", index=listed), mimetype="text/html")
+        principal = signed_in()
+        response = Response(render_template("home.html", index=listed, user=principal.user if principal else None),
+                            mimetype="text/html")
         response.headers["Content-Security-Policy"] = HOME_POLICY
     response.vary.add("Accept")
     response.headers["Link"] = ", ".join(f'<{listed["links"][name]["href"]}>; rel="{relation}"'

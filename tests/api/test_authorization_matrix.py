@@ -18,6 +18,9 @@ MATRIX = {
     ("GET", "/api/v1/openapi.json"): None,
     ("GET", "/api/v1/docs"): None,
     ("GET", "/"): None,
+    ("GET", "/login"): None,
+    ("POST", "/login"): None,
+    ("POST", "/logout"): None,
     ("GET", "/assets/swagger-ui/<path:filename>"): None,
     ("GET", "/assets/bpmn-js/<path:filename>"): None,
     ("GET", "/assets/usm/<path:filename>"): None,
@@ -50,6 +53,10 @@ MATRIX = {
     ("GET", "/api/v1/compliance/<path:requirement>/cases"): READERS,
 }
 MUTATING = {"POST", "PUT", "PATCH", "DELETE"}
+# Public form posts that change no data, with the status they answer the matrix's bodies (no token field):
+# signing in refuses (the page again, 401), signing out redirects to /login (303).
+SIGN_IN_FORMS = {("POST", "/login"): 401, ("POST", "/logout"): 303}
+SAFE = {"GET", "HEAD"}
 
 
 def routes(app):
@@ -62,7 +69,7 @@ def test_every_route_is_in_the_matrix(app):
 
 
 def test_the_auditor_can_write_nothing_and_read_every_audit_route():
-    mutating = [route for route in MATRIX if route[0] in MUTATING]
+    mutating = [route for route in MATRIX if route[0] in MUTATING and route not in SIGN_IN_FORMS]
     assert mutating and all(MATRIX[route] is not None and "auditor" not in MATRIX[route] for route in mutating)
     audit = [route for route in MATRIX if route[1].startswith(("/api/v1/audit", "/api/v1/compliance"))
              or route[1].endswith(("/trail", "/diagram"))]
@@ -95,12 +102,10 @@ def world(client):
     return {"case": case["id"], "task": case["tasks"][0]["id"], "filename": "diagram.js"}
 
 
-@pytest.mark.parametrize("role", ROLES + ["anonymous"])
-def test_matrix(app, world, role):
-    client = app.test_client()
-    headers = {} if role == "anonymous" else {"Authorization": f"Bearer {TOKENS[role]}"}
+def statuses(client, world, headers) -> list[tuple[str, str, int]]:
+    """(method, rule, status) of one request to every route of the matrix."""
     seen = []
-    for (method, rule), allowed in sorted(MATRIX.items()):
+    for method, rule in sorted(MATRIX):
         path = _fill(rule, world)
         if rule == "/assets/usm/<path:filename>":
             path = "/assets/usm/diagram.js"
@@ -114,14 +119,43 @@ def test_matrix(app, world, role):
                 kwargs.update(data=b"<not-bpmn/>", content_type="application/xml")
             else:
                 kwargs["json"] = BODIES.get(rule, {})
-        status = client.open(path, method=method, **kwargs).status_code
-        seen.append((method, rule, status))
+        seen.append((method, rule, client.open(path, method=method, **kwargs).status_code))
+    assert len(seen) == len(MATRIX)
+    return seen
+
+
+@pytest.mark.parametrize("role", ROLES + ["anonymous"])
+def test_matrix(app, world, role):
+    client = app.test_client()
+    headers = {} if role == "anonymous" else {"Authorization": f"Bearer {TOKENS[role]}"}
+    for method, rule, status in statuses(client, world, headers):
+        allowed = MATRIX[(method, rule)]
         if allowed is None:
-            assert status == 200, (method, rule, status)
+            assert status == SIGN_IN_FORMS.get((method, rule), 200), (method, rule, status)
         elif role == "anonymous":
             assert status == 401, (method, rule, status)
         elif role in allowed:
             assert status not in (401, 403) and status < 500, (method, rule, role, status)
         else:
             assert status == 403, (method, rule, role, status)
-    assert len(seen) == len(MATRIX)
+
+
+@pytest.mark.parametrize("role", ROLES)
+def test_matrix_signed_in_with_a_cookie(app, world, role):
+    """A browser signed in with a role's token (api/sessions.py): every read as that token's, and every
+    change refused with 401 (a cookie never changes anything; only the bearer header does)."""
+    client = app.test_client()
+    assert client.post("/login", data={"token": TOKENS[role]}).status_code == 303
+    for method, rule, status in statuses(client, world, {}):
+        allowed = MATRIX[(method, rule)]
+        if (method, rule) == ("POST", "/logout"):
+            assert status == 303
+            assert client.post("/login", data={"token": TOKENS[role]}).status_code == 303  # signed in again
+        elif allowed is None:
+            assert status == SIGN_IN_FORMS.get((method, rule), 200), (method, rule, status)
+        elif method not in SAFE:
+            assert status == 401, (method, rule, role, status)
+        elif role in allowed:
+            assert status not in (401, 403) and status < 500, (method, rule, role, status)
+        else:
+            assert status == 403, (method, rule, role, status)
