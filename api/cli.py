@@ -47,6 +47,13 @@ def format_problem(problem: dict, kind: str = "") -> str:
     return f"{location}:{element} {kind + ': ' if kind else ''}{problem['message']}"
 
 
+def echo_problems(problems: list[dict], directory: str) -> None:
+    """A refused deployment of a folder's files, each problem as directory/file:line: element: message."""
+    for problem in problems:
+        file = f"{directory}/{problem['file']}" if problem.get("file") else None
+        click.echo(format_problem({**problem, "file": file}), err=True)
+
+
 def echo_warnings(items: list[dict], directory: str | None = None, err: bool = True) -> None:
     """The warnings of deployed definitions (each file's once), as file:line: element: warning: message."""
     seen = set()
@@ -115,9 +122,7 @@ def serve(settings: Settings, host, port, workers, threads, definitions_dir, wit
             try:
                 created, items = engine.deploy(files, "system")
             except DefinitionInvalid as exc:
-                for problem in exc.errors:
-                    click.echo(format_problem({**problem, "file": f"{directory}/{problem['file']}"
-                                               if problem.get("file") else None}), err=True)
+                echo_problems(exc.errors, str(directory))
                 raise SystemExit(f"not starting: {definitions_dir} does not deploy") from None
             echo_warnings(items, str(directory))
             click.echo(f"deployed {sum(i['created'] for i in items)} new of {len(items)} definitions "

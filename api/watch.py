@@ -18,7 +18,7 @@ import click
 from usm_engine.engine.errors import DefinitionInvalid, EngineError, TooLarge
 from usm_engine.engine.settings import Settings
 
-from .cli import DEFINITION_SUFFIXES, collect_files, echo_warnings, format_problem
+from .cli import DEFINITION_SUFFIXES, collect_files, echo_problems, echo_warnings
 
 Snapshot = dict[str, tuple[int, int]]
 SETTLE_SECONDS = 0.3  # editors save in steps (truncate, write, rename): wait until the folder stays put
@@ -53,9 +53,7 @@ def redeploy(settings: Settings, directory: Path) -> list[str]:
     try:
         _, items = engine.deploy(files, "system")
     except DefinitionInvalid as exc:
-        for problem in exc.errors:
-            click.echo(format_problem({**problem, "file": f"{directory}/{problem['file']}"
-                                       if problem.get("file") else None}), err=True)
+        echo_problems(exc.errors, str(directory))
         click.echo(f"watch: {directory} does not deploy; the server keeps the versions it had", err=True)
         return []
     except (TooLarge, EngineError) as exc:  # e.g. a deployment from elsewhere finished first

@@ -35,9 +35,10 @@ from SpiffWorkflow.task import Task
 from SpiffWorkflow.util.task import TaskState
 from sqlalchemy.engine import Connection, Row
 
-from . import store, store_migration
+from . import store_migration
 from .blueprints import Blueprint
 from .case_reading import read_case
+from .case_start import pin_called_versions
 from .case_state import recorder_for
 from .case_views import get_case
 from .case_work import CaseWork, open_case
@@ -182,21 +183,7 @@ def _target(parts: EngineParts, row: Row[Any], version: int) -> tuple[Blueprint,
     """The blueprint the case moves to, and its pins: the called versions it had, and the latest version
     of each definition the new version calls for the first time."""
     key = row.definition_key
-    pins: dict[str, int] = dict(json.loads(row.pins))
-    pending = list(parts.specs.compiled(key, version).meta["calls"])
-    while pending:
-        missing = sorted({called for called in pending if called not in pins and called != key})
-        if not missing:
-            break
-        with parts.db.reader.connect() as conn:
-            latest = store.latest_version_numbers(conn, missing)
-        pending = []
-        for called in missing:
-            if called not in latest:
-                raise InvalidInput(f"version {version} of '{key}' calls '{called}', which is not deployed; "
-                                   "deploy it first")
-            pins[called] = latest[called]
-            pending.extend(parts.specs.compiled(called, latest[called]).meta["calls"])
+    pins = pin_called_versions(parts, key, version, json.loads(row.pins))
     return parts.specs.blueprint(key, version, pins), pins
 
 

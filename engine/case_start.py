@@ -114,7 +114,7 @@ def prepare_case(parts: EngineParts, new: NewCase) -> PreparedCase:
     start_message = new.start_message
     if start_message is None:
         start_message = _start_message_of(parts, row.key, parts.specs.compiled(row.key, row.version))
-    pins = _pins(parts, row.key, row.version)
+    pins = pin_called_versions(parts, row.key, row.version)
     blueprint = parts.specs.blueprint(row.key, row.version, pins)
     now = parts.now()
     case_id = str(uuid.uuid4())
@@ -241,12 +241,14 @@ def _idempotent_repeat(parts: EngineParts, actor: str, key: str, request_hash: s
     return earlier_answer(parts, key, request_hash, earlier, "case")
 
 
-def _pins(parts: EngineParts, key: str, version: int) -> dict[str, int]:
-    """Fix, at start, the version of every process the case can call (running cases keep theirs)."""
-    pins: dict[str, int] = {}
+def pin_called_versions(parts: EngineParts, key: str, version: int,
+                        pinned: dict[str, int] | None = None) -> dict[str, int]:
+    """Fix the version of every process version `version` of `key` can call, keeping those `pinned`
+    already (a migrated case keeps its own) and taking the latest of the others, as a new case does."""
+    pins: dict[str, int] = dict(pinned or {})
     pending = list(parts.specs.compiled(key, version).meta["calls"])
     while pending:
-        missing = [k for k in pending if k not in pins and k != key]
+        missing = sorted({called for called in pending if called not in pins and called != key})
         if not missing:
             break
         with parts.db.reader.connect() as conn:
@@ -254,7 +256,8 @@ def _pins(parts: EngineParts, key: str, version: int) -> dict[str, int]:
         pending = []
         for called in missing:
             if called not in latest:
-                raise InvalidInput(f"'{key}' calls process '{called}', which is not deployed; deploy it first")
+                raise InvalidInput(f"version {version} of '{key}' calls process '{called}', which is not "
+                                   "deployed; deploy it first")
             pins[called] = latest[called]
             pending.extend(parts.specs.compiled(called, latest[called]).meta["calls"])
     return pins
