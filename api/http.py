@@ -114,11 +114,16 @@ def paging() -> tuple[str | None, int]:
         limit = int(raw)
     except ValueError:
         limit = -1
+    return request.args.get("cursor") or None, page_limit(limit, raw)
+
+
+def page_limit(limit: int, given: object) -> int:
+    """`limit`, if it is a page size this server serves (query or body alike), else 422."""
     largest = current_app.extensions["usm_settings"].max_page_size
     if not 1 <= limit <= largest:
         raise ApiProblem(422, "Unprocessable content", f"limit must be a whole number from 1 to {largest}",
-                         [{"field": "limit", "message": f"got '{raw}'"}])
-    return request.args.get("cursor") or None, limit
+                         [{"field": "limit", "message": f"got '{given}'"}])
+    return limit
 
 
 def time_param(name: str) -> datetime | None:

@@ -655,11 +655,23 @@ def run_http(server: Server, clients: int, completions: int, seconds: float,
 
 
 @contextlib.contextmanager
+def running(server: Server, timeout: float = 60):
+    """`server` once it answers; its log on stderr if anything fails; always stopped."""
+    try:
+        server.wait_ready(timeout)
+        yield server
+    except Exception:
+        print(f"--- server log (workers={server.workers} threads={server.threads}) ---\n{server.log_tail()}",
+              file=sys.stderr)
+        raise
+    finally:
+        server.close()
+
+
+@contextlib.contextmanager
 def serving(workers: int, threads: int, warm_clients: int, postgres_url: str | None = None):
     """A started server with the chain deployed over HTTP and every worker warmed up."""
-    server = Server(workers, threads, postgres_url)
-    try:
-        server.wait_ready()
+    with running(Server(workers, threads, postgres_url)) as server:
         client = Client(server.port, server.token)
         status, body = client.call("POST", "/api/v1/definitions", BPMN.read_bytes(), content_type="application/xml")
         client.close()
@@ -668,11 +680,6 @@ def serving(workers: int, threads: int, warm_clients: int, postgres_url: str | N
         # warm-up: every worker loads the spec and compiles the scripts; not counted
         run_http(server, warm_clients, max(200, workers * threads * TASKS_PER_CASE), 30)
         yield server
-    except Exception:
-        print(f"--- server log (workers={workers} threads={threads}) ---\n{server.log_tail()}", file=sys.stderr)
-        raise
-    finally:
-        server.close()
 
 
 def run_http_matrix(args) -> list[Result]:

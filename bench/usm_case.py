@@ -15,14 +15,13 @@ per completion (the complete call's latency) and per case (tasks per case, secon
 from __future__ import annotations
 
 import argparse
-import contextlib
 import os
 import random
 import sys
 import threading
 import time
 
-from bench.run import ROOT, Client, Result, Server, ms
+from bench.run import ROOT, Client, Result, Server, ms, running
 from tools.random_walk import form_data
 
 PINNED = {"call_class": "incident", "intake_decision": "accept"}
@@ -30,20 +29,6 @@ REQUEST = {"requester": "bench@example.org", "summary": "printer on the third fl
            "agreement": {"service": "Workplace", "service_levels": {"P1": "PT4H", "P2": "PT8H", "P3": "PT24H",
                                                                      "P4": "PT72H"}}}
 MAX_TASKS = 200  # per call and the cases it hands off to: random answers loop now and then, never forever
-
-
-@contextlib.contextmanager
-def usm_server(workers: int, threads: int, postgres_url: str | None):
-    """`usm serve` with this checkout's USM definitions (deployed at its start); always stopped."""
-    server = Server(workers, threads, postgres_url, ROOT / "definitions")
-    try:
-        server.wait_ready(timeout=120)
-        yield server
-    except Exception:
-        print(f"--- server log ---\n{server.log_tail()}", file=sys.stderr)
-        raise
-    finally:
-        server.close()
 
 
 def answer(form: dict, rng: random.Random) -> dict:
@@ -132,7 +117,8 @@ def main(argv: list[str] | None = None) -> int:
     postgres_url = os.environ.get("USM_BENCH_POSTGRES_URL") if args.database == "postgresql" else None
     if args.database == "postgresql" and not postgres_url:
         raise SystemExit("--database postgresql needs USM_BENCH_POSTGRES_URL (a database of its own)")
-    with usm_server(args.workers, args.threads, postgres_url) as server:
+    # this checkout's USM definitions, deployed at the server's start
+    with running(Server(args.workers, args.threads, postgres_url, ROOT / "definitions"), timeout=120) as server:
         drive_call(Client(server.port, server.token), random.Random(0), [])  # warm-up, not counted
         measured = run(server, args.clients, args.calls, args.seed)
     result, per_case = measured["result"], measured["per_case"]

@@ -3,12 +3,12 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from flask import Blueprint, Response, current_app, g, jsonify, request
+from flask import Blueprint, Response, g, jsonify, request
 
 from usm_engine.engine.case_migration import Migration, Selection
 
 from ..contract import PAGING, operation, query_param
-from ..http import engine, enum_param, json_body, paging, requires, time_param
+from ..http import engine, enum_param, json_body, page_limit, paging, requires, time_param
 from ..problems import ApiProblem
 from ..schemas import EMPTY, MIGRATE_CASE, MIGRATE_CASES, RETRY, ROUTE_MESSAGE, SEND_MESSAGE, START_CASE
 
@@ -159,10 +159,7 @@ def migrate_case(case_id: str) -> Response:
 @requires("system")
 def migrate_cases() -> Response:
     body = json_body(MIGRATE_CASES)
-    limit, largest = body.get("limit", 100), current_app.extensions["usm_settings"].max_page_size
-    if limit > largest:
-        raise ApiProblem(422, "Unprocessable content", f"limit must be a whole number from 1 to {largest}",
-                         [{"field": "limit", "message": f"got {limit}"}])
+    limit = page_limit(body.get("limit", 100), body.get("limit", 100))
     chosen = body["filter"]
     if any(isinstance(value, str) and "\0" in value for value in chosen.values()):  # they reach SQL
         raise ApiProblem(422, "Unprocessable content", "the filter contains a NUL character (\\u0000); remove it",
