@@ -242,12 +242,18 @@ def external_task(workflow: BpmnWorkflow, blueprint: Blueprint, task_id: str) ->
     return task
 
 
+# SpiffWorkflow's timer event definitions by name (TimeDate has no "Timer" in it: matching on parts of the name
+# once left timeDate timers without a due time, so no worker ever fired them).
+TIMER_TYPES = frozenset({"TimerEventDefinition", "TimeDateEventDefinition", "DurationTimerEventDefinition",
+                         "CycleTimerEventDefinition"})
+
+
 def _waiting(workflow: BpmnWorkflow) -> tuple[list[dict], str | None]:
     waiting, due_times = [], []
     for event in workflow.waiting_events():
         if event.event_type == "MessageEventDefinition":
             waiting.append({"type": "message", "name": event.name})
-        elif "Timer" in event.event_type or "Duration" in event.event_type or "Cycle" in event.event_type:
+        elif event.event_type in TIMER_TYPES:
             value = event.value["next"] if isinstance(event.value, dict) else event.value
             due = _utc(value)
             waiting.append({"type": "timer", "name": event.name, "due_at": due})

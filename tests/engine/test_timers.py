@@ -92,3 +92,18 @@ def test_juel_timer_expressions_outside_the_translated_subset_are_refused_at_dep
         engine.deploy([("timers.bpmn", xml)], "designer")
     problem = raised.value.errors[0]
     assert problem["element_id"] == "Event_Remind" and "JUEL" in problem["message"] and problem["line"]
+
+
+def test_a_time_date_timer_fires_at_its_date(clocked_engine):
+    """A timeDate (a moment, not a duration) is due at that moment: it must reach the case's due time,
+    or no worker would ever fire it."""
+    engine, clock = clocked_engine
+    engine.deploy(fixture_files("wait_until.bpmn"), "designer")
+    case, _ = engine.start_case("wait_until", "system", data={"due": "2026-01-01T10:00:00+02:00"})
+    assert case["waiting_for"] == [{"type": "timer", "name": "Wait until due", "due_at": "2026-01-01T08:00:00Z"}]
+    clock.advance(hours=7, minutes=59)
+    assert engine.fire_due_timers() == 0
+    clock.advance(minutes=1, seconds=1)  # SpiffWorkflow fires a timer once its moment has passed
+    assert engine.fire_due_timers() == 1
+    assert engine.get_case(case["id"])["status"] == "completed"
+    assert [e["at"] for e in engine.trail(case["id"], {}) if e["type"] == "timer_fired"] == ["2026-01-01T08:00:01Z"]
