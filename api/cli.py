@@ -164,6 +164,9 @@ def serve(settings: Settings, host, port, workers, threads, definitions_dir, wit
         stop_worker()
 
 
+TIMERS_PER_PASS = 100
+
+
 def timer_loop(engine, stop, interval: float, once: bool = False) -> int:
     """Fire due timers until `stop` is set; returns how many cases moved on. A failure that is not one
     case's (the database away for a while) is logged and tried again after a growing pause, so the worker
@@ -173,8 +176,13 @@ def timer_loop(engine, stop, interval: float, once: bool = False) -> int:
     pause, fired = interval, 0
     while not stop.is_set():
         try:
-            moved = engine.fire_due_timers(limit=100)
+            moved = engine.fire_due_timers(limit=TIMERS_PER_PASS)
             checkpoint(engine.db)  # SQLite: keep WAL checkpoints out of the requests' commits
+            # More may be due already if the pass was full: go on at once. Else sleep until the next timer
+            # falls due rather than a whole interval, so a timer is late by the time it takes to fire, not
+            # by up to `interval` (which still bounds how soon a timer of a case started meanwhile by
+            # another process is seen).
+            wait = 0.0 if moved >= TIMERS_PER_PASS else engine.seconds_to_next_timer(interval)
         except Exception:  # e.g. the database is away: wait and go on
             logging.getLogger("usm.worker").exception("firing timers failed; trying again in %.0f s", pause)
             if once:
@@ -185,8 +193,8 @@ def timer_loop(engine, stop, interval: float, once: bool = False) -> int:
         fired, pause = fired + moved, interval
         if once:
             break
-        if moved == 0:
-            stop.wait(interval)
+        if wait:
+            stop.wait(wait)
     return fired
 
 

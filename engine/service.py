@@ -125,6 +125,9 @@ class Engine(DefinitionCommands):
     def fire_due_timers(self, limit: int = 100) -> int:
         return case_timers.fire_due_timers(self.parts, limit)
 
+    def seconds_to_next_timer(self, longest: float) -> float:
+        return case_timers.seconds_to_next_timer(self.parts, longest)
+
     # --- case reads --------------------------------------------------------------------------------
 
     def get_case(self, case_id: str) -> dict:

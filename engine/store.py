@@ -317,6 +317,12 @@ def due_case_ids(conn: Connection, now: datetime, limit: int) -> list[str]:
     return [row[0] for row in conn.execute(query)]
 
 
+def next_due_after(conn: Connection, moment: datetime) -> datetime | None:
+    """The earliest timer of a running case due after `moment` (those due by then are the worker's now)."""
+    query = select(func.min(cases.c.next_timer_at)).where(cases.c.status == "running", cases.c.next_timer_at > moment)
+    return conn.execute(query).scalar()
+
+
 def next_in_sequence(conn: Connection, name: str) -> int:
     """Increment and return a named counter (the caller's transaction makes it atomic)."""
     from .schema import sequences

@@ -71,6 +71,9 @@ class FlakyDatabase:
             self.stop.set()
         return fired
 
+    def seconds_to_next_timer(self, longest: float) -> float:
+        return self.engine.seconds_to_next_timer(longest)
+
 
 def test_the_worker_waits_out_a_lost_database_and_goes_on(clocked_engine):
     engine, clock = setup(clocked_engine)
@@ -83,3 +86,32 @@ def test_the_worker_waits_out_a_lost_database_and_goes_on(clocked_engine):
     worker.join(timeout=60)  # generous: the pauses double from 10 ms
     assert not worker.is_alive() and flaky.passes == 3
     assert reminded(engine, case_id)
+
+
+def test_workers_on_postgresql_skip_the_cases_another_worker_is_firing():
+    """Two workers find the same cases due; on PostgreSQL each claims a case before restoring it and skips
+    those another holds, so they share the work instead of both doing it and one losing at the save."""
+    from usm_engine.engine.case_timers import CLAIM_SPACE
+    from usm_engine.engine.clock import FixedClock
+    from usm_engine.engine.service import Engine, EngineSettings
+    from tests.conftest import postgres_url_or_skip, reset_postgres
+
+    url = postgres_url_or_skip()
+    reset_postgres(url)
+    clock = FixedClock()
+    engine = Engine(EngineSettings(url), clock=clock)
+    try:
+        engine.migrate()
+        engine, clock = setup((engine, clock))
+        held, free = plain_case(engine), plain_case(engine)
+        clock.advance(minutes=61)
+        with engine.db.writer.connect().execution_options(isolation_level="AUTOCOMMIT") as other_worker:
+            key = {"space": CLAIM_SPACE, "case": held}
+            assert other_worker.execute(text("SELECT pg_try_advisory_lock(:space, hashtext(:case))"), key).scalar()
+            assert engine.fire_due_timers() == 1  # only the case nobody else holds
+            assert reminded(engine, free) and not reminded(engine, held)
+            other_worker.execute(text("SELECT pg_advisory_unlock(:space, hashtext(:case))"), key)
+        assert engine.fire_due_timers() == 1
+        assert reminded(engine, held)
+    finally:
+        engine.close()

@@ -107,3 +107,19 @@ def test_a_time_date_timer_fires_at_its_date(clocked_engine):
     assert engine.fire_due_timers() == 1
     assert engine.get_case(case["id"])["status"] == "completed"
     assert [e["at"] for e in engine.trail(case["id"], {}) if e["type"] == "timer_fired"] == ["2026-01-01T08:00:01Z"]
+
+
+def test_a_worker_sleeps_until_the_next_timer_falls_due(timed):
+    """`usm worker` waits for the next due time, at most its interval: a timer is late by the time it takes
+    to fire, not by up to a whole interval."""
+    engine, clock = timed
+    assert engine.seconds_to_next_timer(5.0) == 5.0  # nothing waits: the interval
+    engine.start_case("timers", "system", data={"resolution_target": "PT8H"})  # reminder due in 1 h
+    assert engine.seconds_to_next_timer(5.0) == 5.0
+    clock.advance(minutes=59, seconds=58)
+    assert engine.seconds_to_next_timer(5.0) == pytest.approx(2.005)
+    clock.advance(seconds=2)
+    assert engine.seconds_to_next_timer(5.0) == 5.0  # the reminder is due now: the next is hours away
+    assert engine.fire_due_timers() == 0  # due at this very moment, fired just after it
+    clock.advance(seconds=1)
+    assert engine.fire_due_timers() == 1
