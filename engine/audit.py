@@ -108,7 +108,8 @@ class Recorder:
         definition = getattr(spec, "event_definition", None)
         process = process_of(task)
         if isinstance(spec, _GATEWAYS):
-            targets = [child.task_spec.name for child in task.children]
+            # The element id, not the spec's name: they differ for an id SpiffWorkflow reserves (deploy_ids.py).
+            targets = [getattr(child.task_spec, "bpmn_id", None) or child.task_spec.name for child in task.children]
             flows = self.places.flows_from(process, element_id) if self.places is not None else {}
             chosen = [flows.get(target) for target in targets]
             self.add("gateway_taken", element_id, actor="system", process=process, flows=[f for f in chosen if f],

@@ -17,9 +17,11 @@ from pathlib import Path
 
 from SpiffWorkflow.bpmn import BpmnWorkflow
 
+from .deploy_schema import BPMN_NS
 from .deployment import CompiledDefinition, compile_bundle
 from .errors import DefinitionInvalid, TooLarge
 from .spiff_setup import spec_from_dict
+from .xml_safety import UnsafeXml, parse_untrusted
 
 # What a message for a person must never contain: Python internals leaking through.
 LEAKS = re.compile(r"<Element|NoneType|Traceback|object at 0x|\bFile \"|Error\(['\"]")
@@ -40,6 +42,7 @@ class FileResult:
     reasons: list[str] = field(default_factory=list)   # of a refusal, without particulars
     faults: list[str] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)  # of a deployment, without particulars
+    executable: bool = False        # has a process marked executable (or not marked): one meant to run
 
 
 @dataclass
@@ -56,9 +59,14 @@ class Report:
     def with_warnings(self) -> int:
         return sum(1 for r in self.results if r.outcome == "deployed" and r.warnings)
 
+    def executable(self, outcome: str | None = None) -> int:
+        """Files with a process meant to run (the ones a deployment can succeed for), with this outcome."""
+        return sum(1 for r in self.results if r.executable and outcome in (None, r.outcome))
+
     def as_dict(self) -> dict:
         counts = {outcome: self.count(outcome) for outcome in ("deployed", "refused", "too large", "crashed")}
         return {"files": len(self.results), **counts, "deployed_with_warnings": self.with_warnings(),
+                "executable_files": self.executable(), "executable_deployed": self.executable("deployed"),
                 "faults": self.faults,
                 "results": [r.__dict__ for r in self.results]}
 
@@ -67,25 +75,37 @@ class Report:
                  f"({self.with_warnings()} with warnings), "
                  f"{self.count('refused')} refused, {self.count('too large')} too large, "
                  f"{self.count('crashed')} crashed, {len(self.faults)} faults", "",
-                 "| folder | files | deployed | refused |", "|---|---|---|---|"]
+                 f"Files with an executable process: {self.executable()}, of which {self.executable('deployed')} "
+                 "deployed.", "",
+                 "| folder | files | deployed | refused | executable | executable deployed |",
+                 "|---|---|---|---|---|---|"]
         by_folder: dict[str, list[FileResult]] = {}
         for result in self.results:
             by_folder.setdefault(result.file.split("/")[0] if "/" in result.file else ".", []).append(result)
         for folder, results in sorted(by_folder.items()):
             deployed = sum(1 for r in results if r.outcome == "deployed")
-            lines.append(f"| {folder} | {len(results)} | {deployed} | {len(results) - deployed} |")
-        reasons: Counter[str] = Counter()
-        examples: dict[str, str] = {}
-        for result in self.results:
-            for reason in set(result.reasons):
-                reasons[reason] += 1
-                examples.setdefault(reason, result.file)
-        lines += ["", "## Refusal reasons (files whose problems include the reason)", "",
-                  "| files | reason | example |", "|---|---|---|"]
-        lines += [f"| {count} | {reason} | `{examples[reason]}` |" for reason, count in reasons.most_common()]
+            executable = [r for r in results if r.executable]
+            lines.append(f"| {folder} | {len(results)} | {deployed} | {len(results) - deployed} | {len(executable)} | "
+                         f"{sum(1 for r in executable if r.outcome == 'deployed')} |")
+        lines += _tally("Refusal reasons (files whose problems include the reason)",
+                        [(r.file, r.reasons) for r in self.results])
+        lines += _tally("Warnings (deployed files whose warnings include the reason)",
+                        [(r.file, r.warnings) for r in self.results if r.outcome == "deployed"])
         if self.faults:
             lines += ["", "## Faults", ""] + [f"- {fault}" for fault in self.faults]
         return "\n".join(lines) + "\n"
+
+
+def _tally(title: str, found: list[tuple[str, list[str]]]) -> list[str]:
+    """A section counting the files per reason, most frequent first, each with an example file."""
+    counts: Counter[str] = Counter()
+    examples: dict[str, str] = {}
+    for file, reasons in found:
+        for reason in set(reasons):
+            counts[reason] += 1
+            examples.setdefault(reason, file)
+    return ["", f"## {title}", "", "| files | reason | example |", "|---|---|---|",
+            *(f"| {count} | {reason} | `{examples[reason]}` |" for reason, count in counts.most_common())]
 
 
 def run(folder: Path) -> Report:
@@ -94,6 +114,21 @@ def run(folder: Path) -> Report:
 
 
 def check(path: Path, folder: Path) -> FileResult:
+    result = _outcome(path, folder)
+    result.executable = has_executable_process(path.read_bytes())
+    return result
+
+
+def has_executable_process(content: bytes) -> bool:
+    """Whether the file holds a process SpiffWorkflow takes as executable (isExecutable true or absent)."""
+    try:
+        root = parse_untrusted(content).getroot()
+    except UnsafeXml:
+        return False
+    return any(process.get("isExecutable", "true") == "true" for process in root.iterchildren(f"{{{BPMN_NS}}}process"))
+
+
+def _outcome(path: Path, folder: Path) -> FileResult:
     bundle = bundle_for(path)
     names = [name for name, _ in bundle]
     relative = path.relative_to(folder).as_posix()

@@ -9,6 +9,7 @@ from lxml import etree
 from SpiffWorkflow.bpmn.parser.ValidationException import ValidationException
 
 from .deploy_files import BPMN_NS, Bundle
+from .deploy_ids import designer_id
 from .deploy_problems import DeployProblem, describe, kind, label, source_line
 
 log = logging.getLogger(__name__)
@@ -23,7 +24,8 @@ def spiff_problem(bundle: Bundle, exc: Exception, default_file: str | None) -> D
     deployed", so all are turned into problems rather than 500s; the unexpected ones are logged with
     their traceback, because they may also point at a bug of ours.
     """
-    element_id = getattr(exc, "id", None) or None
+    raw_id = getattr(exc, "id", None)
+    element_id = designer_id(raw_id) if raw_id else None
     exc_file = getattr(exc, "file_name", None) or None
     file, element = bundle.element(element_id, exc_file or default_file)
     file = file or exc_file or default_file

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import logging
-import re
 import threading
 
 from jsonschema import Draft202012Validator
@@ -13,7 +12,10 @@ from lxml import etree
 from SpiffWorkflow.bpmn.parser.BpmnParser import BpmnValidator
 from SpiffWorkflow.dmn.parser.BpmnDmnParser import SCHEMAS as DMN_SCHEMAS
 
-from .deploy_problems import DeployProblem, describe, label, nearest_id, problem_at
+from .deploy_ids import designer_id, reserved_ids, with_internal_ids
+from .deploy_problems import DeployProblem, describe, label, problem_at
+from .deploy_schema import BPMN_NS, CAMUNDA_NS, SPIFF_NS, check_bpmn_schema, schema_problems
+from .deploy_warnings import camunda_findings
 from .errors import TooLarge
 from .settings import Limits
 from .spec_adjustments import set_data_stores_aside, translate_expressions, unprefix_local_references
@@ -22,21 +24,10 @@ from .xml_safety import UnsafeXml, parse_untrusted
 
 log = logging.getLogger(__name__)
 
-BPMN_NS = "http://www.omg.org/spec/BPMN/20100524/MODEL"
-CAMUNDA_NS = "http://camunda.org/schema/1.0/bpmn"
-SPIFF_NS = "http://spiffworkflow.org/bpmn/schema/1.0/core"
-# Prefixes used to shorten Clark names ({uri}local) in messages written for people.
-_PREFIXES = {BPMN_NS: "bpmn", "http://www.omg.org/spec/BPMN/20100524/DI": "bpmndi",
-             "http://www.omg.org/spec/DD/20100524/DC": "dc", "http://www.omg.org/spec/DD/20100524/DI": "di",
-             CAMUNDA_NS: "camunda", **{ns: "dmn" for ns in DMN_SCHEMAS}}
-
 # The parser recurses once per element along a path; give long but sane
 # diagrams room instead of failing at 489 tasks. Within max_elements a path has at most ~2500 tasks,
 # about two frames each, so this limit is never the one that stops a diagram we accept.
 PARSE_RECURSION_LIMIT = 6000
-# The BPMN XSD reports one problem per wrong element; a file exported by a foreign tool can have
-# hundreds of the same kind, and the first few tell the designer what to fix.
-MAX_SCHEMA_PROBLEMS = 20
 
 
 class Bundle:
@@ -53,6 +44,11 @@ class Bundle:
         # every diagram: an id alone does not say which file a problem is in.
         self._elements: dict[str, dict[str, etree._Element]] = {}
 
+    def warn(self, warnings: list[DeployProblem]) -> None:
+        """Add warnings, each once: the checks after parsing see an element again for every process that
+        embeds or calls it."""
+        self.warnings.extend(w for w in warnings if w not in self.warnings)
+
     def index_ids(self, filename: str, tree: etree._ElementTree) -> None:
         index = self._elements.setdefault(filename, {})
         for element in tree.iter():
@@ -62,9 +58,11 @@ class Bundle:
                     index[element_id] = element
 
     def element(self, element_id: str | None, file: str | None = None) -> tuple[str | None, etree._Element | None]:
-        """(file, element) for an id, looked up in `file` first, then in every file of the upload."""
+        """(file, element) for an id, looked up in `file` first, then in every file of the upload. An id
+        the parser read with the mark of deploy_ids.py finds the element the designer gave that id."""
         if not element_id:
             return file, None
+        element_id = designer_id(element_id)
         if file in self._elements and element_id in self._elements[file]:
             return file, self._elements[file][element_id]
         for name, index in self._elements.items():
@@ -166,9 +164,9 @@ def _load_dmn(bundle: Bundle, filename: str, content: bytes, limits: Limits) -> 
                                                        "<definitions>", root.sourceline))
         return
     with _xsd_lock:
-        schema_problems = _schema_problems(validator, filename, tree, "DMN")
-    if schema_problems:
-        bundle.problems.extend(schema_problems)
+        problems = schema_problems(validator, filename, tree, "DMN")
+    if problems:
+        bundle.problems.extend(problems)
         return
     bundle.dmn[filename] = tree
     bundle.index_ids(filename, tree)
@@ -183,20 +181,24 @@ def _load_bpmn(bundle: Bundle, filename: str, content: bytes, limits: Limits) ->
         bundle.problems.append(DeployProblem(filename, _not_bpmn_message(root), root.sourceline))
         return
     with _xsd_lock:
-        schema_problems = _schema_problems(xsd_validator(), filename, tree, "BPMN 2.0")
-    if schema_problems:
-        bundle.problems.extend(schema_problems)
+        problems, warnings = check_bpmn_schema(xsd_validator(), filename, tree)
+    if problems:
+        bundle.problems.extend(problems)
         return
+    bundle.warnings.extend(warnings)
     unprefix_local_references(tree)
     bundle.index_ids(filename, tree)  # before setting data stores aside: problems still find their lines
     bundle.warnings.extend(set_data_stores_aside(filename, tree))
+    task_problems, task_warnings = camunda_findings(filename, tree)
+    bundle.warnings.extend(task_warnings)
     # Also translates JUEL and FEEL expressions in place, before the parser reads them.
     unsupported = (_check_supported(filename, tree) + _check_data_objects(bundle, filename, tree)
-                   + translate_expressions(filename, tree))
+                   + task_problems + translate_expressions(filename, tree))
     if unsupported:
         bundle.problems.extend(unsupported)
         return
-    bundle.bpmn[filename] = tree
+    reserved = reserved_ids(tree, BPMN_NS)
+    bundle.bpmn[filename] = with_internal_ids(tree, reserved) if reserved else tree
 
 
 def _not_bpmn_message(root: etree._Element) -> str:
@@ -210,109 +212,28 @@ def _not_bpmn_message(root: etree._Element) -> str:
             f"'{name.namespace}'; a BPMN file starts with <definitions> in '{BPMN_NS}'")
 
 
-def _schema_problems(validator: BpmnValidator, filename: str, tree: etree._ElementTree,
-                     kind: str) -> list[DeployProblem]:
-    """Every XSD violation (up to a cap), each with its line and the nearest element id.
-
-    BpmnValidator.validate raises for the last error only; going through its lxml schema reports all
-    of them at once, so a designer does not fix one per upload. `preprocess` is kept: it repairs a
-    construct bpmn-js writes, which the parser expects repaired too.
-    """
-    validator.preprocess(tree)
-    schema = validator.validator
-    if schema.validate(tree):
-        return []
-    problems = []
-    for error in list(schema.error_log)[:MAX_SCHEMA_PROBLEMS]:
-        element = _element_at(tree, error.line, error.message)
-        problems.append(DeployProblem(filename, f"does not conform to the {kind} schema: "
-                                                f"{_explain_schema_error(error.message, tree)}",
-                                      error.line, nearest_id(element)))
-    return problems
-
-
-def _element_at(tree: etree._ElementTree, line: int, message: str) -> etree._Element | None:
-    """The element an XSD error is about: the one on its line whose name the message quotes."""
-    quoted = re.match(r"Element '([^']+)'", message)
-    candidates = [e for e in tree.iter() if isinstance(e.tag, str) and e.sourceline == line]
-    for element in candidates:
-        if quoted and element.tag == quoted.group(1):
-            return element
-    return candidates[0] if candidates else None
-
-
-def _short(text: str) -> str:
-    """`{http://www.omg.org/spec/BPMN/20100524/MODEL}task` -> `bpmn:task`, for messages to people."""
-    return re.sub(r"\{([^}]*)\}", lambda m: f"{_PREFIXES[m.group(1)]}:" if m.group(1) in _PREFIXES
-                  else m.group(0), text)
-
-
-def _explain_schema_error(message: str, tree: etree._ElementTree) -> str:
-    message = _short(message).strip().rstrip(".")
-    invalid_id = re.search(r"attribute 'id': '([^']*)' is not a valid value of the atomic type 'xs:ID'", message)
-    if invalid_id:
-        value = invalid_id.group(1)
-        lines = [e.sourceline for e in tree.iter() if isinstance(e.tag, str) and e.get("id") == value]
-        if len(lines) > 1:
-            return (f"the id '{value}' is used by {len(lines)} elements (lines "
-                    f"{', '.join(map(str, lines))}); every element needs an id of its own: rename the others")
-        return (f"'{value}' is not a valid id: an id must start with a letter or '_' and contain only "
-                "letters, digits, '-', '_' and '.'")
-    empty_ref = re.search(r"Element '([^']+)', attribute '([^']+)': '' is not a valid value", message)
-    if empty_ref:
-        return (f"the attribute '{empty_ref.group(2)}' of <{empty_ref.group(1)}> is empty: set it to the id it "
-                "should refer to, or remove the attribute")
-    if "is required but missing" in message and "targetNamespace" in message:
-        return (f"{message}: add targetNamespace=\"...\" (any URI, e.g. \"http://bpmn.io/schema/bpmn\") to "
-                "<bpmn:definitions>")
-    # "Expected is one of ( a, b, c, ... )" can list dozens of elements; the first few are enough.
-    expected = re.search(r"Expected is (?:one of )?\( ([^)]*) \)", message)
-    if expected:
-        names = [n.strip() for n in expected.group(1).split(",")]
-        shown = ", ".join(names[:5]) + (", …" if len(names) > 5 else "")
-        message = message[:expected.start()] + f"Expected here: {shown}"
-    return message
-
-
-# SpiffWorkflow keys a process's task specs by element id and adds steps of its own under these names
-# (ids ending in a suffix are built from other ids). An element with such an id replaces the internal
-# step: the spec then has nothing to run, and every case start fails.
-_RESERVED_IDS = {"Start", "End", "Root", "StartEventSplit", "StartEventJoin"}
-_RESERVED_SUFFIXES = (".EndJoin", ".BoundaryEventSplit", ".BoundaryEventJoin")
-
-
-def _is_flow_node(element: etree._Element) -> bool:
-    """Activities, events and gateways: the elements that become task specs."""
-    local = etree.QName(element).localname
-    return local.endswith(("Task", "Event", "Gateway", "Process", "task", "callActivity", "transaction"))
-
-
 def _check_supported(filename: str, tree: etree._ElementTree) -> list[DeployProblem]:
     """Constructs SpiffWorkflow fails on without naming an element, or does not notice: find them ourselves.
 
     CamundaParser reads `camunda:decisionRef` with a bare dict lookup (a KeyError naming only the
-    attribute), and an element id that collides with an internal step name yields a spec that cannot
-    start. (Data stores, which it has no implementation for, are set aside first: spec_adjustments.py.)
+    attribute). A decision named the way SpiffWorkflow's own modeler does (spiffworkflow:calledDecisionId)
+    is the same DMN call, so it is given to the parser as camunda:decisionRef, in place. (Data stores,
+    which it has no implementation for, are set aside first: spec_adjustments.py; ids that collide with
+    its own step names are mapped: deploy_ids.py.)
     """
     problems = []
     for task in tree.iter(f"{{{BPMN_NS}}}businessRuleTask"):
         if task.get(f"{{{CAMUNDA_NS}}}decisionRef"):
             continue
-        message = (f"business rule task {label(task)} names no decision: set camunda:decisionRef to the id of "
-                   "a decision in a .dmn file of this upload (Camunda Modeler: Implementation \"DMN\", "
-                   "Decision reference)")
-        spiff_ref = task.find(f".//{{{SPIFF_NS}}}calledDecisionId")
+        spiff_ref = task.find(f"{{{BPMN_NS}}}extensionElements/{{{SPIFF_NS}}}calledDecisionId")
         spiff_decision = (spiff_ref.text or "").strip() if spiff_ref is not None else ""
         if spiff_decision:
-            message += f"; its spiffworkflow:calledDecisionId '{spiff_decision}' is not read by this engine"
-        problems.append(problem_at(filename, task, message))
-    for element in tree.iter(f"{{{BPMN_NS}}}*"):
-        element_id = element.get("id") or ""
-        if _is_flow_node(element) and (element_id in _RESERVED_IDS or element_id.endswith(_RESERVED_SUFFIXES)):
-            local = etree.QName(element).localname
-            problems.append(problem_at(filename, element, f"{describe(element)} uses an id the engine reserves "
-                                                          f"for its own steps: rename the element (e.g. to "
-                                                          f"{local[0].upper()}{local[1:]}_1)"))
+            task.set(f"{{{CAMUNDA_NS}}}decisionRef", spiff_decision)
+            continue
+        problems.append(problem_at(filename, task, f"business rule task {label(task)} names no decision: set "
+                                                   "camunda:decisionRef to the id of a decision in a .dmn file of "
+                                                   "this upload (Camunda Modeler: Implementation \"DMN\", Decision "
+                                                   "reference)"))
     return problems
 
 

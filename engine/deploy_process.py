@@ -14,7 +14,9 @@ from SpiffWorkflow.camunda.specs.business_rule_task import BusinessRuleTask
 from SpiffWorkflow.specs.base import TaskSpec
 
 from .deploy_files import BPMN_NS, CAMUNDA_NS, Bundle
+from .deploy_ids import designer_id
 from .deploy_problems import DeployProblem, describe, label, source_line
+from .deploy_warnings import JSON_FORM, user_task_warnings
 from .multi_instance import literal_cardinality
 from .spec_adjustments import adjust_spec, flow_index
 from .spiff_setup import Parser, spec_to_dict
@@ -88,6 +90,7 @@ def _walk(parser: Parser, bundle: Bundle, spec: BpmnProcessSpec, top_level: set[
     pending = [spec]
     while pending:
         current = pending.pop()
+        _show_designer_ids(current)
         walk.specs.append(current)
         for task_spec in current.task_specs.values():
             if not isinstance(task_spec, SubWorkflowTask):
@@ -108,13 +111,21 @@ def _walk(parser: Parser, bundle: Bundle, spec: BpmnProcessSpec, top_level: set[
     return walk
 
 
+def _show_designer_ids(spec: BpmnProcessSpec) -> None:
+    """Give back the ids deploy_ids.py marked for the parser: what people see is the designer's id."""
+    for task_spec in spec.task_specs.values():
+        if getattr(task_spec, "bpmn_id", None):
+            task_spec.bpmn_id = designer_id(task_spec.bpmn_id)
+
+
 def _adjust(parser: Parser, specs: list[BpmnProcessSpec]) -> dict[str, dict[str, str]]:
     """Adjust the specs to run as drawn (spec_adjustments.py); returns the sequence flows by source."""
     flows: dict[str, dict[str, str]] = {}
     for current in specs:
         adjust_spec(current)
         for source, targets in flow_index(parser.process_parsers[current.name].node).items():
-            flows.setdefault(source, {}).update(targets)
+            flows.setdefault(designer_id(source), {}).update(
+                {designer_id(target): flow for target, flow in targets.items()})
     return flows
 
 
@@ -174,14 +185,16 @@ def _user_task(bundle: Bundle, current: BpmnProcessSpec, task_spec: TaskSpec, ta
     """A user or manual task, with the form (JSON Schema) it names."""
     bpmn_id = task_spec.bpmn_id
     form_key = getattr(getattr(task_spec, "form", None), "key", None)
+    file, element = bundle.element(bpmn_id, current.file)
+    if element is not None:
+        bundle.warn(user_task_warnings(file, element, task_spec.lane, form_key))
     schema = None
     # Only `.json` form keys are ours; Camunda's own keys (embedded:app:…, camunda-forms:…) are
-    # left alone so such diagrams still deploy, with an open form.
-    if form_key and not form_key.lower().endswith(".json"):
+    # left alone so such diagrams still deploy, with an open form and a warning saying so.
+    if form_key and not form_key.lower().endswith(JSON_FORM):
         form_key = None
     if form_key:
         if form_key not in bundle.forms:
-            file, element = bundle.element(bpmn_id, current.file)
             problems.append(DeployProblem(
                 file, f"user task {label(element, name=task_spec.bpmn_name, element_id=bpmn_id)} names "
                       f"the form '{form_key}', which is not in the upload: send the JSON Schema file "
@@ -252,11 +265,10 @@ def _package(bundle: Bundle, pid: str, process_parser: ProcessParser, walk: _Wal
 def _unstorable(bundle: Bundle, file: str, spec_dicts: list[dict]) -> list[DeployProblem]:
     """Elements whose spec the serializer could not turn into JSON, so the version could not be stored.
 
-    The serializer leaves objects it has no converter for in the dict instead of failing. Two cases in
-    SpiffWorkflow 3.2 (corpus: miwg/C.9.1.bpmn, spiff .../github/bootstrap.bpmn): CamundaParser parses
-    send and receive tasks with the plain BPMN message definition, and multi-instance service, send
-    and receive tasks with the plain BPMN multi-instance classes, whose converters CAMUNDA_CONFIG
-    removes. Without this check json.dumps fails in the store, after validation said yes.
+    The serializer leaves objects it has no converter for in the dict instead of failing: CamundaParser
+    parses what it does not override with the plain BPMN classes, some of whose converters CAMUNDA_CONFIG
+    removes (send, receive and service tasks, once such a case, are parsed in the Camunda flavour now:
+    spiff_setup.py). Without this check json.dumps would fail in the store, after validation said yes.
     """
     problems = []
     for spec_dict in spec_dicts:
@@ -269,14 +281,8 @@ def _unstorable(bundle: Bundle, file: str, spec_dicts: list[dict]) -> list[Deplo
                 continue
             file_of, element = bundle.element(element_id, file)
             what = describe(element) if element is not None else f"'{element_id}'"
-            if "MessageEventDefinition" in bad:
-                hint = " (use intermediate message throw and catch events instead of send and receive tasks)"
-            elif "MultiInstance" in bad:
-                hint = " (make it a multi-instance user, manual or script task, or a multi-instance subprocess)"
-            else:
-                hint = ""
             problems.append(DeployProblem(file_of, f"{what} cannot be stored by this engine: its {bad} has no "
-                                                   f"serialization; model it differently{hint}",
+                                                   "serialization; model it differently",
                                           source_line(element), element_id))
     return problems
 

@@ -4,8 +4,9 @@ SpiffWorkflow evaluates conditions, timer texts and loop expressions as Python. 
 JUEL (`${approved}`), Camunda 8 in FEEL (`=approved`): before the parser reads a file, each such text is
 translated into Python (expression_translation.py), or reported at deploy time with its file, line and
 element rather than failing a case later. On the parsed spec, Camunda Modeler's `PT4H` (unquoted) would
-fail when the timer starts; we quote plain ISO 8601 literals. A Camunda message throw without a payload
-expression would fail when thrown; it sends no payload instead.
+fail when the timer starts; we quote plain ISO 8601 literals. A Camunda message throw (event or send
+task) without a payload expression (camunda:expression, translated like the others) would fail when
+thrown; it sends its name only, no payload (deploy_warnings.py says so for send tasks).
 """
 from __future__ import annotations
 
@@ -43,6 +44,7 @@ _EXPRESSIONS = {"conditionExpression": "condition", "condition": "condition", "t
                 "timeDuration": "timer expression", "timeCycle": "timer expression",
                 "loopCardinality": "loop cardinality", "completionCondition": "completion condition",
                 "loopCondition": "loop condition"}
+_PAYLOAD = "{http://camunda.org/schema/1.0/bpmn}expression"
 # Between an expression and the element a designer clicks on to edit it.
 _HOLDERS = ("EventDefinition", "LoopCharacteristics")
 
@@ -128,20 +130,32 @@ def translate_expressions(filename: str, tree: etree._ElementTree) -> list[Deplo
             try:
                 python = translate(element.text or "")
             except Untranslatable as exc:
-                problems.append(_untranslatable(filename, element, exc))
+                problems.append(_untranslatable(filename, element, exc, _EXPRESSIONS[etree.QName(element).localname],
+                                                element.text or ""))
                 continue
             if python is not None:
                 element.text = python
+        # The payload of a message throw or send task (SpiffWorkflow's Camunda flavour evaluates it).
+        for element in process.iter(f"{BPMN}messageEventDefinition", f"{BPMN}sendTask"):
+            payload = element.get(_PAYLOAD)
+            try:
+                python = translate(payload) if payload else None
+            except Untranslatable as exc:
+                problems.append(_untranslatable(filename, element, exc, "message payload (camunda:expression)",
+                                                payload or ""))
+                continue
+            if python is not None:
+                element.set(_PAYLOAD, python)
     return problems
 
 
-def _untranslatable(filename: str, element: etree._Element, exc: Untranslatable) -> DeployProblem:
-    owner = element.getparent()
+def _untranslatable(filename: str, element: etree._Element, exc: Untranslatable, what: str,
+                    written: str) -> DeployProblem:
+    owner = element.getparent() if etree.QName(element).localname in _EXPRESSIONS else element
     while owner is not None and etree.QName(owner).localname.endswith(_HOLDERS):
         owner = owner.getparent()
     owner = element if owner is None else owner
-    what = _EXPRESSIONS[etree.QName(element).localname]
-    text = " ".join((element.text or "").split())
+    text = " ".join(written.split())
     return DeployProblem(filename, f"{describe(owner)}: the {what} '{text}' is {exc.dialect} and cannot be "
                                    f"translated to Python: {exc.reason}; {exc.instead}",
                          element.sourceline, nearest_id(owner))

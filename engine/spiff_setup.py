@@ -14,14 +14,17 @@ from uuid import UUID
 
 from SpiffWorkflow.bpmn import BpmnWorkflow
 from SpiffWorkflow.bpmn.parser.BpmnParser import BpmnValidator, full_tag
+from SpiffWorkflow.bpmn.parser.event_parsers import SendTaskParser
 from SpiffWorkflow.bpmn.parser.task_parsers import ConditionalGatewayParser, GatewayParser
 from SpiffWorkflow.bpmn.serializer import BpmnWorkflowSerializer
 from SpiffWorkflow.bpmn.serializer.default.task_spec import BpmnTaskSpecConverter, MultiInstanceTaskConverter
 from SpiffWorkflow.bpmn.serializer.default.workflow import BpmnWorkflowConverter
 from SpiffWorkflow.bpmn.specs.bpmn_process_spec import BpmnProcessSpec
-from SpiffWorkflow.bpmn.specs.defaults import ServiceTask
+from SpiffWorkflow.bpmn.specs.defaults import ReceiveTask, SendTask, ServiceTask
 from SpiffWorkflow.bpmn.specs.mixins.multiinstance_task import LoopTask
 from SpiffWorkflow.camunda.parser import CamundaParser
+from SpiffWorkflow.camunda.parser.event_parsers import CamundaEventDefinitionParser
+from SpiffWorkflow.camunda.parser.task_spec import CAMUNDA_MODEL_NS, CamundaTaskParser
 from SpiffWorkflow.camunda.serializer.config import CAMUNDA_CONFIG
 
 from . import joins, multi_instance
@@ -105,13 +108,35 @@ def xsd_validator() -> BpmnValidator:
     return _validator
 
 
+class MessageTaskParser(CamundaEventDefinitionParser, SendTaskParser, CamundaTaskParser):
+    """Send and receive tasks as the Camunda flavour's message throw and catch. CamundaParser leaves them
+    to the plain BPMN parser, whose message definition (and multi-instance classes) the Camunda
+    serializer cannot store; this one makes the same Camunda message definition as message events,
+    with the payload expression of camunda:expression, and the Camunda multi-instance classes.
+    A send task with camunda:type="external" is, as in Camunda 7, a job for a worker: a service task."""
+
+    def create_task(self) -> Any:
+        if self.node.get(f"{{{CAMUNDA_MODEL_NS}}}type") == "external":
+            return ServiceTask(self.spec, self.bpmn_id, **self.bpmn_attributes)
+        return super().create_task()
+
+
+class ServiceTaskParser(CamundaTaskParser):
+    """Service tasks with the Camunda flavour's multi-instance classes (and camunda:collection), which the
+    Camunda serializer stores; CamundaParser leaves them to the plain BPMN parser."""
+
+
 class Parser(CamundaParser):
-    """The Camunda flavour with joins that fire once per round (joins.py)."""
+    """The Camunda flavour with joins that fire once per round (joins.py), and send, receive and service
+    tasks parsed in that flavour too."""
 
     OVERRIDE_PARSER_CLASSES = {
         **CamundaParser.OVERRIDE_PARSER_CLASSES,
         full_tag("parallelGateway"): (GatewayParser, joins.ParallelGateway),
         full_tag("inclusiveGateway"): (ConditionalGatewayParser, joins.InclusiveGateway),
+        full_tag("sendTask"): (MessageTaskParser, SendTask),
+        full_tag("receiveTask"): (MessageTaskParser, ReceiveTask),
+        full_tag("serviceTask"): (ServiceTaskParser, ServiceTask),
     }
 
 

@@ -160,8 +160,8 @@ def test_laid_out_left_to_right(key):
             assert reaches(model, target, source), f"{flow_id} runs right to left without closing a loop"
 
 
-# SpiffWorkflow names steps of its own so; an element with such an id replaces the step and no case of
-# the definition can start (the engine refuses these ids at deploy: engine/deploy_files.py).
+# SpiffWorkflow names steps of its own so. The engine maps a designer's element with such an id to an
+# internal name at deploy (engine/deploy_ids.py); the shipped definitions need no mapping at all.
 RESERVED_IDS = {"Start", "End", "Root", "StartEventSplit", "StartEventJoin"}
 RESERVED_SUFFIXES = (".EndJoin", ".BoundaryEventSplit", ".BoundaryEventJoin")
 

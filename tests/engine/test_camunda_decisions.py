@@ -1,0 +1,62 @@
+"""A business rule task that names its decision the way SpiffWorkflow's own modeler does
+(spiffworkflow:calledDecisionId) calls that DMN decision as camunda:decisionRef would; one that names
+no decision at all stays refused."""
+from __future__ import annotations
+
+import pytest
+
+from usm_engine.engine.errors import DefinitionInvalid
+from tests.conftest import FIXTURES, fixture_files
+
+ANYONE = lambda lane: True  # noqa: E731 - authorization is the API's concern, not these tests'
+MODEL = "camunda_spiff_decision.bpmn"
+DMN = b"""<?xml version="1.0" encoding="UTF-8"?>
+<definitions xmlns="https://www.omg.org/spec/DMN/20191111/MODEL/" id="Definitions_risk" name="Risk"
+             namespace="http://usm-engine.org/tests/dmn">
+  <decision id="risk_level" name="Risk level">
+    <decisionTable id="DecisionTable_risk" hitPolicy="UNIQUE">
+      <input id="Input_amount" label="Amount">
+        <inputExpression id="InputExpression_amount" typeRef="number"><text>amount</text></inputExpression>
+      </input>
+      <output id="Output_risk" label="Risk" name="risk" typeRef="string" />
+      <rule id="Rule_high">
+        <inputEntry id="Entry_high"><text>&gt; 1000</text></inputEntry>
+        <outputEntry id="Out_high"><text>"high"</text></outputEntry>
+      </rule>
+      <rule id="Rule_low">
+        <inputEntry id="Entry_low"><text>&lt;= 1000</text></inputEntry>
+        <outputEntry id="Out_low"><text>"low"</text></outputEntry>
+      </rule>
+    </decisionTable>
+  </decision>
+</definitions>
+"""
+
+
+@pytest.mark.parametrize("amount, risk", [(5000, "high"), (200, "low")])
+def test_the_decision_named_by_spiffworkflow_runs_and_the_case_ends(engine, amount, risk):
+    created, [item] = engine.deploy([*fixture_files(MODEL), ("risk.dmn", DMN)], "designer")
+    assert created and item["warnings"] == []
+    case, _ = engine.start_case("spiff_decision", "system", data={"amount": amount})
+    [task] = case["tasks"]
+    assert task["element_id"] == "Activity_Review" and case["data"]["risk"] == risk
+    assert engine.complete_task(task["id"], {}, "alice", ANYONE)["status"] == "completed"
+    _, source = engine.definition_source("spiff_decision", 1)
+    assert b"decisionRef=" not in source  # the stored source is the file as uploaded
+
+
+def test_without_the_dmn_file_the_decision_is_missing_where_it_is_called(engine):
+    with pytest.raises(DefinitionInvalid) as refused:
+        engine.deploy(fixture_files(MODEL), "designer")
+    [problem] = refused.value.errors
+    assert problem["element_id"] == "Activity_Assess" and "calls decision 'risk_level'" in problem["message"]
+
+
+def test_a_business_rule_task_that_names_no_decision_is_refused(engine):
+    text = (FIXTURES / MODEL).read_text().replace(
+        "<spiffworkflow:calledDecisionId>risk_level</spiffworkflow:calledDecisionId>", "")
+    with pytest.raises(DefinitionInvalid) as refused:
+        engine.deploy([(MODEL, text.encode()), ("risk.dmn", DMN)], "designer")
+    [problem] = refused.value.errors
+    assert (problem["line"], problem["element_id"]) == (7, "Activity_Assess")
+    assert problem["message"].startswith("business rule task 'Assess risk' (Activity_Assess) names no decision")
