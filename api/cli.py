@@ -304,17 +304,21 @@ def validate(settings: Settings, paths):
                f"requirements ({', '.join(c.key for c in compiled)})")
 
 
-@main.command(short_help='Deploy-or-refuse every .bpmn under a folder and report each.')
+@main.command(short_help='Deploy every .bpmn under a folder, start and drive its cases, report each.')
 @click.argument("folder", type=click.Path(exists=True, file_okay=False))
 @click.option("--format", "output", type=click.Choice(["markdown", "json"]), default="markdown", show_default=True)
 @click.option("--min-deployed", default=0, show_default=True, help="fail when fewer files deploy")
-def conformance(folder, output, min_deployed):
-    """Deploy every .bpmn file under FOLDER on its own (with the DMN files and called processes beside
-    it) and report each as deployed, refused (with the reasons) or crashed; exits 1 on a crash, on a
-    refusal a person cannot act on, or when fewer than --min-deployed files deploy."""
+@click.option("--no-run", is_flag=True, help="only deploy: start and drive no cases")
+def conformance(folder, output, min_deployed, no_run):
+    """Deploy every .bpmn file under FOLDER on its own (with the DMN and form files and called processes
+    beside it) and report each as deployed, refused (with the reasons) or crashed; then start every
+    startable definition of each deployed file once and drive it (user tasks with random valid data,
+    external tasks by a stub worker, timers by moving the clock), reporting each case as completed,
+    waiting on an event, incident, at a limit, stopped or crashed. Exits 1 on a crash (of a deployment
+    or a case), on a refusal a person cannot act on, or when fewer than --min-deployed files deploy."""
     from usm_engine.engine.conformance import run
 
-    report = run(Path(folder))
+    report = run(Path(folder), drive=not no_run)
     click.echo(json.dumps(report.as_dict(), indent=1) if output == "json" else report.markdown())
     deployed = report.count("deployed")
     if report.faults or deployed < min_deployed:

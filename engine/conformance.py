@@ -5,11 +5,15 @@ What counts as a fault: an exception other than a refusal; a refusal without pro
 without a message, naming a file that was not uploaded, about an element without naming it, or with
 Python internals in its words; a compiled definition that does not restore; more than five seconds for
 one file. `usm conformance DIR` prints the report and exits 1 on any fault.
+
+Then each deployed file's startable definitions are started and driven (conformance_run.py), and a case
+that crashes the engine is a fault too; `--no-run` leaves that out.
 """
 from __future__ import annotations
 
 import json
 import re
+import tempfile
 import time
 from collections import Counter
 from dataclasses import dataclass, field
@@ -17,6 +21,8 @@ from pathlib import Path
 
 from SpiffWorkflow.bpmn import BpmnWorkflow
 
+from . import conformance_cases
+from .conformance_run import CaseResult, drive_file, template_database
 from .deploy_schema import BPMN_NS
 from .deployment import CompiledDefinition, compile_bundle
 from .errors import DefinitionInvalid, TooLarge
@@ -48,10 +54,14 @@ class FileResult:
 @dataclass
 class Report:
     results: list[FileResult]
+    cases: list[CaseResult] | None = None   # None: cases were not run (--no-run)
+    not_started: int = 0                    # startable definitions only: called ones, several message starts
+    run_seconds: float = 0.0
 
     @property
     def faults(self) -> list[str]:
-        return [f"{r.file}: {fault}" for r in self.results for fault in r.faults]
+        return ([f"{r.file}: {fault}" for r in self.results for fault in r.faults]
+                + conformance_cases.crash_faults(self.cases or []))
 
     def count(self, outcome: str) -> int:
         return sum(1 for r in self.results if r.outcome == outcome)
@@ -68,7 +78,9 @@ class Report:
         return {"files": len(self.results), **counts, "deployed_with_warnings": self.with_warnings(),
                 "executable_files": self.executable(), "executable_deployed": self.executable("deployed"),
                 "faults": self.faults,
-                "results": [r.__dict__ for r in self.results]}
+                "results": [r.__dict__ for r in self.results],
+                **({} if self.cases is None else
+                   {"cases": conformance_cases.as_dict(self.cases, self.not_started, self.run_seconds)})}
 
     def markdown(self) -> str:
         lines = [f"# Conformance: {len(self.results)} files, {self.count('deployed')} deployed "
@@ -91,6 +103,8 @@ class Report:
                         [(r.file, r.reasons) for r in self.results])
         lines += _tally("Warnings (deployed files whose warnings include the reason)",
                         [(r.file, r.warnings) for r in self.results if r.outcome == "deployed"])
+        if self.cases is not None:
+            lines += conformance_cases.markdown(self.cases, self.not_started, self.run_seconds)
         if self.faults:
             lines += ["", "## Faults", ""] + [f"- {fault}" for fault in self.faults]
         return "\n".join(lines) + "\n"
@@ -108,9 +122,26 @@ def _tally(title: str, found: list[tuple[str, list[str]]]) -> list[str]:
             *(f"| {count} | {reason} | `{examples[reason]}` |" for reason, count in counts.most_common())]
 
 
-def run(folder: Path) -> Report:
+def run(folder: Path, drive: bool = True) -> Report:
     files = sorted(folder.rglob("*.bpmn"))
-    return Report([check(path, folder) for path in files])
+    report = Report([check(path, folder) for path in files])
+    if drive:
+        drive_deployed(report, folder)
+    return report
+
+
+def drive_deployed(report: Report, folder: Path) -> None:
+    """Start and drive the cases of every deployed file, each file on an engine of its own."""
+    started = time.perf_counter()
+    report.cases = []
+    with tempfile.TemporaryDirectory(prefix="usm-conformance-") as scratch:
+        template = template_database(Path(scratch))
+        for result in report.results:
+            if result.outcome == "deployed":
+                driven = drive_file(bundle_for(folder / result.file), result.file, template)
+                report.cases += driven.cases
+                report.not_started += len(driven.not_started)
+    report.run_seconds = time.perf_counter() - started
 
 
 def check(path: Path, folder: Path) -> FileResult:
@@ -155,13 +186,17 @@ def _outcome(path: Path, folder: Path) -> FileResult:
 
 
 def bundle_for(path: Path) -> list[tuple[str, bytes]]:
-    """The file alone; with call activities or business rule tasks, also what they need from its folder.
+    """The file with the form files it names; with call activities or business rule tasks, also what
+    they need from its folder.
 
     That is every .dmn file of the folder, and for each called process id the first (by name) sibling
     .bpmn that defines it, followed transitively. Taking every sibling instead would bundle unrelated
     models that share process ids, and most files would then only be refused for duplicate ids."""
     content = path.read_bytes()
     bundle = [(path.name, content)]
+    # The JSON Schema files its user tasks name (camunda:formKey="x.json"), as an upload would carry them.
+    bundle += [(p.name, p.read_bytes()) for p in sorted(path.parent.glob("*.json"))
+               if f'"{p.name}"'.encode() in content]
     if b"callActivity" not in content and b"businessRuleTask" not in content:
         return bundle
     siblings = sorted(p for p in path.parent.iterdir() if p != path and p.suffix in (".bpmn", ".dmn"))

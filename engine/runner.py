@@ -26,6 +26,7 @@ from SpiffWorkflow.util.task import TaskState
 from . import incidents, multi_instance
 from .audit import Recorder, process_of
 from .blueprints import Blueprint
+from .errors import InvalidInput
 from .incidents import Incident, Place
 from .joins import refresh_waiting_joins
 
@@ -119,6 +120,19 @@ def run_failed_again(workflow: BpmnWorkflow, blueprint: Blueprint, failed: list[
     return advance(workflow, blueprint, recorder)
 
 
+def failed_step(workflow: BpmnWorkflow, blueprint: Blueprint, exc: Exception) -> Outcome:
+    """A step a command took itself (a user task completed) raised while SpiffWorkflow carried it on (a data
+    output the model never sets, a call activity's missing data input): the case's incident, not the
+    command's error. The task the library was working on is left in error, so a retry runs it again."""
+    task = _task_in_traceback(exc)
+    if task is not None:
+        task._set_state(TaskState.ERROR)
+    if isinstance(exc, SpiffWorkflowException):
+        return _outcome(workflow, blueprint, incident=_incident_from_exception(exc, workflow, blueprint))
+    return _outcome(workflow, blueprint, incident=incidents.engine_fault(_place_of_failure(exc, workflow, blueprint),
+                                                                         exc))
+
+
 def deliver_message(workflow: BpmnWorkflow, name: str, payload: dict) -> bool:
     """Deliver an external message; False when nothing in the case waits for it (send_event raises, and
     unlike catch() it never queues the message silently).
@@ -128,7 +142,13 @@ def deliver_message(workflow: BpmnWorkflow, name: str, payload: dict) -> bool:
     and never overwrites other case data."""
     if name not in waiting_message_names(workflow):
         return False
-    workflow.send_event(BpmnEvent(MessageEventDefinition(name), payload={"payload": payload, "result_var": name}))
+    try:
+        workflow.send_event(BpmnEvent(MessageEventDefinition(name), payload={"payload": payload, "result_var": name}))
+    except Exception as exc:  # noqa: BLE001 - a correlation expression can raise anything; the sender is told
+        # The catching event evaluates its correlation properties on the message's data, which can lack what
+        # they read: the message is refused and the command writes nothing.
+        raise InvalidInput(f"message '{name}' cannot be delivered: its correlation could not be read from its "
+                           f"data: {incidents.exception_text(exc)}") from None
     return True
 
 

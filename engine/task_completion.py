@@ -20,6 +20,7 @@ from .data_limits import check_incoming_data
 from .errors import InvalidInput, NotAllowed, TaskNotFound, TaskNotReady
 from .external_tasks import MayComplete, check_lock_held, complete_external_task
 from .parts import EngineParts
+from .runner import failed_step
 
 
 def complete_task(parts: EngineParts, task_id: str, data: dict, actor: str, may_complete: MayComplete,
@@ -48,7 +49,10 @@ def complete_task(parts: EngineParts, task_id: str, data: dict, actor: str, may_
                       task_id=task_id)
     spiff_task.data.update(data)
     spiff_task.internal_data["completed_by"] = actor
-    spiff_task.run()
+    try:
+        spiff_task.run()
+    except Exception as exc:  # noqa: BLE001 - what completing the task sets off is the case's incident
+        return work.save(failed_step(work.workflow, work.blueprint, exc), completed_task=CompletedTask(task_id, actor))
     return work.save(work.advance(), completed_task=CompletedTask(task_id, actor))
 
 

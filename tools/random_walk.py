@@ -18,13 +18,12 @@ from __future__ import annotations
 import argparse
 import json
 import random
-import string
 import sys
 import urllib.error
 import urllib.request
 from collections import Counter, defaultdict
 
-from jsonschema import Draft202012Validator
+from usm_engine.engine.conformance_forms import form_data
 
 MAX_STEPS = 400   # per started case and the cases linked from it
 
@@ -46,54 +45,6 @@ class Client:
         if status >= 500:
             self.server_errors.append(f"{method} {path}: {status} {raw[:300]!r}")
         return status, json.loads(raw) if raw else {}
-
-
-# --- random data that a form accepts ---------------------------------------------------------------
-
-def random_value(schema: dict, rng: random.Random):
-    if "const" in schema:
-        return schema["const"]
-    if "enum" in schema:
-        return rng.choice(schema["enum"])
-    kind = schema.get("type", "string")
-    if isinstance(kind, list):
-        kind = rng.choice([k for k in kind if k != "null"] or ["null"])
-    if kind == "boolean":
-        return rng.random() < 0.5
-    if kind == "integer":
-        return rng.randint(int(schema.get("minimum", 0)), int(schema.get("maximum", 1000)))
-    if kind == "number":
-        return round(rng.uniform(schema.get("minimum", 0), schema.get("maximum", 1000)), 2)
-    if kind == "object":
-        return random_object(schema, rng)
-    if kind == "array":
-        return [random_value(schema.get("items", {}), rng) for _ in range(rng.randint(0, 3))]
-    if kind == "null":
-        return None
-    low = schema.get("minLength", 0)
-    high = max(low, min(schema.get("maxLength", 40), low + 40))
-    return "".join(rng.choice(string.ascii_letters + " éü-") for _ in range(rng.randint(low, high))) or "x" * low
-
-
-def random_object(schema: dict, rng: random.Random) -> dict:
-    properties = schema.get("properties", {})
-    data = {name: random_value(prop, rng) for name, prop in properties.items()
-            if name in schema.get("required", []) or rng.random() < 0.5}
-    for rule in schema.get("allOf", []):   # if/then: fields required only with a given answer
-        condition = rule.get("if", {}).get("properties", {})
-        if all(name in data and data[name] == spec.get("const", data[name]) for name, spec in condition.items()):
-            for name in rule.get("then", {}).get("required", []):
-                data.setdefault(name, random_value(properties.get(name, {}), rng))
-    return data
-
-
-def form_data(form: dict, rng: random.Random) -> dict:
-    validator = Draft202012Validator(form)
-    for _ in range(50):
-        data = random_object(form, rng)
-        if validator.is_valid(data):
-            return data
-    raise ValueError(f"could not make data that the form '{form.get('title')}' accepts")
 
 
 # --- walking ---------------------------------------------------------------------------------------
