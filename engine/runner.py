@@ -142,8 +142,11 @@ def deliver_message(workflow: BpmnWorkflow, name: str, payload: dict) -> bool:
     and never overwrites other case data."""
     if name not in waiting_message_names(workflow):
         return False
+    # A catching event's correlation properties are read from the event's payload: the message's own fields
+    # sit beside the two the Camunda flavour reads (which win a clash of names).
+    event_payload = {**payload, "payload": payload, "result_var": name}
     try:
-        workflow.send_event(BpmnEvent(MessageEventDefinition(name), payload={"payload": payload, "result_var": name}))
+        workflow.send_event(BpmnEvent(MessageEventDefinition(name), payload=event_payload))
     except Exception as exc:  # noqa: BLE001 - a correlation expression can raise anything; the sender is told
         # The catching event evaluates its correlation properties on the message's data, which can lack what
         # they read: the message is refused and the command writes nothing.
