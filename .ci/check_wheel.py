@@ -99,6 +99,14 @@ def check_service(base: str) -> None:
         status, content_type, content = get(base + asset)
         assert status == 200 and content, f"{asset}: {status}"
         print(f"diagram page asset {asset}: {status}, {content_type}, {len(content)} bytes")
+    # The pages for people, from the wheel's templates (a template left out of the package is a 500 here).
+    for path in ("/cases", f"/cases/{case['id']}", "/tasks", "/definitions", f"/definitions/{startable[0]}",
+                 "/compliance", "/insight"):
+        status, content_type, page = get(base + path)
+        assert status == 200 and content_type.startswith("text/html"), (path, status, page[:500])
+        for asset in page_assets(page.decode()):
+            assert get(base + asset)[0] == 200, (path, asset)
+        print(f"page {path}: {status}, {len(page)} bytes")
 
 
 def page_assets(html: str) -> list[str]:

@@ -12,7 +12,7 @@ from usm_engine.engine.settings import Settings
 from . import logs, metrics, problems
 from .auth import TokenRegistry
 from .openapi import build_document
-from .routes import audit, cases, definitions, diagram, meta, signin, tasks
+from .routes import audit, cases, definitions, diagram, insight, meta, pages_cases, pages_work, signin, tasks
 from .sessions import Sessions, new_secret
 
 API_VERSION = "1.0.0"
@@ -42,7 +42,7 @@ def create_app(settings: Settings, *, clock: Clock | None = None, migrate: bool 
     logs.install(app)
     metrics.install(app)
     for blueprint in (meta.bp, definitions.bp, cases.bp, cases.messages_bp, tasks.bp, tasks.external_bp, audit.bp,
-                      diagram.bp, signin.bp):
+                      diagram.bp, signin.bp, pages_cases.bp, pages_work.bp, insight.bp, insight.pages):
         app.register_blueprint(blueprint)
     app.extensions["usm_openapi"] = build_document(app, API_VERSION)
 

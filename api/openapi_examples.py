@@ -121,6 +121,20 @@ SCHEMA_EXAMPLES = {
         "diagram": f"/api/v1/cases/{CASE_ID}/diagram"}]},
 }
 
+# Service-level insight (api/routes/insight.py) of a week of USM calls, as JSON and as CSV.
+_WEEK = {"from": "2026-11-20T00:00:00Z", "to": "2026-11-27T00:00:00Z", "workflow": None, "priority": None}
+_LEVEL = {"workflow": "WF4", "priority": "P1", "resolved": 12, "met": 10, "breached": 2, "without_target": 0,
+          "p50_seconds": 9000, "p90_seconds": 16200, "open": 3, "escalations": 2, "reclassifications": 1}
+_STEP = {"process": "usm-recover", "element_id": "Activity_Analyze", "name": "Analyze", "lane": "Solution team",
+         "completed": 14, "p50_seconds": 2700, "p90_seconds": 7200}
+_LANE = {"lane": "Solution team", "lane_role": "solution-team", "tasks": 5, "open_calls": 4,
+         "oldest_since": "2026-11-25T09:30:00Z", "oldest_age_seconds": 138600}
+SCHEMA_EXAMPLES.update({"ServiceLevels": {**_WEEK, "by": "workflow-priority", "items": [_LEVEL]},
+                        "StepTimes": {**_WEEK, "items": [_STEP]}, "Backlog": {**_WEEK, "items": [_LANE]}})
+INSIGHT_CSV = {operation: ",".join(row) + "\n" + ",".join(map(str, row.values())) + "\n" for operation, row in (
+    ("insight_service_levels", _LEVEL), ("insight_steps", _STEP), ("insight_backlog", _LANE))}
+_EMPTY_PERIOD = "the period is empty: from (2026-11-27T00:00:00Z) must be before to (2026-11-20T00:00:00Z)"
+
 BPMN = """<?xml version="1.0" encoding="UTF-8"?>
 <bpmn:definitions xmlns:bpmn="http://www.omg.org/spec/BPMN/20100524/MODEL" id="Definitions_hello"
                   targetNamespace="http://example.com/hello">
@@ -185,8 +199,48 @@ FILE_EXAMPLES = {"text/javascript": "// Draws the definitions a case ran …\n(f
                  "image/svg+xml": "<svg xmlns=\"http://www.w3.org/2000/svg\" viewBox=\"0 0 16 16\"></svg>\n",
                  "application/json": "{\"version\": 3, \"sources\": [], \"mappings\": \"\"}"}
 
+
+def _page(title: str, main: str) -> str:
+    """A page for people (api/routes/pages.py), cut short: the layout, the title and what the page says first."""
+    return ("<!doctype html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">\n"
+            f"<title>{title} — usm-engine</title>\n…</head><body class=\"page\">…<main id=\"main\" tabindex=\"-1\">\n"
+            f"<h1>{main}…</main>\n</body></html>\n")
+
+
+def _problem_page(title: str, sentence: str) -> str:
+    return _page(title, f"{title}</h1>\n<p class=\"problem\" role=\"alert\">{sentence}</p>\n")
+
+
+# The pages by operationId: their title and the start of their heading.
+PAGES = {"case_pages_cases": ("Cases", "Cases</h1>\n<form class=\"search\" method=\"get\" action=\"/cases\" …"),
+         "case_pages_case": ("Case REQ-1", "Case REQ-1 <span class=\"status status-running\">running</span></h1>\n"),
+         "work_pages_tasks": ("Tasks", "Tasks</h1>\n<p>The ready tasks of your lanes: <code>service-manager</code>.\n"),
+         "work_pages_definitions": ("Definitions", "Definitions</h1>\n"),
+         "work_pages_definition": ("Approval", "Approval <span class=\"muted\">approval v1</span></h1>\n"),
+         "work_pages_compliance": ("Compliance", "Compliance</h1>\n"),
+         "work_pages_requirement": ("8.1 Operational planning and control", "<span class=\"ref\">8.1</span> "
+                                    "Operational planning and control</h1>\n"),
+         "insight_pages_insight": ("Service levels", "Service levels</h1>\n<p class=\"lead\">From <time datetime="
+                                   "\"2026-11-20T00:00Z\">2026-11-20 00:00</time> to …")}
+FORBIDDEN_PAGE = _problem_page("Forbidden", "This needs one of the roles: auditor, system; your token has: "
+                                            "service-manager.")
+_LIMIT_PAGE = _problem_page("Unprocessable content", "Limit must be a whole number from 1 to 500.")
+PAGE_PROBLEMS = {
+    ("case_pages_case", 404): _problem_page("Not found", f"No case with id '{MISSING_ID}'."),
+    ("work_pages_definition", 404): _problem_page("Not found", "No definition with key 'aproval' is deployed."),
+    ("work_pages_requirement", 404): _problem_page("Not found", "No requirement 'compliance:9.9' in the deployed "
+                                                                "compliance cross-reference."),
+    ("case_pages_cases", 422): _problem_page("Unprocessable content", "created_after must be an RFC 3339 time "
+                                                                      "such as 2026-11-27T20:15:00Z."),
+    ("work_pages_tasks", 422): _LIMIT_PAGE, ("work_pages_requirement", 422): _LIMIT_PAGE,
+    ("insight_pages_insight", 422): _problem_page("Unprocessable content", "T" + _EMPTY_PERIOD[1:] + "."),
+}
+
 # Success bodies particular to one operation and status: (operationId, status) -> {media type: example}.
 RESPONSE_EXAMPLES: dict[tuple[str, int], dict] = {
+    **{(operation, 200): {"text/html": _page(*page)} for operation, page in PAGES.items()},
+    **{(operation, 403): {"text/html": FORBIDDEN_PAGE} for operation in PAGES},
+    **{key: {"text/html": page} for key, page in PAGE_PROBLEMS.items()},
     ("cases_start_case", 201): {"application/json": STARTED_CASE},
     ("cases_start_case", 200): {"application/json": STARTED_CASE},
     ("cases_cancel_case", 200): {"application/json": CANCELLED_CASE},
@@ -207,6 +261,7 @@ RESPONSE_EXAMPLES: dict[tuple[str, int], dict] = {
     ("meta_openapi_document", 200): {"application/json": DOCUMENT},
     ("meta_healthz", 503): {"application/json": {"status": "degraded", "database": "unreachable"}},
     ("metrics_metrics", 200): {"text/plain": METRICS},
+    **{(operation, 200): {"text/csv": text} for operation, text in INSIGHT_CSV.items()},
 }
 
 ProblemText = tuple[str, list]  # a problem's detail, and its errors (none: [])
@@ -276,6 +331,8 @@ PROBLEMS: dict[tuple[str, int], ProblemText] = {
                                   "get the next version", []),
     ("definitions_deploy", 422): _NOT_BPMN,
     ("definitions_validate", 422): _NOT_BPMN,
+    **{(operation, 422): (_EMPTY_PERIOD, [{"field": "from", "message": "must be before to"}])
+       for operation in INSIGHT_CSV},
 }
 
 

@@ -383,3 +383,26 @@ SIGN_IN = {  # the form of /login, application/x-www-form-urlencoded
 }
 COMPONENTS.update({"SignIn": SIGN_IN, "MigrateCase": MIGRATE_CASE, "MigrateCases": MIGRATE_CASES,
                    "Migration": MIGRATION, "MigrationBatch": MIGRATION_BATCH})
+
+
+# --- service-level insight (api/routes/insight.py; what each figure means: engine/insight.py) -----------------
+def _report(texts: list[str], counts: list[str], seconds: list[str], **more: dict) -> dict:
+    """A report of a period: items of these texts, counts and times in whole seconds (null: none)."""
+    kinds = [(texts, {"type": ["string", "null"]}), (counts, {"type": "integer", "minimum": 0}),
+             (seconds, {"type": ["integer", "null"], "minimum": 0})]
+    item = {"type": "object", "properties": {name: kind for names, kind in kinds for name in names},
+            "required": [name for names, _ in kinds for name in names if name not in ("workflow", "priority")],
+            "additionalProperties": False}
+    properties = {"from": _TIME, "to": _TIME, "workflow": kinds[0][1], "priority": kinds[0][1], **more,
+                  "items": {"type": "array", "items": item}}
+    return {"type": "object", "properties": properties, "required": ["from", "to", "workflow", "priority", *more,
+                                                                     "items"]}
+
+
+_TIMES = ["p50_seconds", "p90_seconds"]
+COMPONENTS.update({
+    "ServiceLevels": _report(["workflow", "priority"], ["resolved", "met", "breached", "without_target", "open",
+                                                        "escalations", "reclassifications"], _TIMES,
+                             by={"enum": ["workflow-priority", "workflow", "priority", "total"]}),
+    "StepTimes": _report(["process", "element_id", "name", "lane"], ["completed"], _TIMES),
+    "Backlog": _report(["lane", "lane_role", "oldest_since"], ["tasks", "open_calls"], ["oldest_age_seconds"])})

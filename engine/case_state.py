@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import re
 from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
@@ -46,7 +47,8 @@ def case_columns(state: str, outcome: Outcome, now: datetime, max_data_bytes: in
             "incident": json.dumps(outcome.incident.as_dict()) if outcome.incident else None,
             "next_timer_at": (datetime.fromisoformat(next_timer.replace("Z", "+00:00")).replace(tzinfo=None)
                               if next_timer else None),
-            "updated_at": now, "workflow": _workflow_of(outcome.data)}
+            "updated_at": now, "workflow": _workflow_of(outcome.data),
+            **call_columns(outcome.data, outcome.status, now)}
 
 
 def task_row(case_id: str, definition_key: str, task: ReadyTask, now: datetime) -> dict[str, Any]:
@@ -84,5 +86,42 @@ def record_outcome(recorder: Recorder, outcome: Outcome, ready_before: Sequence[
 def _workflow_of(data: dict) -> str | None:
     """The USM workflow (WF1…WF8) the case follows, once the process has decided it (call.workflow)."""
     call = data.get("call")
-    value = call.get("workflow") if isinstance(call, dict) else data.get("workflow")
-    return value[:8] if isinstance(value, str) and value else None
+    return _clipped(call.get("workflow") if isinstance(call, dict) else data.get("workflow"), 8)
+
+
+# The call's statuses that mean its work was delivered (definitions/README.md, "The call record").
+FULFILLED = ("process fulfilled", "workflow fulfilled")
+
+
+def call_columns(data: dict, status: str, now: datetime) -> dict[str, Any]:
+    """The case's call record projected onto its row (schema.cases). Nothing when no call record of the case's
+    own is in view: none yet, or, while the case runs inside a fork, the forked call's (its `parent` is set),
+    whose number, priority and fulfilment are not the case's. A call counts as resolved when it is fulfilled or
+    its case completes (a call reclassified or refused at intake closes without being fulfilled)."""
+    call = data.get("call")
+    if not isinstance(call, dict) or call.get("parent"):
+        return {}
+    resolved = call.get("status") in FULFILLED or status == "completed"
+    return {"call_number": _clipped(call.get("number"), 64), "priority": _clipped(call.get("priority"), 16),
+            "resolution_target": duration_seconds(call.get("resolution_target")),
+            "resolved_at": now if resolved else None}
+
+
+_DURATION = re.compile(r"P(?:(\d+)W)?(?:(\d+)D)?(?:T(?:(\d+)H)?(?:(\d+)M)?(?:(\d+)S)?)?")
+
+
+def duration_seconds(text: object) -> int | None:
+    """An ISO 8601 duration of weeks, days, hours, minutes and seconds (PT4H, P3D) in seconds; None for anything
+    else, including years and months, whose length depends on the date they start from."""
+    if not isinstance(text, str) or text in ("P", "PT") or text.endswith("T"):
+        return None
+    match = _DURATION.fullmatch(text)
+    if match is None:
+        return None
+    weeks, days, hours, minutes, seconds = (int(part or 0) for part in match.groups())
+    return (((weeks * 7 + days) * 24 + hours) * 60 + minutes) * 60 + seconds
+
+
+def _clipped(value: object, length: int) -> str | None:
+    """A text to store in a column of `length` characters; None for anything else (or nothing)."""
+    return value[:length] if isinstance(value, str) and value else None

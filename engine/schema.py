@@ -6,7 +6,7 @@ of a few statements, and Core keeps that cheap and visible.
 from __future__ import annotations
 
 from sqlalchemy import (Column, DateTime, ForeignKey, Index, Integer, LargeBinary, MetaData, String, Table,
-                        Text, UniqueConstraint)
+                        Text, UniqueConstraint, text)
 
 from .audit import GENESIS
 
@@ -35,6 +35,8 @@ definition_files = Table(
     Column("content", LargeBinary, nullable=False),  # byte for byte as deployed
 )
 
+_UNRESOLVED_CALL = "resolved_at IS NULL AND call_number IS NOT NULL"
+
 cases = Table(
     "cases", metadata,
     Column("id", String(36), primary_key=True),
@@ -59,6 +61,13 @@ cases = Table(
     Column("request_hash", String(64)),
     Column("event_seq", Integer, nullable=False, server_default="0"),  # head of the audit chain, so that
     Column("event_hash", String(64), nullable=False, server_default=GENESIS),  # appending needs no read
+    # The call record (definitions/README.md) projected for search and service-level insight
+    # (engine/insight.py), so that neither reads a case's JSON: its number, priority, resolution target
+    # in seconds, and when it was first resolved (never moved once set: store.update_case).
+    Column("call_number", String(64)),
+    Column("priority", String(16)),
+    Column("resolution_target", Integer),
+    Column("resolved_at", DateTime),
     UniqueConstraint("created_by", "idempotency_key", name="uq_cases_idempotency"),
     Index("ix_cases_created", "created_at", "id"),
     Index("ix_cases_status", "status"),
@@ -66,6 +75,15 @@ cases = Table(
     Index("ix_cases_business_key", "business_key"),
     Index("ix_cases_next_timer", "next_timer_at"),
     Index("ix_cases_parent", "parent_case_id"),
+    Index("ix_cases_call_number", "call_number"),
+    # Calls resolved in a period, read from the index alone (a case row is as large as its state); with
+    # call_number, the unresolved calls are told from the other cases (intake, escalations) in the index too.
+    Index("ix_cases_resolved", "resolved_at", "call_number", "workflow", "priority", "created_at",
+          "resolution_target"),
+    # The calls not resolved yet, few among many cases: a partial index, because PostgreSQL cannot tell from
+    # its statistics of each column that an unresolved case with a call number is rare.
+    Index("ix_cases_unresolved_calls", "created_at", sqlite_where=text(_UNRESOLVED_CALL),
+          postgresql_where=text(_UNRESOLVED_CALL)),
 )
 
 # A projection of the human tasks (and external service tasks), kept in step with the case state in the same
@@ -93,6 +111,9 @@ tasks = Table(
     Index("ix_tasks_state_created", "state", "created_at", "id"),
     Index("ix_tasks_lane_role", "lane_role", "state"),
     Index("ix_tasks_topic_state", "topic", "state", "created_at"),
+    # Steps ended in a period, with their times, read from the index alone (engine/insight.py); ended_at first,
+    # so that no query on it is drawn to ix_tasks_state_created by an equal state instead.
+    Index("ix_tasks_ended", "ended_at", "state", "process_id", "element_id", "created_at"),
 )
 
 # The audit trail, append-only. `chain` is the case id for case events and "definitions" for deploys;
@@ -123,6 +144,7 @@ events = Table(
     Index("ix_events_case", "case_id", "seq"),
     Index("ix_events_at", "at"),
     Index("ix_events_element", "element_id"),
+    Index("ix_events_type_at", "type", "at"),  # messages thrown in a period (engine/insight.py)
 )
 
 # Which running case waits for which message, kept in step with the case state: message routing finds

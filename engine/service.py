@@ -4,20 +4,21 @@ It is a facade. Definitions are deployed and read by definition_commands.py; eve
 read is a function of a module of its own job, handed the engine's parts (parts.py): starting cases
 (case_start.py), completing tasks (task_completion.py), external tasks (external_tasks.py), cancelling,
 suspending, resuming and retrying (case_lifecycle.py), timers (case_timers.py), messages
-(case_messages.py) and reads (case_views.py). Commands on an existing case share one unit of work
-(case_work.py).
+(case_messages.py) and reads (case_views.py, and service-level insight: insight.py). Commands on an
+existing case share one unit of work (case_work.py).
 """
 from __future__ import annotations
 
 import functools
 import re
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from datetime import datetime
 from typing import Concatenate, ParamSpec, TypeVar
 
 from sqlalchemy.exc import IntegrityError
 
-from . import case_lifecycle, case_messages, case_migration, case_start, case_timers, case_views, external_tasks, store
+from . import (case_lifecycle, case_messages, case_migration, case_start, case_timers, case_views, external_tasks,
+               insight, store)
 from .blueprints import SpecCache, StoredDefinition
 from .clock import Clock, SystemClock
 from .database import Database, connect, migrate
@@ -155,6 +156,25 @@ class Engine(DefinitionCommands):
     def export_events(self, since: datetime | None = None, case_id: str | None = None,
                       business_key: str | None = None) -> Iterator[dict]:
         return case_views.export_events(self.parts, since, case_id, business_key)
+
+    # --- service-level insight (insight.py) ---------------------------------------------------------
+
+    def insight_period(self, start: datetime | None, end: datetime | None, workflow: str | None = None,
+                       priority: str | None = None) -> insight.Period:
+        return insight.period(self.parts.now(), start, end, workflow, priority)
+
+    def service_levels(self, period: insight.Period, by: Sequence[str] = insight.GROUPINGS["workflow-priority"]
+                       ) -> list[dict]:
+        with self.db.reader.connect() as conn:
+            return insight.service_levels(conn, period, by)
+
+    def step_times(self, period: insight.Period) -> list[dict]:
+        with self.db.reader.connect() as conn:
+            return insight.step_times(conn, period)
+
+    def backlog(self, period: insight.Period) -> list[dict]:
+        with self.db.reader.connect() as conn:
+            return insight.backlog(conn, period)
 
     # --- the engine itself -------------------------------------------------------------------------
 

@@ -118,16 +118,24 @@ def update_case(conn: Connection, case_id: str, expected_version: int, values: d
     if statement is None:
         statement = _CASE_UPDATES[columns] = (
             update(cases).where(cases.c.id == bindparam("b_id"), cases.c.row_version == bindparam("b_expected"))
-            .values({**{name: bindparam(name) for name in columns}, "row_version": bindparam("b_next")}))
+            .values({**{name: _written(name) for name in columns}, "row_version": bindparam("b_next")}))
     result = conn.execute(statement, {"b_id": case_id, "b_expected": expected_version,
                                       "b_next": expected_version + 1, **values})
     return result.rowcount == 1
+
+
+def _written(name: str) -> ColumnElement[Any]:
+    """What an UPDATE writes to a column: the value given, but a call stays resolved when it was first resolved."""
+    if name == "resolved_at":
+        return func.coalesce(cases.c.resolved_at, bindparam(name, type_=cases.c.resolved_at.type))
+    return bindparam(name)
 
 
 def list_cases(conn: Connection, filters: dict, cursor: str | None, limit: int) -> tuple[list, str | None]:
     columns = [c for c in cases.c if c.name != "state"]
     query = _filtered(select(*columns), filters, {
         "status": lambda v: cases.c.status == v, "definition": lambda v: cases.c.definition_key == v,
+        "call_number": lambda v: cases.c.call_number == v, "workflow": lambda v: cases.c.workflow == v,
         "business_key": lambda v: cases.c.business_key == v, "created_after": lambda v: cases.c.created_at >= v,
         "created_before": lambda v: cases.c.created_at < v})
     return _page(conn, query, cases.c.created_at, cases.c.id, cursor, limit)

@@ -57,13 +57,16 @@ def start_case() -> Response:
     query_param("status", {"enum": list(STATUSES)}, "only cases in this status"),
     query_param("definition", {"type": "string"}, "only cases of this definition key"),
     query_param("business_key", {"type": "string"}, "only cases with this business key"),
+    query_param("call_number", {"type": "string"}, "only cases whose call record has this number (INC-000042)"),
+    query_param("workflow", {"type": "string"}, "only cases following this USM workflow (WF1 … WF8)"),
     query_param("created_after", {"type": "string", "format": "date-time"}, "created at or after"),
     query_param("created_before", {"type": "string", "format": "date-time"}, "created before")])
 @requires()
 def list_cases() -> Response:
     cursor, limit = paging()
     filters = {"status": enum_param("status", STATUSES), "definition": request.args.get("definition"),
-               "business_key": request.args.get("business_key"),
+               "business_key": request.args.get("business_key"), "call_number": request.args.get("call_number"),
+               "workflow": request.args.get("workflow"),
                "created_after": time_param("created_after"), "created_before": time_param("created_before")}
     items, next_cursor = engine().list_cases(filters, cursor, limit)
     return jsonify({"items": items, "next": next_cursor})

@@ -39,7 +39,7 @@ def _send_asset(directory: Path, filename: str):
     return send_from_directory(directory, filename, max_age=3600, mimetype=mimetype)
 
 
-def _json_for_html(value) -> str:
+def json_for_html(value) -> str:
     # Inside <script type="application/json"> only "</" could end the block early; escape it (and &, <, >).
     return (json.dumps(value).replace("&", "\\u0026").replace("<", "\\u003c").replace(">", "\\u003e"))
 
@@ -91,7 +91,7 @@ def case_diagram(case_id):
     moves = mark_versions(picture)
     payload = {"diagrams": picture["diagrams"], "migrations": moves}
     html = render_template("case_diagram.html", case=picture["case"], trail=picture["trail"],
-                           diagrams=picture["diagrams"], migrations=moves, payload=_json_for_html(payload))
+                           diagrams=picture["diagrams"], migrations=moves, payload=json_for_html(payload))
     response = Response(html, mimetype="text/html")
     response.headers["Content-Security-Policy"] = CONTENT_SECURITY_POLICY
     response.headers["X-Frame-Options"] = "DENY"

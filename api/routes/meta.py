@@ -41,6 +41,14 @@ PUBLIC_LINKS = (
     ("health", "meta.healthz", "application/json", "Liveness and database reachability"),
     ("metrics", "metrics.metrics", "text/plain", "Prometheus metrics"),
 )
+# (name, endpoint, title): the pages for people (api/routes/pages*.py), for a token or a browser signed in.
+PAGE_LINKS = (
+    ("cases", "case_pages.cases", "Cases, searched by business key, call number, definition, status, workflow and "
+                                  "period; each with its call record, data, linked cases, incident and trail"),
+    ("tasks", "work_pages.tasks", "The ready tasks of your lanes (auditor, system and admin: every ready task)"),
+    ("compliance", "work_pages.compliance", "Requirement → activities → cases (auditor, system)"),
+    ("definitions", "work_pages.definitions", "The deployed definitions with their pictures, versions and forms"),
+)
 # RFC 8631 relations, so a client can find the description from the Link header alone.
 LINK_RELATIONS = {"docs": "service-doc", "openapi": "service-desc", "health": "status"}
 
@@ -53,6 +61,8 @@ def index() -> dict:
         "href": unquote(url_for("diagram.case_diagram", case_id="{case_id}")), "type": "text/html",
         "title": "A case drawn on its diagram, beside its audit trail (a bearer token, or a browser signed in "
                  "at /login, with the auditor, system or admin role)", "needs_token": True, "templated": True}
+    links.update({name: {"href": url_for(endpoint), "type": "text/html", "title": title, "needs_token": True}
+                  for name, endpoint, title in PAGE_LINKS if endpoint in current_app.view_functions})
     version = current_app.extensions["usm_openapi"]["info"]["version"]
     return {"name": "usm-engine", "description": DESCRIPTION, "api_version": version, "links": links}
 

@@ -15,7 +15,7 @@ bp = Blueprint("tasks", __name__, url_prefix="/api/v1/tasks")
 STATES = ("ready", "completed", "cancelled", "any")
 
 
-def _visible_lane_roles() -> set[str] | None:
+def visible_lane_roles() -> set[str] | None:
     """None = every task; otherwise only tasks of these lane roles."""
     principal = g.principal
     return None if principal.has(*SEES_ALL_TASKS) else set(principal.lane_roles)
@@ -35,7 +35,7 @@ def list_tasks() -> Response:
     filters = {"state": enum_param("state", STATES, "ready"), "case": request.args.get("case"),
                "lane": request.args.get("lane"), "definition": request.args.get("definition"),
                "topic": request.args.get("topic")}
-    items, next_cursor = engine().list_tasks(filters, _visible_lane_roles(), cursor, limit)
+    items, next_cursor = engine().list_tasks(filters, visible_lane_roles(), cursor, limit)
     return jsonify({"items": items, "next": next_cursor})
 
 
@@ -45,7 +45,7 @@ def list_tasks() -> Response:
 @requires()
 def get_task(task_id: str) -> Response:
     task = engine().get_task(task_id)
-    lanes = _visible_lane_roles()
+    lanes = visible_lane_roles()
     if lanes is not None and not g.principal.may_complete(task["lane"]):
         raise ApiProblem(403, "Forbidden",
                          f"this task belongs to lane '{task['lane']}', which your token does not hold")

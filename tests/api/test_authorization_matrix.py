@@ -51,6 +51,19 @@ MATRIX = {
     ("GET", "/api/v1/cases/<case_id>/diagram"): READERS,
     ("GET", "/api/v1/compliance"): READERS,
     ("GET", "/api/v1/compliance/<path:requirement>/cases"): READERS,
+    # The pages for people (api/routes/pages*.py): each as the API it reads.
+    ("GET", "/cases"): ANY,
+    ("GET", "/cases/<case_id>"): ANY,
+    ("GET", "/tasks"): ANY,
+    ("GET", "/definitions"): ANY,
+    ("GET", "/definitions/<key>"): ANY,
+    ("GET", "/compliance"): READERS,
+    ("GET", "/compliance/<path:requirement>"): READERS,
+    # Service-level insight (api/routes/insight.py): readers, and the lane role service-manager (not a role here).
+    ("GET", "/api/v1/insight/service-levels"): READERS,
+    ("GET", "/api/v1/insight/steps"): READERS,
+    ("GET", "/api/v1/insight/backlog"): READERS,
+    ("GET", "/insight"): READERS,
 }
 MUTATING = {"POST", "PUT", "PATCH", "DELETE"}
 # Public form posts that change no data, with the status they answer the matrix's bodies (no token field):

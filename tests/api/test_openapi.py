@@ -28,6 +28,8 @@ PUBLIC = {("/healthz", "get"), ("/metrics", "get"), ("/api/v1/openapi.json", "ge
           ("/assets/swagger-ui/{filename}", "get"), ("/login", "get"), ("/login", "post"), ("/logout", "post")}
 # Signing in answers a wrong token (401) or a form sent from another site (403) with the sign-in page (HTML).
 SIGN_IN_PAGES = {("/login", "post", "401"), ("/login", "post", "403"), ("/logout", "post", "403")}
+# The pages for people (tag "pages", api/routes/pages.py) answer a refusal or a mistake with a page (HTML).
+PAGE_TAG = "pages"
 DOC_URI = "urn:usm-engine:openapi"
 
 SIMPLE_BPMN = (FIXTURES / "simple.bpmn").read_bytes()
@@ -168,7 +170,8 @@ def test_every_error_response_is_a_problem(document):
     for path, method, operation in operations(document):
         for status, response in operation["responses"].items():
             if status.startswith(("4", "5")) and not (path == "/healthz" and status == "503") \
-                    and (path, method, status) not in SIGN_IN_PAGES:
+                    and (path, method, status) not in SIGN_IN_PAGES \
+                    and not (PAGE_TAG in operation["tags"] and list(response["content"]) == ["text/html"]):
                 # Beside the schema, each carries an example (tests/api/test_openapi_examples.py checks those).
                 assert list(response["content"]) == ["application/problem+json"], f"{method.upper()} {path} {status}"
                 assert response["content"]["application/problem+json"]["schema"] == {

@@ -1,9 +1,11 @@
 // Draws the definitions a case ran (its own and every one it called) with bpmn-js, one at a time, and
 // marks the path it took in each. Data comes from the page itself (a JSON block), so the page needs no
-// further authenticated requests.
+// further authenticated requests. A definition's page (/definitions/<key>) draws its picture the same way,
+// from a block of its own with nothing to mark.
 (function () {
   "use strict";
-  var data = JSON.parse(document.getElementById("case-data").textContent);
+  var block = document.getElementById("case-data") || document.getElementById("picture-data");
+  var data = JSON.parse(block.textContent);
   var viewer = new BpmnJS({ container: "#canvas" });
   var shown = null;
 
