@@ -37,12 +37,18 @@ def serialized_state(workflow: BpmnWorkflow, blueprint: Blueprint, outcome: Outc
             dataclasses.replace(outcome, status="error", incident=outcome.incident or incident))
 
 
+FINISHED = ("completed", "cancelled")
+
+
 def case_columns(state: str, outcome: Outcome, now: datetime, max_data_bytes: int) -> dict[str, Any]:
     """The case row's columns that follow from its state and outcome (all but the event chain's head)."""
     data = json.dumps(outcome.data)
     check_stored_data_size(data, max_data_bytes)
     next_timer = outcome.next_timer_at
-    return {"status": outcome.status, "state": state, "serializer_version": SERIALIZER_VERSION,
+    # A finished case is never restored again (every command refuses it; reads use the row, the task rows
+    # and the trail), so its engine state, most of its row, is not kept.
+    kept = "" if outcome.status in FINISHED else state
+    return {"status": outcome.status, "state": kept, "serializer_version": SERIALIZER_VERSION,
             "data": data, "waiting_for": json.dumps(outcome.waiting_for),
             "incident": json.dumps(outcome.incident.as_dict()) if outcome.incident else None,
             "next_timer_at": (datetime.fromisoformat(next_timer.replace("Z", "+00:00")).replace(tzinfo=None)

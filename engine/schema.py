@@ -110,7 +110,9 @@ tasks = Table(
     Index("ix_tasks_case", "case_id"),
     Index("ix_tasks_state_created", "state", "created_at", "id"),
     Index("ix_tasks_lane_role", "lane_role", "state"),
-    Index("ix_tasks_topic_state", "topic", "state", "created_at"),
+    # Only external tasks have a topic: the index leaves out the user tasks, most of the table.
+    Index("ix_tasks_topic_state", "topic", "state", "created_at", sqlite_where=text("topic IS NOT NULL"),
+          postgresql_where=text("topic IS NOT NULL")),
     # Steps ended in a period, with their times, read from the index alone (engine/insight.py); ended_at first,
     # so that no query on it is drawn to ix_tasks_state_created by an equal state instead.
     Index("ix_tasks_ended", "ended_at", "state", "process_id", "element_id", "created_at"),
@@ -141,7 +143,6 @@ events = Table(
     Column("prev_hash", String(64), nullable=False),
     Column("hash", String(64), nullable=False),
     UniqueConstraint("chain", "seq", name="uq_events_chain_seq"),
-    Index("ix_events_case", "case_id", "seq"),
     Index("ix_events_at", "at"),
     Index("ix_events_element", "element_id"),
     Index("ix_events_type_at", "type", "at"),  # messages thrown in a period (engine/insight.py)
