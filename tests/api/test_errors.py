@@ -128,7 +128,7 @@ NOT_WELL_FORMED = (BPMN_OPEN +                                                  
 FAILS_XSD = (BPMN_OPEN +
              '  <bpmn:process id="xsd" isExecutable="true">\n'                     # line 3
              '    <bpmn:startEvent id="StartEvent_1" />\n'                                # line 4
-             '    <bpmn:inventedTask id="Invented" />\n'                           # line 5: not in BPMN 2.0
+             '    <bpmn:task id="Timed"><bpmn:timerEventDefinition /></bpmn:task>\n'  # line 5: no timer in a task
              '  </bpmn:process>\n'
              '</bpmn:definitions>\n').encode()
 
@@ -557,7 +557,7 @@ def test_bpmn_failing_the_xsd_names_file_and_line(deployed):
     error = body["errors"][0]
     assert error["file"] == "xsd.bpmn"
     assert error["line"] == 5
-    assert "inventedTask" in error["message"]
+    assert "timerEventDefinition" in error["message"]
 
 
 def test_executable_process_without_start_event_names_file_line_element(deployed):
