@@ -227,7 +227,8 @@ def test_a_period_that_ended_earlier_is_seen_as_it_stood_then(history):
 
 def test_the_call_record_is_projected_and_searchable(history):
     h, ids = history
-    projected = {row.id: row for row in h.engine.db.reader.connect().execute(select(cases))}
+    with h.engine.db.reader.connect() as conn:
+        projected = {row.id: row for row in conn.execute(select(cases))}
     call = {name: (projected[ids[name]].call_number, projected[ids[name]].workflow, projected[ids[name]].priority,
                    projected[ids[name]].resolution_target) for name in ids}
     assert call == {"Z": ("SRQ-000001", "WF5", "P2", 8 * HOUR), "A": ("SRQ-000002", "WF5", "P1", 4 * HOUR),
