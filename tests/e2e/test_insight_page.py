@@ -10,14 +10,11 @@ from pathlib import Path
 
 import pytest
 
-from usm_engine.api.auth import token_entry
-from tests.e2e.server import Server
 from tests.e2e.test_diagram import OUTPUT
-from tests.e2e.test_pages import browser_page, tab_to
+from tests.e2e.test_pages import browser_page, tab_to, usm_server
 from tests.engine.test_insight import make_history
 
 pytestmark = pytest.mark.e2e
-DEFINITIONS = Path(__file__).resolve().parents[2] / "definitions"
 MANAGER_TOKEN = "insight-manager-token"
 
 
@@ -25,14 +22,8 @@ MANAGER_TOKEN = "insight-manager-token"
 def server(tmp_path, database_url, app_factory):
     today = datetime.now(timezone.utc).replace(hour=0, minute=0, second=0, microsecond=0, tzinfo=None)
     make_history(app_factory, today - timedelta(days=8))  # all of it, to its last step, before now
-    (tmp_path / "tokens.toml").write_text(token_entry("morgan", ["service-manager"], MANAGER_TOKEN))
-    running = Server(tmp_path, database_url, "insight-admin", definitions=DEFINITIONS)
-    running.env["USM_TOKENS_FILE"] = str(tmp_path / "tokens.toml")
-    running.start(timeout=90)
-    try:
+    with usm_server(tmp_path, database_url, "insight-admin", {"morgan": ("service-manager", MANAGER_TOKEN)}) as running:
         yield running
-    finally:
-        running.stop()
 
 
 def test_a_service_manager_reads_the_service_levels(server):

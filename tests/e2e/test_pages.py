@@ -21,17 +21,24 @@ DEFINITIONS = Path(__file__).resolve().parents[2] / "definitions"
 TOKENS = {"audrey": ("auditor", "pages-auditor-token"), "sam": ("service-desk", "pages-service-desk-token")}
 
 
-@pytest.fixture
-def server(tmp_path, database_url):
+@contextmanager
+def usm_server(tmp_path, database_url, admin_token: str, tokens: dict[str, tuple[str, str]]):
+    """`usm serve` on the USM definitions with a tokens file of {user: (role, token)}."""
     (tmp_path / "tokens.toml").write_text("".join(token_entry(user, [role], token)
-                                                  for user, (role, token) in TOKENS.items()))
-    running = Server(tmp_path, database_url, "pages-admin", definitions=DEFINITIONS)
+                                                  for user, (role, token) in tokens.items()))
+    running = Server(tmp_path, database_url, admin_token, definitions=DEFINITIONS)
     running.env["USM_TOKENS_FILE"] = str(tmp_path / "tokens.toml")
     running.start(timeout=90)
     try:
         yield running
     finally:
         running.stop()
+
+
+@pytest.fixture
+def server(tmp_path, database_url):
+    with usm_server(tmp_path, database_url, "pages-admin", TOKENS) as running:
+        yield running
 
 
 def take_call(server, business_key: str, call_class: str) -> tuple[dict, dict]:

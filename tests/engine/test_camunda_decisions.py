@@ -7,30 +7,10 @@ import pytest
 
 from usm_engine.engine.errors import DefinitionInvalid
 from tests.conftest import FIXTURES, fixture_files
+from tests.engine.test_deployment import DMN  # the risk table: amount > 1000 is high
 
 ANYONE = lambda lane: True  # noqa: E731 - authorization is the API's concern, not these tests'
 MODEL = "camunda_spiff_decision.bpmn"
-DMN = b"""<?xml version="1.0" encoding="UTF-8"?>
-<definitions xmlns="https://www.omg.org/spec/DMN/20191111/MODEL/" id="Definitions_risk" name="Risk"
-             namespace="http://usm-engine.org/tests/dmn">
-  <decision id="risk_level" name="Risk level">
-    <decisionTable id="DecisionTable_risk" hitPolicy="UNIQUE">
-      <input id="Input_amount" label="Amount">
-        <inputExpression id="InputExpression_amount" typeRef="number"><text>amount</text></inputExpression>
-      </input>
-      <output id="Output_risk" label="Risk" name="risk" typeRef="string" />
-      <rule id="Rule_high">
-        <inputEntry id="Entry_high"><text>&gt; 1000</text></inputEntry>
-        <outputEntry id="Out_high"><text>"high"</text></outputEntry>
-      </rule>
-      <rule id="Rule_low">
-        <inputEntry id="Entry_low"><text>&lt;= 1000</text></inputEntry>
-        <outputEntry id="Out_low"><text>"low"</text></outputEntry>
-      </rule>
-    </decisionTable>
-  </decision>
-</definitions>
-"""
 
 
 @pytest.mark.parametrize("amount, risk", [(5000, "high"), (200, "low")])
