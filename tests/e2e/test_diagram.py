@@ -23,11 +23,8 @@ def serving(tmp_path, database_url, names):
     (tmp_path / "definitions").mkdir()
     for name in names:
         shutil.copy(FIXTURES / name, tmp_path / "definitions" / name)
-    running = Server(tmp_path, database_url, "diagram-admin").start()
-    try:
+    with Server(tmp_path, database_url, "diagram-admin").start() as running:
         yield running
-    finally:
-        running.stop()
 
 
 @pytest.fixture

@@ -28,11 +28,8 @@ def usm_server(tmp_path, database_url, admin_token: str, tokens: dict[str, tuple
                                                   for user, (role, token) in tokens.items()))
     running = Server(tmp_path, database_url, admin_token, definitions=DEFINITIONS)
     running.env["USM_TOKENS_FILE"] = str(tmp_path / "tokens.toml")
-    running.start(timeout=90)
-    try:
+    with running.start(timeout=90):
         yield running
-    finally:
-        running.stop()
 
 
 @pytest.fixture

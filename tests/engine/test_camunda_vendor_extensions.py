@@ -16,6 +16,14 @@ MODEL = "camunda_vendor_extensions.bpmn"
 def model_text() -> str:
     return (FIXTURES / MODEL).read_text()
 
+def only_refusal(engine, text: str) -> dict:
+    """The one problem a deployment of this text of the model is refused with."""
+    with pytest.raises(DefinitionInvalid) as refused:
+        engine.deploy([(MODEL, text.encode())], "designer")
+    [problem] = refused.value.errors
+    return problem
+
+
 
 def test_the_process_deploys_with_a_warning_per_kind_of_extension(engine):
     created, [item] = engine.deploy(fixture_files(MODEL), "designer")
@@ -47,9 +55,7 @@ def test_a_vendor_element_the_process_refers_to_is_refused(engine):
     text = model_text().replace('<bpmn:userTask id="Activity_Register" name="Register the complaint">',
                                 '<bpmn:robotTask id="Activity_Register" name="Register the complaint">')
     text = text.replace("</bpmn:userTask>", "</bpmn:robotTask>")
-    with pytest.raises(DefinitionInvalid) as refused:
-        engine.deploy([(MODEL, text.encode())], "designer")
-    [problem] = refused.value.errors
+    problem = only_refusal(engine, text)
     assert (problem["line"], problem["element_id"]) == (12, "Activity_Register")
     assert problem["message"].startswith("<bpmn:robotTask> 'Register the complaint' (Activity_Register) is not an "
                                          "element of BPMN 2.0")
@@ -59,9 +65,7 @@ def test_a_vendor_element_the_process_refers_to_is_refused(engine):
 def test_what_is_malformed_stays_refused_with_its_line(engine):
     text = model_text().replace('sourceRef="Activity_Register" targetRef="EndEvent_1" />',
                                 'sourceRef="Activity_Register" />')
-    with pytest.raises(DefinitionInvalid) as refused:
-        engine.deploy([(MODEL, text.encode())], "designer")
-    [problem] = refused.value.errors
+    problem = only_refusal(engine, text)
     assert problem["line"] == 24 and problem["element_id"] == "Flow_2"
     assert problem["message"] == ("does not conform to the BPMN 2.0 schema: Element 'bpmn:sequenceFlow': The "
                                   "attribute 'targetRef' is required but missing")
@@ -72,9 +76,7 @@ def test_an_unknown_attribute_does_not_hide_a_real_problem_beside_it(engine):
     text = model_text().replace('<bpmn:endEvent id="EndEvent_1">', '<bpmn:endEvent id="EndEvent_1" '
                                                                     'isInterrupting="sometimes">')
     text = text.replace('name="Register the complaint">', 'name="Register the complaint" startQuantity="many">')
-    with pytest.raises(DefinitionInvalid) as refused:
-        engine.deploy([(MODEL, text.encode())], "designer")
-    [problem] = refused.value.errors
+    problem = only_refusal(engine, text)
     assert problem["element_id"] == "Activity_Register" and problem["line"] == 12
     assert "startQuantity" in problem["message"] and "'many' is not a valid value" in problem["message"]
 
@@ -82,7 +84,5 @@ def test_an_unknown_attribute_does_not_hide_a_real_problem_beside_it(engine):
 def test_the_xml_safety_checks_come_before_any_tolerance(engine):
     text = model_text().replace('<?xml version="1.0" encoding="UTF-8"?>',
                                 '<?xml version="1.0" encoding="UTF-8"?>\n<!DOCTYPE x [<!ENTITY e "boom">]>')
-    with pytest.raises(DefinitionInvalid) as refused:
-        engine.deploy([(MODEL, text.encode())], "designer")
-    [problem] = refused.value.errors
+    problem = only_refusal(engine, text)
     assert problem["message"].startswith("DOCTYPE and ENTITY declarations are not allowed")
