@@ -103,7 +103,7 @@ def verify_trails(parts: EngineParts, cursor: str | None = None, limit: int | No
     """Recompute hash chains and report the first broken link: with no limit every chain, streamed;
     with a limit, the chains of `limit` cases after `cursor` (and the deployments' chain on the first
     page), with `next` for the page after."""
-    with parts.db.reader.connect() as conn:
+    with parts.db.snapshot.connect() as conn:  # heads and events of one moment, or a busy case looks broken
         if limit is None:
             heads = {**store.case_heads(conn), **store.other_chain_heads(conn)}
             return verify_chains(store.stream_events(conn), heads).as_dict()
@@ -119,7 +119,7 @@ def verify_trails(parts: EngineParts, cursor: str | None = None, limit: int | No
 def export_events(parts: EngineParts, since: datetime | None = None, case_id: str | None = None,
                   business_key: str | None = None) -> Iterator[dict]:
     """Yield events one at a time (for bulk export); filters narrow by time, case or business key."""
-    with parts.db.reader.connect() as conn:
+    with parts.db.snapshot.connect() as conn:  # streamed through a server-side cursor: needs a transaction
         case_ids = None
         if case_id:
             case_ids = [case_id]

@@ -4,26 +4,41 @@ SQLite allows one writer at a time. A transaction that starts as a reader and la
 at once with "database is locked" when another writer got in between, whatever the busy timeout.
 So writes begin with BEGIN IMMEDIATE (they queue on the busy timeout instead), and reads run on a
 separate engine with ordinary deferred transactions so they never wait for writers (WAL mode).
+
+On PostgreSQL every round trip costs both processes CPU on a small machine, so the hot paths make as
+few as they can: reads run without a transaction (under READ COMMITTED each statement has a snapshot of
+its own anyway, so BEGIN and ROLLBACK would only add two trips), and a pooled connection is pinged only
+when it has been idle long enough that the server may have dropped it.
 """
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from alembic import command
 from alembic.config import Config
-from sqlalchemy import create_engine, event
+from sqlalchemy import create_engine, event, exc
 from sqlalchemy.engine import Connection, Engine
+from sqlalchemy.pool import ConnectionPoolEntry
 
 MIGRATIONS_DIR = Path(__file__).resolve().parent.parent / "migrations"
+# A connection used within this many seconds is handed out without a ping (HikariCP's rule too): a busy
+# pool pings nothing, one idle for longer checks the server is still there before a request relies on it.
+PING_AFTER_IDLE_SECONDS = 1.0
 
 
 @dataclass
 class Database:
+    """`reader` for reads of a few rows (no transaction on PostgreSQL); `snapshot` for reads whose
+    statements must agree with each other or that stream (a trail's verification, exports); `writer`
+    for units of work."""
+
     url: str
     reader: Engine
     writer: Engine
+    snapshot: Engine
 
     @property
     def is_sqlite(self) -> bool:
@@ -65,9 +80,37 @@ def connect(url: str, pool_size: int) -> Database:
         path = url.split("///", 1)[-1]
         if path and path != ":memory:":
             Path(path).parent.mkdir(parents=True, exist_ok=True)
-        return Database(url, _sqlite_engine(url, immediate=False), _sqlite_engine(url, immediate=True))
-    engine = create_engine(url, pool_size=pool_size, max_overflow=pool_size, pool_pre_ping=True)
-    return Database(url, engine, engine)
+        reader = _sqlite_engine(url, immediate=False)  # a deferred transaction in WAL mode is a snapshot
+        return Database(url, reader, _sqlite_engine(url, immediate=True), reader)
+    engine = create_engine(url, pool_size=pool_size, max_overflow=pool_size)
+    _ping_when_idle(engine)
+    # The three share one pool: isolation levels are set on the connection as it is handed out.
+    return Database(url, engine.execution_options(isolation_level="AUTOCOMMIT"), engine,
+                    engine.execution_options(isolation_level="REPEATABLE READ", postgresql_readonly=True))
+
+
+def _ping_when_idle(engine: Engine) -> None:
+    """Like pool_pre_ping, but only for connections idle longer than PING_AFTER_IDLE_SECONDS. A dead one
+    is replaced before use (the pool retries a checkout that raises DisconnectionError)."""
+
+    @event.listens_for(engine, "checkin")
+    def _checkin(_dbapi_connection: Any, record: ConnectionPoolEntry) -> None:
+        record.info["idle_since"] = time.monotonic()
+
+    @event.listens_for(engine, "checkout")
+    def _checkout(dbapi_connection: Any, record: ConnectionPoolEntry, _proxy: Any) -> None:
+        idle_since = record.info.get("idle_since")
+        if idle_since is None or time.monotonic() - idle_since < PING_AFTER_IDLE_SECONDS:
+            return  # just connected, or used a moment ago
+        # Outside a transaction: a checked-in connection is idle, and a BEGIN left open here would stop
+        # the checkout from switching the connection to autocommit.
+        autocommit = dbapi_connection.autocommit
+        try:
+            dbapi_connection.autocommit = True
+            dbapi_connection.execute("SELECT 1")
+            dbapi_connection.autocommit = autocommit
+        except engine.dialect.loaded_dbapi.Error as error:
+            raise exc.DisconnectionError(f"the database connection was lost: {error}") from error
 
 
 def migrate(database: Database) -> None:
