@@ -4,9 +4,11 @@ from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
 from datetime import datetime
+from typing import Any, NamedTuple
 
 from SpiffWorkflow.bpmn.specs.mixins.subworkflow_task import SubWorkflowTask
 from SpiffWorkflow.util.task import TaskState
+from sqlalchemy.engine import Row
 
 from . import store
 from .audit import event_from_row, process_of, verify_chains
@@ -47,8 +49,18 @@ def list_tasks(parts: EngineParts, filters: dict, lane_roles: set[str] | None, c
                limit: int) -> tuple[list[dict], str | None]:
     with parts.db.reader.connect() as conn:
         rows, next_cursor = store.list_tasks(conn, filters, lane_roles, cursor, limit)
-        cases = store.case_pins(conn, {task.case_id for task in rows})
-    return [task_representation(parts.specs, task, cases[task.case_id]) for task in rows], next_cursor
+    return [task_representation(parts.specs, task, _pins_of_listed(task)) for task in rows], next_cursor
+
+
+class _CasePins(NamedTuple):
+    definition_key: str
+    definition_version: int
+    pins: str
+
+
+def _pins_of_listed(task: Row[Any]) -> _CasePins:
+    """The pins of a task's case, which store.list_tasks reads with the task."""
+    return _CasePins(task.case_definition_key, task.case_definition_version, task.case_pins)
 
 
 def case_diagram(parts: EngineParts, case_id: str) -> dict:

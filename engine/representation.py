@@ -39,7 +39,7 @@ def _task_summary(task: Mapping[Any, Any]) -> dict:
     return summary
 
 
-def task_representation(specs: SpecCache, task: Row[Any], case: Row[Any]) -> dict:
+def task_representation(specs: SpecCache, task: Row[Any], case: Any) -> dict:
     """A task with its form and documentation; `case` holds the case's pins (store.case_pins)."""
     blueprint = specs.blueprint(case.definition_key, case.definition_version, json.loads(case.pins))
     info = blueprint.user_task(task.process_id, task.element_id)

@@ -183,7 +183,10 @@ def ready_tasks_of_cases(conn: Connection, case_ids: list[str]) -> dict[str, lis
 
 def list_tasks(conn: Connection, filters: dict, lane_roles: set[str] | None, cursor: str | None,
                limit: int) -> tuple[list, str | None]:
-    query = _filtered(select(tasks), filters, {
+    # With each task its case's pins (what finding its form takes): one round trip instead of two.
+    query = _filtered(select(tasks, cases.c.definition_key.label("case_definition_key"),
+                             cases.c.definition_version.label("case_definition_version"),
+                             cases.c.pins.label("case_pins")).join(cases, cases.c.id == tasks.c.case_id), filters, {
         "case": lambda v: tasks.c.case_id == v, "lane": lambda v: tasks.c.lane == v,
         "definition": lambda v: tasks.c.definition_key == v, "topic": lambda v: tasks.c.topic == v})
     if filters.get("state") != "any":
