@@ -114,11 +114,10 @@ class Filler:
 
     def event(self, case_id: str, seq: int, at: datetime, type_: str, element: str | None = None,
               changes: dict | None = None, **details) -> None:
-        self.add(events, {"chain": case_id, "seq": seq, "at": at, "case_id": case_id, "type": type_, "actor": "bench",
+        self.add(events, {"chain": case_id, "seq": seq, "at": at, "type": type_, "actor": "bench",
                           "element_id": element, "element_name": element, "lane": None, "definition": "usm-operate",
-                          "version": 1, "definition_hash": HASH, "data_changes": json.dumps(changes or {}),
-                          "details": json.dumps(details), "prev_hash": HASH, "hash": HASH,
-                          "element_definition": None})
+                          "version": 1, "definition_hash": None, "data_changes": json.dumps(changes or {}),
+                          "details": json.dumps(details), "hash": bytes.fromhex(HASH), "element_definition": None})
 
     def work(self, case_id: str, definition: str, created: datetime, times: list[float], until: datetime,
              cancelled: bool) -> int:

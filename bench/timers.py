@@ -66,7 +66,7 @@ def fired(url: str) -> tuple[dict[str, list[datetime]], int]:
     db = create_engine(url)
     try:
         with db.connect() as conn:
-            rows = conn.execute(text("SELECT case_id, at FROM events WHERE type = 'timer_fired'")).all()
+            rows = conn.execute(text("SELECT chain, at FROM events WHERE type = 'timer_fired'")).all()
             running = conn.execute(text("SELECT count(*) FROM cases WHERE status = 'running'")).scalar_one()
     finally:
         db.dispose()

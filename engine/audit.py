@@ -148,17 +148,33 @@ def seal(recorder: Recorder, start_seq: int, prev_hash: str) -> tuple[list[dict]
     return rows, seq, previous
 
 
+DEPLOYMENT_CHAIN = "definitions"   # the chain of deployments (cases' chains are named by the case id)
+
+
+def case_of(chain: str) -> str | None:
+    """The case whose trail a chain is: a case's chain is named by its id (store.py keeps no other copy)."""
+    return None if chain == DEPLOYMENT_CHAIN else chain
+
+
 def event_from_row(row: Row[Any]) -> dict:
-    """The public form of a stored event (also exactly what its hash covers, plus the two hashes)."""
-    return {"seq": row.seq, "at": rfc3339(row.at), "case_id": row.case_id, "type": row.type,
+    """The public form of a stored event (also exactly what its hash covers, plus the two hashes).
+
+    `row` is as store.trail and store.stream_events read it: the definition's hash and the previous event's
+    hash come from joins (the events table keeps neither); a chain's first event links to GENESIS. Without
+    the join (verification, which links events itself) or with the event before missing, prev_hash is None."""
+    return {"seq": row.seq, "at": rfc3339(row.at), "case_id": case_of(row.chain), "type": row.type,
             "actor": row.actor, "element_id": row.element_id, "element_name": row.element_name,
             "lane": row.lane, "definition": row.definition, "version": row.version,
             "definition_hash": row.definition_hash, "data_changes": json.loads(row.data_changes),
-            "details": json.loads(row.details), "prev_hash": row.prev_hash, "hash": row.hash,
+            "details": json.loads(row.details), "prev_hash": _previous_hash(row), "hash": bytes(row.hash).hex(),
             **({"element_definition": row.element_definition} if row.element_definition else {})}
 
 
-DEPLOYMENT_CHAIN = "definitions"   # the chain of deployments (cases' chains are named by the case id)
+def _previous_hash(row: Row[Any]) -> str | None:
+    if row.seq == 1:
+        return GENESIS
+    previous = row._mapping.get("prev_hash")
+    return None if previous is None else bytes(previous).hex()
 
 
 @dataclass
@@ -190,7 +206,7 @@ def verify_chains(rows: Iterable[Row[Any]], heads: dict[str, tuple[int, str]]) -
             head_seq, head_hash = heads[chain_id]
             if (head_seq, head_hash) != (expected_seq, previous):
                 owner = "the case row says its trail" if chain_id != DEPLOYMENT_CHAIN else "the deployments' chain"
-                return {"case_id": chain_id if chain_id != DEPLOYMENT_CHAIN else None, "chain": chain_id,
+                return {"case_id": case_of(chain_id), "chain": chain_id,
                         "seq": min(head_seq, expected_seq) + 1,
                         "reason": f"{owner} ends at event {head_seq}, the events end at {expected_seq}: events "
                                   "were deleted from or added to the end"}
@@ -202,23 +218,23 @@ def verify_chains(rows: Iterable[Row[Any]], heads: dict[str, tuple[int, str]]) -
                 return _broken(result, broken)
             chain, expected_seq, previous = row.chain, 0, GENESIS
         result.events += 1
-        event = event_from_row(row)
-        where = {"case_id": row.case_id, "chain": row.chain, "seq": row.seq}
+        where = {"case_id": case_of(row.chain), "chain": row.chain, "seq": row.seq}
         if row.seq != expected_seq + 1:
             return _broken(result, {**where, "reason": f"expected event {expected_seq + 1} next, found {row.seq}: "
                                                        "events were deleted, inserted or renumbered"})
-        if row.prev_hash != previous:
-            return _broken(result, {**where, "reason": "prev_hash does not match the previous event's hash: "
-                                                       "an event before it was changed, removed or reordered"})
-        if chain_hash(event, previous) != row.hash:
+        # The hash covers the previous event's hash too: an event changed, moved, or put in place of another
+        # shows here, or at the event after it if its own hash was recomputed.
+        digest = chain_hash(event_from_row(row), previous)
+        if digest != bytes(row.hash).hex():
             return _broken(result, {**where, "reason": "the event's content does not match its hash: it was "
-                                                       "changed after it was written"})
-        expected_seq, previous = row.seq, row.hash
+                                                       "changed after it was written, or the event before it was "
+                                                       "changed or moved"})
+        expected_seq, previous = row.seq, digest
     if chain is not None and (broken := close(chain)):
         return _broken(result, broken)
     for case_id, (head_seq, _) in heads.items():
         if case_id not in seen_cases and head_seq > 0:
-            return _broken(result, {"case_id": case_id if case_id != DEPLOYMENT_CHAIN else None, "chain": case_id,
+            return _broken(result, {"case_id": case_of(case_id), "chain": case_id,
                                     "seq": 1, "reason": f"the head of the chain says it has {head_seq} events, "
                                                         "none were found: they were deleted"})
     result.cases = len([chain for chain in heads if chain != DEPLOYMENT_CHAIN])

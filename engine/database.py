@@ -12,6 +12,9 @@ when it has been idle long enough that the server may have dropped it.
 """
 from __future__ import annotations
 
+import logging
+import sqlite3
+import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -24,9 +27,23 @@ from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.pool import ConnectionPoolEntry
 
 MIGRATIONS_DIR = Path(__file__).resolve().parent.parent / "migrations"
+_log = logging.getLogger("usm.database")
 # A connection used within this many seconds is handed out without a ping (HikariCP's rule too): a busy
 # pool pings nothing, one idle for longer checks the server is still there before a request relies on it.
 PING_AFTER_IDLE_SECONDS = 1.0
+# SQLite's write-ahead log. The timer worker checkpoints it every second (checkpoint() below) so that requests
+# do not; without one, the commit that takes it past WAL_AUTOCHECKPOINT pages (80 MB) does. Neither can start
+# the log over while a reader is in it, and steady overlapping reads can keep one there for long (bench/storage.py
+# --threads 8: up to 120 MB, BENCHMARKS.md), so a write that leaves the log past WAL_LIMIT_BYTES empties it, holding
+# writers up for at most WAL_LIMIT_WAIT_MS while the readers in it finish; a long reader (an export, a
+# verification) outlasts that, and then the next try waits WAL_LIMIT_RETRY_SECONDS. WAL_KEEP_BYTES
+# (journal_size_limit) cuts the file back whenever the log starts over, so a burst leaves no large file behind.
+WAL_AUTOCHECKPOINT = 20000
+WAL_LIMIT_BYTES = 96 * 2**20
+WAL_LIMIT_WAIT_MS = 50
+WAL_LIMIT_RETRY_SECONDS = 1.0
+WAL_KEEP_BYTES = 16 * 2**20
+BUSY_TIMEOUT_MS = 30000
 
 
 @dataclass
@@ -60,17 +77,58 @@ def _sqlite_engine(url: str, immediate: bool) -> Engine:
         cursor.execute("PRAGMA journal_mode=WAL")
         cursor.execute("PRAGMA synchronous=NORMAL")  # durable across process crashes in WAL mode
         cursor.execute("PRAGMA foreign_keys=ON")
-        cursor.execute("PRAGMA busy_timeout=30000")
+        cursor.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_MS}")
         # Checkpoints would otherwise run inside whichever request's COMMIT crosses 1000 pages; the
         # timer worker checkpoints every second instead (checkpoint() below), and this is the backstop.
-        cursor.execute("PRAGMA wal_autocheckpoint=20000")
+        cursor.execute(f"PRAGMA wal_autocheckpoint={WAL_AUTOCHECKPOINT}")
+        cursor.execute(f"PRAGMA journal_size_limit={WAL_KEEP_BYTES}")
         cursor.close()
 
     @event.listens_for(engine, "begin")
     def _begin(connection: Connection) -> None:
         connection.exec_driver_sql("BEGIN IMMEDIATE" if immediate else "BEGIN")
 
+    if immediate:
+        _bound_wal(engine, url.split("///", 1)[-1])
     return engine
+
+
+def _bound_wal(writer: Engine, path: str) -> None:
+    """After each write, a log past WAL_LIMIT_BYTES is checkpointed and emptied (TRUNCATE). One thread of a
+    process at a time: SQLite refuses a second checkpointer at once, so the others go on with their requests."""
+    if not path or path == ":memory:":
+        return
+    log, one_at_a_time, retry_at = Path(f"{path}-wal"), threading.Lock(), [0.0]
+
+    @event.listens_for(writer, "checkin")
+    def _checkin(dbapi_connection: Any, record: ConnectionPoolEntry) -> None:
+        if dbapi_connection is None or time.monotonic() < retry_at[0] or _size(log) <= WAL_LIMIT_BYTES:
+            return
+        if not one_at_a_time.acquire(blocking=False):
+            return
+        try:
+            dbapi_connection.execute(f"PRAGMA busy_timeout={WAL_LIMIT_WAIT_MS}")
+            try:
+                busy, frames, _ = dbapi_connection.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchone()
+            finally:
+                dbapi_connection.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_MS}")
+            if busy and frames > 0:  # readers stayed in the log (-1: another connection was checkpointing it)
+                retry_at[0] = time.monotonic() + WAL_LIMIT_RETRY_SECONDS
+            _log.debug("write-ahead log past its limit: checkpoint busy=%s frames=%s", busy, frames)
+        except sqlite3.Error as error:
+            # The write is committed, so its request must not fail; the connection, perhaps left with the short
+            # busy timeout, is replaced; a later write tries again.
+            _log.warning("could not empty the write-ahead log: %s", error)
+            record.invalidate(error)
+        finally:
+            one_at_a_time.release()
+
+
+def _size(path: Path) -> int:
+    try:
+        return path.stat().st_size
+    except FileNotFoundError:  # no log yet, or the last connection removed it
+        return 0
 
 
 def connect(url: str, pool_size: int) -> Database:

@@ -8,7 +8,8 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import JSON, ColumnElement, Select, and_, cast, func, or_, select, type_coerce, union_all
+from sqlalchemy import (JSON, ColumnElement, Select, and_, cast, func, literal_column, or_, select, type_coerce,
+                        union_all)
 
 from .schema import cases, events, tasks
 
@@ -75,9 +76,9 @@ def messages_thrown(period: Period, by: Sequence[str], dialect: str) -> Select[A
     message = _message_name(dialect).label("message")
     keys = [cases.c[name] for name in by]
     query = (select(*keys, message, func.count().label("thrown"))
-             .select_from(events.join(cases, cases.c.id == events.c.case_id))
-             .where(events.c.type == "message_sent", events.c.at >= period.start, events.c.at < period.end,
-                    message.in_([ESCALATION, RECLASSIFICATION]))
+             .select_from(events.join(cases, cases.c.id == events.c.chain))
+             .where(events.c.type == literal_column("'message_sent'"),  # the events of ix_events_messages
+                    events.c.at >= period.start, events.c.at < period.end, message.in_([ESCALATION, RECLASSIFICATION]))
              .group_by(*keys, message))
     return _of_chosen_calls(query, period)
 

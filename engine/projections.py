@@ -16,10 +16,12 @@ def etag_of(row_version: int) -> str:
 
 
 def event_row(chain: str, event: dict, at: datetime) -> dict:
-    """A sealed audit event as a row of the events table."""
-    return {"chain": chain, "seq": event["seq"], "at": at, "case_id": event["case_id"], "type": event["type"],
-            "actor": event["actor"], "element_id": event["element_id"], "element_name": event["element_name"],
-            "lane": event["lane"], "definition": event["definition"], "version": event["version"],
-            "definition_hash": event["definition_hash"], "data_changes": json.dumps(event["data_changes"]),
-            "details": json.dumps(event["details"]), "prev_hash": event["prev_hash"], "hash": event["hash"],
-            "element_definition": event.get("element_definition")}
+    """A sealed audit event as a row of the events table. The row keeps no case id (the chain is the case's),
+    no previous hash (the event before it has it) and no definition hash (the definitions row has it: the
+    events of a command are sealed with the hash of the version they ran on, engine/case_state.recorder_for
+    and the deployments' recorder); the public form reads them back (audit.event_from_row)."""
+    return {"chain": chain, "seq": event["seq"], "at": at, "type": event["type"], "actor": event["actor"],
+            "element_id": event["element_id"], "element_name": event["element_name"], "lane": event["lane"],
+            "definition": event["definition"], "version": event["version"],
+            "data_changes": json.dumps(event["data_changes"]), "details": json.dumps(event["details"]),
+            "hash": bytes.fromhex(event["hash"]), "element_definition": event.get("element_definition")}

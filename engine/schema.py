@@ -5,8 +5,10 @@ of a few statements, and Core keeps that cheap and visible.
 """
 from __future__ import annotations
 
-from sqlalchemy import (Column, DateTime, ForeignKey, Index, Integer, LargeBinary, MetaData, String, Table,
-                        Text, UniqueConstraint, text)
+from typing import Any
+
+from sqlalchemy import (Column, DateTime, ForeignKey, Index, Integer, LargeBinary, MetaData, PrimaryKeyConstraint,
+                        Select, String, Table, Text, UniqueConstraint, and_, func, select, text)
 
 from .audit import GENESIS
 
@@ -118,15 +120,22 @@ tasks = Table(
     Index("ix_tasks_ended", "ended_at", "state", "process_id", "element_id", "created_at"),
 )
 
+# The events of ix_events_messages. A query names the type as a literal (not a bound parameter), so that
+# either database's planner can see that its rows are all in that index.
+MESSAGE_SENT = text("type = 'message_sent'")
+
 # The audit trail, append-only. `chain` is the case id for case events and "definitions" for deploys;
-# each chain is numbered by `seq` and hash-linked (engine/audit.py).
+# each chain is numbered by `seq` and hash-linked (engine/audit.py). A row keeps only what cannot be read
+# elsewhere (migration 0011): its case is its chain, the hash it links to is the hash of the event before it
+# in the chain, its definition's hash is the definitions row's (key, version); so the public form of an event
+# is read with two joins (events_public below), and the hash is 32 bytes, not 64 hex digits.
+# The fixed-width columns come first so that PostgreSQL pads none of them.
 events = Table(
     "events", metadata,
-    Column("id", Integer, primary_key=True, autoincrement=True),
-    Column("chain", String(64), nullable=False),
-    Column("seq", Integer, nullable=False),
     Column("at", DateTime, nullable=False),
-    Column("case_id", String(36)),
+    Column("seq", Integer, nullable=False),
+    Column("version", Integer),
+    Column("chain", String(64), nullable=False),
     Column("type", String(32), nullable=False),
     Column("actor", String(255), nullable=False),
     Column("element_id", String(255)),
@@ -136,17 +145,29 @@ events = Table(
     Column("element_definition", String(255)),
     Column("lane", String(255)),
     Column("definition", String(255)),
-    Column("version", Integer),
+    # Empty unless the hash the event was sealed with is not the definitions row's for (definition, version):
+    # the engine seals every event with that row's hash, so only rows from before 0011 may need it.
     Column("definition_hash", String(64)),
     Column("data_changes", Text, nullable=False),
     Column("details", Text, nullable=False),
-    Column("prev_hash", String(64), nullable=False),
-    Column("hash", String(64), nullable=False),
-    UniqueConstraint("chain", "seq", name="uq_events_chain_seq"),
-    Index("ix_events_at", "at"),
-    Index("ix_events_element", "element_id"),
-    Index("ix_events_type_at", "type", "at"),  # messages thrown in a period (engine/insight.py)
+    Column("hash", LargeBinary(32), nullable=False),
+    PrimaryKeyConstraint("chain", "seq", name="pk_events"),  # a case's trail, in order; one event per number
+    Index("ix_events_at", "at"),  # exports since a moment (usm audit export --since)
+    Index("ix_events_element", "element_id"),  # the cases that executed an activity (store.cases_executing)
+    # Messages thrown in a period (engine/insight_queries.py), the only read by type: those events alone.
+    Index("ix_events_messages", "at", sqlite_where=MESSAGE_SENT, postgresql_where=MESSAGE_SENT),
 )
+
+# Events as their public form (audit.event_from_row) reads them: with what a row does not keep, the hash of the
+# event before it (by the primary key) and its definition's hash (by the definitions' unique key).
+_before = events.alias("before")
+events_public: Select[Any] = select(
+    *[column for column in events.c if column.name != "definition_hash"], _before.c.hash.label("prev_hash"),
+    func.coalesce(events.c.definition_hash, definitions.c.hash).label("definition_hash"),
+).select_from(
+    events.outerjoin(definitions, and_(definitions.c.key == events.c.definition,
+                                       definitions.c.version == events.c.version))
+    .outerjoin(_before, and_(_before.c.chain == events.c.chain, _before.c.seq == events.c.seq - 1)))
 
 # Which running case waits for which message, kept in step with the case state: message routing finds
 # the cases by name (exactly, on both databases) without reading any case's JSON.

@@ -13,7 +13,7 @@ from sqlalchemy.engine import Connection, Row
 
 from .blueprints import StoredDefinition
 from .errors import InvalidInput
-from .schema import cases, definition_files, definitions, events, tasks
+from .schema import cases, definition_files, definitions, events, events_public, tasks
 
 DEFINITION_SUMMARY = [definitions.c.id, definitions.c.key, definitions.c.name, definitions.c.version,
                       definitions.c.hash, definitions.c.deployed_at, definitions.c.deployed_by,
@@ -287,11 +287,11 @@ def case_ids_page(conn: Connection, cursor: str | None, limit: int) -> list[str]
 def chain_head(conn: Connection, chain: str) -> tuple[int, str | None]:
     row = conn.execute(select(events.c.seq, events.c.hash).where(events.c.chain == chain)
                        .order_by(events.c.seq.desc()).limit(1)).first()
-    return (row.seq, row.hash) if row else (0, None)
+    return (row.seq, bytes(row.hash).hex()) if row else (0, None)
 
 
 def trail(conn: Connection, case_id: str, filters: dict) -> list:
-    query = _filtered(select(events).where(events.c.chain == case_id), filters, {
+    query = _filtered(events_public.where(events.c.chain == case_id), filters, {
         "actor": lambda v: events.c.actor == v, "element": lambda v: events.c.element_id == v,
         "type": lambda v: events.c.type == v, "since": lambda v: events.c.at >= v, "until": lambda v: events.c.at < v})
     return list(conn.execute(query.order_by(events.c.seq)))
@@ -300,7 +300,7 @@ def trail(conn: Connection, case_id: str, filters: dict) -> list:
 def stream_events(conn: Connection, case_ids: Iterable[str] | None = None,
                   since: datetime | None = None) -> Iterator[Row[Any]]:
     """All events in chain order, fetched in batches so memory stays flat for any number of events."""
-    query = select(events)
+    query = events_public
     if case_ids is not None:
         query = query.where(events.c.chain.in_(list(case_ids)))
     if since is not None:
@@ -375,16 +375,15 @@ def cases_executing(conn: Connection, activities: list[tuple[str, str]], cursor:
                     limit: int) -> tuple[list[tuple[Row[Any], list[str]]], str | None]:
     """Cases whose trail shows any of these (definition, element id) executed, oldest first, with the
     element ids they executed. Events from before migration 0005 name no element definition; for
-    those the element id alone decides."""
+    those the element id alone decides. A case's events are its chain (the deployments' have no element)."""
     executed = ("task_completed", "activity_completed", "event_passed", "gateway_taken", "timer_fired",
                 "message_received", "message_sent")
     element_ids = sorted({element_id for _, element_id in activities})
     placed = or_(*[and_(events.c.element_definition == definition, events.c.element_id == element_id)
                    for definition, element_id in activities])
     legacy = and_(events.c.element_definition.is_(None), events.c.element_id.in_(element_ids))
-    hits = (select(events.c.case_id, events.c.element_id).where(
-        events.c.element_id.in_(element_ids), or_(placed, legacy), events.c.type.in_(executed),
-        events.c.case_id.is_not(None)).distinct().subquery())
+    hits = (select(events.c.chain.label("case_id"), events.c.element_id).where(
+        events.c.element_id.in_(element_ids), or_(placed, legacy), events.c.type.in_(executed)).distinct().subquery())
     query = select(cases.c.id, cases.c.definition_key, cases.c.definition_version, cases.c.business_key,
                    cases.c.status, cases.c.created_at).where(cases.c.id.in_(select(hits.c.case_id)))
     rows, next_cursor = _page(conn, query, cases.c.created_at, cases.c.id, cursor, limit)

@@ -143,15 +143,15 @@ def test_two_servers_two_workers_32_clients_and_a_crash(tmp_path):
         top = conn.execute(text("SELECT count(*) FROM cases WHERE parent_case_id IS NULL")).scalar()
         escalations = conn.execute(text("SELECT count(*) FROM cases WHERE definition_key = 'usm-escalation'")).scalar()
         twice = conn.execute(text(
-            "SELECT count(*) FROM (SELECT case_id, details FROM events WHERE type = 'task_completed' "
-            "GROUP BY case_id, details HAVING count(*) > 1) AS repeated")).scalar()
+            "SELECT count(*) FROM (SELECT chain, details FROM events WHERE type = 'task_completed' "
+            "GROUP BY chain, details HAVING count(*) > 1) AS repeated")).scalar()
         fired_twice = conn.execute(text(
-            "SELECT count(*) FROM (SELECT case_id, element_id FROM events WHERE type = 'timer_fired' "
-            "GROUP BY case_id, element_id HAVING count(*) > 1) AS repeated")).scalar()
+            "SELECT count(*) FROM (SELECT chain, element_id FROM events WHERE type = 'timer_fired' "
+            "GROUP BY chain, element_id HAVING count(*) > 1) AS repeated")).scalar()
         fired = conn.execute(text("SELECT count(*) FROM events WHERE type = 'timer_fired'")).scalar()
         unmatched = conn.execute(text(
             "SELECT count(*) FROM tasks t WHERE t.state = 'completed' AND NOT EXISTS (SELECT 1 FROM events e "
-            "WHERE e.case_id = t.case_id AND e.type = 'task_completed' AND e.details LIKE '%' || t.id || '%')"
+            "WHERE e.chain = t.case_id AND e.type = 'task_completed' AND e.details LIKE '%' || t.id || '%')"
         )).scalar()
     database.dispose()
     assert top == CASES and statuses == {"completed": sum(statuses.values())}, statuses

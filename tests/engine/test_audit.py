@@ -83,12 +83,12 @@ def test_deployments_are_recorded_in_their_own_chain(clocked_engine):
 
 # --- tampering: each kind of change made directly in the database is detected ------------------------
 
-def _tamper(engine, *statements):
+def _tamper(engine, *statements, **values):
     with engine.db.writer.begin() as conn:
         if engine.db.url.startswith("postgresql"):
             conn.execute(text("ALTER TABLE events DISABLE TRIGGER USER"))
         for statement in statements:
-            conn.execute(text(statement))
+            conn.execute(text(statement), values)
         if engine.db.url.startswith("postgresql"):
             conn.execute(text("ALTER TABLE events ENABLE TRIGGER USER"))
 
@@ -175,12 +175,12 @@ def test_reordered_events_are_detected(finished_case):
 def test_inserted_event_is_detected(finished_case):
     engine, case_id = finished_case
     row = engine.trail(case_id, {})[-1]
-    _tamper(engine, f"""INSERT INTO events (chain, seq, at, case_id, type, actor, data_changes, details,
-                                            prev_hash, hash)
-                        VALUES ('{case_id}', 11, '2026-01-01 03:00:00', '{case_id}', 'task_completed', 'mallory',
-                                '{{}}', '{{}}', '{row["hash"]}', '{"f" * 64}')""")
+    _tamper(engine, f"""INSERT INTO events (chain, seq, at, type, actor, data_changes, details, hash)
+                        VALUES ('{case_id}', 11, '2026-01-01 03:00:00', 'task_completed', 'mallory', '{{}}', '{{}}',
+                                :hash)""", hash=b"\xff" * 32)
     broken = engine.verify_trails()["broken"]
     assert broken["case_id"] == case_id and broken["seq"] == 11
+    assert engine.trail(case_id, {})[-1]["prev_hash"] == row["hash"]  # it claims to follow the last event
 
 
 def test_inserted_event_with_a_recomputed_hash_is_detected(finished_case):
@@ -192,13 +192,31 @@ def test_inserted_event_with_a_recomputed_hash_is_detected(finished_case):
     last = engine.trail(case_id, {})[-1]
     forged = {**last, "seq": 11, "type": "task_completed", "actor": "mallory", "data_changes": {}, "details": {}}
     digest = chain_hash(forged, last["hash"])
-    _tamper(engine, f"""INSERT INTO events (chain, seq, at, case_id, type, actor, element_id, element_name, lane,
-                        definition, version, definition_hash, data_changes, details, prev_hash, hash)
-                        VALUES ('{case_id}', 11, '2026-01-01 02:06:00', '{case_id}', 'task_completed', 'mallory',
-                                NULL, NULL, NULL, 'approval', 1, '{last["definition_hash"]}', '{{}}', '{{}}',
-                                '{last["hash"]}', '{digest}')""")
+    _tamper(engine, f"""INSERT INTO events (chain, seq, at, type, actor, element_id, element_name, lane,
+                        definition, version, data_changes, details, hash)
+                        VALUES ('{case_id}', 11, '2026-01-01 02:06:00', 'task_completed', 'mallory',
+                                NULL, NULL, NULL, 'approval', 1, '{{}}', '{{}}', :hash)""", hash=bytes.fromhex(digest))
+    assert engine.trail(case_id, {})[-1] == {**forged, "prev_hash": last["hash"], "hash": digest}
     broken = engine.verify_trails()["broken"]
     assert broken["case_id"] == case_id and "end" in broken["reason"]
+
+
+def test_a_changed_definition_hash_is_detected(finished_case):
+    """An event's definition hash is read from the definitions row of its version (the event row keeps none):
+    changing that row changes what the events' hashes cover."""
+    engine, case_id = finished_case
+    _tamper(engine, "UPDATE definitions SET hash = :forged", forged="f" * 64)
+    broken = engine.verify_trails()["broken"]
+    assert broken["seq"] == 1 and "changed" in broken["reason"]
+
+
+def test_an_event_given_another_definition_hash_is_detected(finished_case):
+    engine, case_id = finished_case
+    _tamper(engine, f"UPDATE events SET definition_hash = :forged WHERE chain = '{case_id}' AND seq = 3",
+            forged="f" * 64)
+    assert engine.trail(case_id, {})[2]["definition_hash"] == "f" * 64
+    broken = engine.verify_trails()["broken"]
+    assert (broken["case_id"], broken["seq"]) == (case_id, 3)
 
 
 def test_events_cannot_be_updated_or_deleted_on_postgresql(database_url):

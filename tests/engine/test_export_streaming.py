@@ -15,11 +15,10 @@ def add_events(engine, count: int, chain_prefix: str) -> None:
     rows = []
     for number in range(count):
         rows.append({"chain": f"{chain_prefix}-{number // 100}", "seq": number % 100 + 1,
-                     "at": datetime(2026, 1, 1), "case_id": f"{chain_prefix}-{number // 100}",
-                     "type": "task_completed", "actor": "alice", "element_id": "Activity_Classify",
-                     "element_name": "Classify", "lane": "Service desk", "definition": "usm-recover", "version": 1,
-                     "definition_hash": "a" * 64, "data_changes": json.dumps({"note": [None, "x" * 200]}),
-                     "details": "{}", "prev_hash": "0" * 64, "hash": "f" * 64})
+                     "at": datetime(2026, 1, 1), "type": "task_completed", "actor": "alice",
+                     "element_id": "Activity_Classify", "element_name": "Classify", "lane": "Service desk",
+                     "definition": "usm-recover", "version": 1, "definition_hash": "a" * 64,
+                     "data_changes": json.dumps({"note": [None, "x" * 200]}), "details": "{}", "hash": b"\xff" * 32})
         if len(rows) == 5000:
             with engine.db.writer.begin() as conn:
                 conn.execute(insert(events), rows)
