@@ -25,13 +25,14 @@ BENCHMARKS.md ("Flat from 1k to 100k cases") and docs/flat-query-plans.md have t
    every event's hash is recomputed (audit.chain_hash over the public form, written with
    projections.event_row), so the chains verify: a page of 1 000 cases is checked with the engine's own
    verify_trails. A finished case keeps no engine state, as engine/case_state.py keeps them. Then SQLite's
-   log is checkpointed (no ANALYZE, as the engine leaves it); PostgreSQL gets VACUUM ANALYZE.
+   log is checkpointed (no ANALYZE, as the engine leaves it); PostgreSQL gets VACUUM ANALYZE and a CHECKPOINT.
 4. `usm serve` with its defaults (gunicorn: workers = CPUs, at least 2, 8 threads taking turns; its timer
    worker) on that database, with an admin token and a token for one holder of each lane (USM_TOKENS_FILE).
    Throughput: bench/run.py's run_http with the `fetch` protocol (before each complete, GET
    /api/v1/tasks?case=ID), 8 keep-alive clients on new bench_chain cases, for --seconds after a warm-up of
    400 completions: completions/s, complete p50/p99, the fetches' p50/p99 (timed by wrapping
-   bench.run.next_task) and the server's CPU per completion.
+   bench.run.next_task), and the CPU per completion of the server and of PostgreSQL's processes (which
+   run_http counts among the "other processes").
 5. The open work, added the same way: --open-tasks open cases over the past 30 days, cloned from the open
    templates (each keeps its template's engine state, 5 kB, with the ids replaced), waiting at a step drawn
    so that the lanes hold about 45 / 40 / 14 / 1 % of the open tasks. Then the server again: the throughput
@@ -74,8 +75,8 @@ from sqlalchemy import event, select  # noqa: E402
 
 import bench.run as bench_run  # noqa: E402
 from bench.insight_plans import Filler, settle  # noqa: E402
-from bench.run import (ACTOR, Client, Result, Server, _allow_all, free_port, machine_facts, ms,  # noqa: E402
-                       reset_postgres, run_http, running)
+from bench.run import (ACTOR, Client, Result, Server, _allow_all, _cpu_seconds, free_port,  # noqa: E402
+                       machine_facts, ms, reset_postgres, run_http, running)
 from usm_engine.api.auth import token_entry  # noqa: E402
 from usm_engine.engine.audit import chain_hash, event_from_row  # noqa: E402
 from usm_engine.engine.clock import rfc3339  # noqa: E402
@@ -335,14 +336,35 @@ def measure_throughput(server: FlatServer, seconds: float, repeat: int = 1) -> t
                 fetches.append(time.perf_counter() - began)
 
         bench_run.next_task = timed_next_task  # run_http's drive() looks it up in bench.run at each call
+        database_cpu = postgres_cpu()
         try:
             result, _ = run_http(server, CLIENTS, cap, seconds, protocol="fetch")
         finally:
             bench_run.next_task = original
+        # PostgreSQL's own processes count among "other processes" in run_http's figures: their share apart
+        result.notes["database_cpu_ms"] = postgres_cpu_since(database_cpu) * 1000 / max(1, result.count)
         tries.append((result, Result("fetch: GET /api/v1/tasks?case=ID", fetches, result.wall)))
     best = max(tries, key=lambda pair: pair[0].per_second)
     best[0].notes["tries"] = [round(result.per_second) for result, _ in tries]
     return best
+
+
+def postgres_cpu() -> dict[int, float]:
+    """CPU seconds used so far by each process of a PostgreSQL server on this machine (none if none is seen)."""
+    found = {}
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                if (entry / "comm").read_text().strip() == "postgres":
+                    found[int(entry.name)] = _cpu_seconds(int(entry.name))
+            except OSError:
+                continue
+    return found
+
+
+def postgres_cpu_since(before: dict[int, float]) -> float:
+    """PostgreSQL's CPU seconds since `before`, of the processes alive now (one that ended meanwhile is missed)."""
+    return sum(seconds - before.get(pid, 0.0) for pid, seconds in postgres_cpu().items())
 
 
 @dataclass
@@ -479,11 +501,21 @@ class Run:
     with_open: Stage | None      # the same with the open tasks added
 
 
+def settled(engine: Engine) -> None:
+    """insight_plans.settle (SQLite's log checkpointed; PostgreSQL's VACUUM ANALYZE), and on PostgreSQL a
+    CHECKPOINT: the fill leaves a gigabyte of dirty buffers that the checkpointer would otherwise write out
+    during the measurements that follow (the larger fill more than the smaller)."""
+    settle(engine)
+    if not engine.db.is_sqlite:
+        with engine.db.writer.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
+            conn.exec_driver_sql("CHECKPOINT")
+
+
 def filled(engine: Engine, label: str, part) -> tuple[dict, float, dict, int]:
     print(f"{label}: filling ...", file=sys.stderr, flush=True)
     began = time.perf_counter()
     counts = part()
-    settle(engine)
+    settled(engine)
     seconds = time.perf_counter() - began
     verified = engine.verify_trails(limit=1000)
     print(f"  {counts['cases']} cases, {counts['tasks']} tasks, {counts['events']} events ({seconds:.0f} s); "
@@ -564,7 +596,8 @@ def throughput_figures(stage: Stage, label: str) -> dict[str, tuple[float, str]]
             f"{label}: complete p99 ms": (t.pct(99) * 1000, "ms"),
             f"{label}: fetch p50 ms": (stage.fetches.pct(50) * 1000, "ms"),
             f"{label}: fetch p99 ms": (stage.fetches.pct(99) * 1000, "ms"),
-            f"{label}: server CPU ms / completion": (t.notes["server_cpu_ms"], "ms")}
+            f"{label}: server CPU ms / completion": (t.notes["server_cpu_ms"], "ms"),
+            f"{label}: PostgreSQL CPU ms / completion": (t.notes.get("database_cpu_ms", 0.0), "ms")}
 
 
 def figures(run: Run) -> dict[str, tuple[float, str]]:
@@ -586,7 +619,7 @@ def stage_lines(stage: Stage, label: str) -> list[str]:
             f"  - throughput: {t.count} completions in {t.wall:.1f} s = **{t.per_second:.0f}/s**, complete p50 "
             f"{ms(t.pct(50))} ms, p99 {ms(t.pct(99))} ms; fetch p50 {ms(stage.fetches.pct(50))} ms, p99 "
             f"{ms(stage.fetches.pct(99))} ms; server CPU {t.notes['server_cpu_ms']:.2f} ms / completion, "
-            f"tries {t.notes.get('tries')} /s, "
+            f"PostgreSQL CPU {t.notes.get('database_cpu_ms', 0):.2f} ms / completion, tries {t.notes.get('tries')} /s, "
             f"other processes {t.notes['others_cores']:.2f} cores, errors {t.errors}"]
 
 
@@ -612,6 +645,8 @@ def comparison(first: Run, last: Run) -> list[str]:
         if name not in b:
             continue
         other = b[name][0]
+        if not value and not other:  # (PostgreSQL's CPU on SQLite)
+            continue
         ratio = other / value if value else float("nan")
         ok = ratio >= 0.85 if kind == "rate" else ratio <= 1.15
         slow = " (over 20 ms)" if name.endswith("p99 ms") and not name.startswith(("history", "with")) \
