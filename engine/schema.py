@@ -9,6 +9,7 @@ from typing import Any
 
 from sqlalchemy import (Column, DateTime, ForeignKey, Index, Integer, LargeBinary, MetaData, PrimaryKeyConstraint,
                         Select, String, Table, Text, UniqueConstraint, and_, func, literal_column, select, text)
+from sqlalchemy.sql.elements import ColumnClause
 
 from .audit import GENESIS
 
@@ -92,7 +93,7 @@ cases = Table(
 # transaction, so that worklists never deserialize a case.
 # What the ready-task indexes hold and how the queries say it: a literal, not a bound value, since a database
 # matches a partial index to a query only by the query's text (a prepared, generic plan knows no values).
-READY_STATE = literal_column("'ready'")
+READY_STATE: ColumnClause[str] = literal_column("'ready'")
 READY_ONLY = text("state = 'ready'")
 
 tasks = Table(
