@@ -124,13 +124,39 @@ def _tally(title: str, found: list[tuple[str, list[str]]]) -> list[str]:
 
 def run(folder: Path, drive: bool = True) -> Report:
     files = sorted(folder.rglob("*.bpmn"))
-    report = Report([check(path, folder) for path in files])
+    processes = ProcessIndex(folder, files)
+    report = Report([check(path, folder, processes) for path in files])
     if drive:
-        drive_deployed(report, folder)
+        drive_deployed(report, folder, processes)
     return report
 
 
-def drive_deployed(report: Report, folder: Path) -> None:
+class ProcessIndex:
+    """Which .bpmn files under the folder define which process ids, read once per run: a call activity
+    may call a process kept in another folder of the tree, which a user would upload with it."""
+
+    def __init__(self, folder: Path, files: list[Path]) -> None:
+        self.folder = folder
+        self.defines = {path: set(_PROCESS_ID.findall(path.read_bytes())) for path in files}
+
+    def provider(self, called: bytes, caller: Path) -> Path | None:
+        """The file defining process `called` nearest to `caller`: a sibling first, then the one sharing the
+        longest part of its path, then the first by name; None when no file defines it."""
+        found = [path for path, ids in self.defines.items() if called in ids and path != caller]
+        return min(found, key=lambda path: (-_shared(path.parent, caller.parent), path.as_posix()), default=None)
+
+
+def _shared(one: Path, other: Path) -> int:
+    """How many leading folders two paths share."""
+    count = 0
+    for a, b in zip(one.parts, other.parts, strict=False):
+        if a != b:
+            break
+        count += 1
+    return count
+
+
+def drive_deployed(report: Report, folder: Path, processes: ProcessIndex | None = None) -> None:
     """Start and drive the cases of every deployed file, each file on an engine of its own."""
     started = time.perf_counter()
     report.cases = []
@@ -138,14 +164,14 @@ def drive_deployed(report: Report, folder: Path) -> None:
         template = template_database(Path(scratch))
         for result in report.results:
             if result.outcome == "deployed":
-                driven = drive_file(bundle_for(folder / result.file), result.file, template)
+                driven = drive_file(bundle_for(folder / result.file, processes), result.file, template)
                 report.cases += driven.cases
                 report.not_started += len(driven.not_started)
     report.run_seconds = time.perf_counter() - started
 
 
-def check(path: Path, folder: Path) -> FileResult:
-    result = _outcome(path, folder)
+def check(path: Path, folder: Path, processes: ProcessIndex | None = None) -> FileResult:
+    result = _outcome(path, folder, processes)
     result.executable = has_executable_process(path.read_bytes())
     return result
 
@@ -159,8 +185,8 @@ def has_executable_process(content: bytes) -> bool:
     return any(process.get("isExecutable", "true") == "true" for process in root.iterchildren(f"{{{BPMN_NS}}}process"))
 
 
-def _outcome(path: Path, folder: Path) -> FileResult:
-    bundle = bundle_for(path)
+def _outcome(path: Path, folder: Path, processes: ProcessIndex | None) -> FileResult:
+    bundle = bundle_for(path, processes)
     names = [name for name, _ in bundle]
     relative = path.relative_to(folder).as_posix()
     started = time.perf_counter()
@@ -185,13 +211,14 @@ def _outcome(path: Path, folder: Path) -> FileResult:
     return result
 
 
-def bundle_for(path: Path) -> list[tuple[str, bytes]]:
+def bundle_for(path: Path, processes: ProcessIndex | None = None) -> list[tuple[str, bytes]]:
     """The file with the form files it names; with call activities or business rule tasks, also what
-    they need from its folder.
+    they need.
 
-    That is every .dmn file of the folder, and for each called process id the first (by name) sibling
-    .bpmn that defines it, followed transitively. Taking every sibling instead would bundle unrelated
-    models that share process ids, and most files would then only be refused for duplicate ids."""
+    That is every .dmn file of its folder, and for each called process id the file that defines it,
+    followed transitively: a sibling .bpmn first (by name), else, given the run's `processes`, the
+    nearest file of the whole folder tree. Taking every sibling instead would bundle unrelated models that
+    share process ids, and most files would then only be refused for duplicate ids."""
     content = path.read_bytes()
     bundle = [(path.name, content)]
     # The JSON Schema files its user tasks name (camunda:formKey="x.json"), as an upload would carry them.
@@ -204,16 +231,27 @@ def bundle_for(path: Path) -> list[tuple[str, bytes]]:
     defines = {p: set(_PROCESS_ID.findall(p.read_bytes())) for p in siblings if p.suffix == ".bpmn"}
     have = set(_PROCESS_ID.findall(content))
     wanted = sorted(set(_CALLED.findall(content)) - have)
+    taken = {path}
     while wanted:
         called = wanted.pop(0)
         provider = next((p for p, ids in defines.items() if called in ids), None)
-        if provider is None or any(name == provider.name for name, _ in bundle):
+        if provider is None and processes is not None:
+            provider = processes.provider(called, path)
+        if provider is None or provider in taken:
             continue
+        taken.add(provider)
         provided = provider.read_bytes()
-        bundle.append((provider.name, provided))
-        have |= defines[provider]
+        bundle.append((_upload_name(provider, bundle, processes), provided))
+        have |= defines.get(provider) or set(_PROCESS_ID.findall(provided))
         wanted += sorted(set(_CALLED.findall(provided)) - have - set(wanted))
     return bundle
+
+
+def _upload_name(provider: Path, bundle: list[tuple[str, bytes]], processes: ProcessIndex | None) -> str:
+    """The file's name in the upload; its path under the folder when another file of the upload has that name."""
+    if processes is None or all(name != provider.name for name, _ in bundle):
+        return provider.name
+    return provider.relative_to(processes.folder).as_posix()
 
 
 def refusal_faults(exc: DefinitionInvalid, names: list[str]) -> list[str]:

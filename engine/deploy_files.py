@@ -13,12 +13,18 @@ from SpiffWorkflow.bpmn.parser.BpmnParser import BpmnValidator
 from SpiffWorkflow.dmn.parser.BpmnDmnParser import SCHEMAS as DMN_SCHEMAS
 
 from .deploy_ids import designer_id, reserved_ids, with_internal_ids
-from .deploy_problems import DeployProblem, describe, label, problem_at
+from .deploy_implicit import start_implicitly
+from .deploy_problems import DeployProblem, describe, problem_at
 from .deploy_schema import BPMN_NS, CAMUNDA_NS, SPIFF_NS, check_bpmn_schema, schema_problems
 from .deploy_warnings import camunda_findings
 from .errors import TooLarge
 from .settings import Limits
-from .spec_adjustments import set_data_stores_aside, translate_expressions, unprefix_local_references
+from .spec_adjustments import (
+    open_gateway_flows,
+    set_data_stores_aside,
+    translate_expressions,
+    unprefix_local_references,
+)
 from .spiff_setup import xsd_validator
 from .xml_safety import UnsafeXml, parse_untrusted
 
@@ -189,10 +195,11 @@ def _load_bpmn(bundle: Bundle, filename: str, content: bytes, limits: Limits) ->
     unprefix_local_references(tree)
     bundle.index_ids(filename, tree)  # before setting data stores aside: problems still find their lines
     bundle.warnings.extend(set_data_stores_aside(filename, tree))
+    _name_decisions(tree)
     task_problems, task_warnings = camunda_findings(filename, tree)
-    bundle.warnings.extend(task_warnings)
+    bundle.warnings.extend(task_warnings + open_gateway_flows(filename, tree) + start_implicitly(filename, tree))
     # Also translates JUEL and FEEL expressions in place, before the parser reads them.
-    unsupported = (_check_supported(filename, tree) + _check_data_objects(bundle, filename, tree)
+    unsupported = (_check_data_objects(bundle, filename, tree)
                    + task_problems + translate_expressions(filename, tree))
     if unsupported:
         bundle.problems.extend(unsupported)
@@ -212,16 +219,11 @@ def _not_bpmn_message(root: etree._Element) -> str:
             f"'{name.namespace}'; a BPMN file starts with <definitions> in '{BPMN_NS}'")
 
 
-def _check_supported(filename: str, tree: etree._ElementTree) -> list[DeployProblem]:
-    """Constructs SpiffWorkflow fails on without naming an element, or does not notice: find them ourselves.
-
-    CamundaParser reads `camunda:decisionRef` with a bare dict lookup (a KeyError naming only the
-    attribute). A decision named the way SpiffWorkflow's own modeler does (spiffworkflow:calledDecisionId)
-    is the same DMN call, so it is given to the parser as camunda:decisionRef, in place. (Data stores,
-    which it has no implementation for, are set aside first: spec_adjustments.py; ids that collide with
-    its own step names are mapped: deploy_ids.py.)
+def _name_decisions(tree: etree._ElementTree) -> None:
+    """A decision named the way SpiffWorkflow's own modeler does (spiffworkflow:calledDecisionId) is the same
+    DMN call as camunda:decisionRef, so it is given to the parser as that, in place. A business rule task
+    that names no decision at all is a task with nothing to run (spiff_setup.py, deploy_warnings.py).
     """
-    problems = []
     for task in tree.iter(f"{{{BPMN_NS}}}businessRuleTask"):
         if task.get(f"{{{CAMUNDA_NS}}}decisionRef"):
             continue
@@ -229,12 +231,6 @@ def _check_supported(filename: str, tree: etree._ElementTree) -> list[DeployProb
         spiff_decision = (spiff_ref.text or "").strip() if spiff_ref is not None else ""
         if spiff_decision:
             task.set(f"{{{CAMUNDA_NS}}}decisionRef", spiff_decision)
-            continue
-        problems.append(problem_at(filename, task, f"business rule task {label(task)} names no decision: set "
-                                                   "camunda:decisionRef to the id of a decision in a .dmn file of "
-                                                   "this upload (Camunda Modeler: Implementation \"DMN\", Decision "
-                                                   "reference)"))
-    return problems
 
 
 _CONTAINERS = {f"{{{BPMN_NS}}}{name}" for name in ("process", "subProcess", "transaction", "adHocSubProcess")}

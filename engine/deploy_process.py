@@ -122,8 +122,9 @@ def _adjust(parser: Parser, specs: list[BpmnProcessSpec]) -> dict[str, dict[str,
     """Adjust the specs to run as drawn (spec_adjustments.py); returns the sequence flows by source."""
     flows: dict[str, dict[str, str]] = {}
     for current in specs:
-        adjust_spec(current)
-        for source, targets in flow_index(parser.process_parsers[current.name].node).items():
+        node = parser.process_parsers[current.name].node
+        adjust_spec(current, node)
+        for source, targets in flow_index(node).items():
             flows.setdefault(designer_id(source), {}).update(
                 {designer_id(target): flow for target, flow in targets.items()})
     return flows

@@ -9,7 +9,8 @@ Part of deployment (see deployment.py).
 - A receive task without a message could never receive anything, so it is refused.
 - A service task that is not an external task (camunda:type="external") has no implementation here:
   a case reaching it stops with an incident. Java classes, expressions, connectors and Camunda 8 job
-  types are named, so the designer knows what is not run.
+  types are named, so the designer knows what is not run. A business rule task that names no decision
+  (MIWG and other exports leave the implementation out) is the same: a task with nothing to run.
 - Who completes a user task is decided by its lane (the lane's role, projections.lane_role), not by
   camunda:assignee or candidate groups and users; and forms are JSON Schema files, not Camunda's
   embedded, generated or deployed forms.
@@ -57,6 +58,13 @@ def camunda_findings(filename: str, tree: etree._ElementTree) -> tuple[list[Depl
                               "that reaches it stops with an incident; make it an external task "
                               "(camunda:type=\"external\" with a camunda:topic) that a worker completes",
                     task.sourceline, task.get("id")))
+        for task in process.iter(f"{{{BPMN_NS}}}businessRuleTask"):
+            if not task.get(f"{{{CAMUNDA_NS}}}decisionRef"):
+                warnings.append(DeployProblem(
+                    filename, f"{describe(task)} names no decision, so it has nothing to run{_not_run(task)}: a case "
+                              "that reaches it stops with an incident; set camunda:decisionRef to the id of a "
+                              "decision in a .dmn file of this upload (Camunda Modeler: Implementation \"DMN\", "
+                              "Decision reference)", task.sourceline, task.get("id")))
         warnings += _not_applied(filename, process)
     return problems, warnings
 
@@ -137,6 +145,9 @@ def _not_run(task: etree._Element) -> str:
     job = task.find(f"{{{BPMN_NS}}}extensionElements/{{{ZEEBE_NS}}}taskDefinition")
     if job is not None:
         return f" (its zeebe:taskDefinition type '{job.get('type') or ''}' is a Camunda 8 job, not run here)"
+    decision = task.find(f"{{{BPMN_NS}}}extensionElements/{{{ZEEBE_NS}}}calledDecision")
+    if decision is not None:
+        return f" (its zeebe:calledDecision '{decision.get('decisionId') or ''}' is Camunda 8's, not read here)"
     return ""
 
 

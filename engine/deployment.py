@@ -111,9 +111,58 @@ def _compile(parser: Parser, bundle: Bundle, deployed_keys: set[str], max_instan
         else:
             definition.warnings = [w.as_dict() for w in bundle.warnings if w.file == definition.bpmn_file]
             compiled.append(definition)
+    problems += _call_cycles(bundle, compiled)
     if problems:
         raise refusal(problems)
     return compiled
+
+
+def _call_cycles(bundle: Bundle, compiled: list[CompiledDefinition]) -> list[DeployProblem]:
+    """Call activities that call their own process, directly or through the upload's other processes.
+
+    SpiffWorkflow does not find a process called from within itself when that process runs alone, and
+    when it is called from another one it nests the call without end, so the command never returns: a
+    case could only fail late for what the upload already says.
+    """
+    calls = {definition.key: set(definition.meta.get("calls", [])) for definition in compiled}
+    problems = []
+    for definition in compiled:
+        reached, pending = set(), list(calls[definition.key])
+        while pending:
+            key = pending.pop()
+            if key not in reached:
+                reached.add(key)
+                pending.extend(calls.get(key, ()))
+        if definition.key not in reached:
+            continue
+        file, element = _calling_element(bundle, definition, calls)
+        named = definition.name if definition.name != definition.key else None  # unnamed: its id, once
+        problems.append(DeployProblem(
+            file, f"process {label(name=named, element_id=definition.key)} calls itself (through call "
+                  f"activity {label(element)}), which this engine cannot run: repeat the work with a loop or "
+                  "a multi-instance activity instead", element.sourceline if element is not None else None,
+            element.get("id") if element is not None else definition.key))
+    return problems
+
+
+def _calling_element(bundle: Bundle, definition: CompiledDefinition,
+                     calls: dict[str, set[str]]) -> tuple[str, etree._Element | None]:
+    """The first call activity of the definition's own file whose called process leads back to it."""
+    tree = bundle.bpmn[definition.bpmn_file]
+    for process in tree.getroot().iterchildren(f"{{{BPMN_NS}}}process"):
+        if process.get("id") != definition.key:
+            continue
+        for activity in process.iter(f"{{{BPMN_NS}}}callActivity"):
+            called, seen = activity.get("calledElement"), set()
+            pending = [called] if called else []
+            while pending:
+                key = pending.pop()
+                if key == definition.key:
+                    return definition.bpmn_file, activity
+                if key not in seen:
+                    seen.add(key)
+                    pending.extend(calls.get(key, ()))
+    return definition.bpmn_file, None
 
 
 def _no_executable_process(bundle: Bundle) -> list[DeployProblem]:

@@ -14,6 +14,7 @@ import re
 
 from lxml import etree
 from SpiffWorkflow.bpmn.specs.bpmn_process_spec import BpmnProcessSpec
+from SpiffWorkflow.bpmn.specs.defaults import ExclusiveGateway
 from SpiffWorkflow.bpmn.specs.event_definitions.timer import TimerEventDefinition
 from SpiffWorkflow.camunda.specs.event_definitions import MessageEventDefinition as CamundaMessage
 
@@ -27,9 +28,11 @@ _ISO_LITERAL = re.compile(r"^(R\d*/)?(P(?!$)[0-9YMWDTHS.,]*|\d{4}-\d{2}-\d{2}(T[
                           r"(/(P[0-9YMWDTHS.,]+|\d{4}-\d{2}-\d{2}(T[0-9:.]+(Z|[+-]\d{2}:?\d{2})?)?))?$")
 
 
-def adjust_spec(spec: BpmnProcessSpec) -> None:
-    """Adjust task specs in place."""
+def adjust_spec(spec: BpmnProcessSpec, process_node: etree._Element) -> None:
+    """Adjust task specs in place; `process_node` is the (sub)process element the spec was parsed from."""
     for task_spec in spec.task_specs.values():
+        if isinstance(task_spec, ExclusiveGateway):
+            _in_file_order(task_spec, process_node)
         definition = getattr(task_spec, "event_definition", None)
         if isinstance(definition, TimerEventDefinition):
             text = (definition.expression or "").strip()
@@ -37,6 +40,67 @@ def adjust_spec(spec: BpmnProcessSpec) -> None:
                 definition.expression = repr(text)
         elif isinstance(definition, CamundaMessage) and definition.expression is None:
             definition.expression = "None"
+
+
+def _in_file_order(gateway: ExclusiveGateway, process_node: etree._Element) -> None:
+    """Evaluate an exclusive gateway's conditions in the order its flows are written in the file, as Camunda 7
+    does (the first that holds is taken). SpiffWorkflow orders them by where their targets are drawn (top
+    to bottom), which the designer does not see as an order, and which decides once conditions overlap or a
+    flow has none (open_gateway_flows)."""
+    order: dict[str, int] = {}
+    flows = (f for f in process_node.iterchildren(f"{BPMN}sequenceFlow") if f.get("sourceRef") == gateway.name)
+    for index, flow in enumerate(flows):
+        target = flow.get("targetRef") or ""
+        # A target with boundary events is entered through SpiffWorkflow's split step in front of it.
+        for name in (target, f"{target}.BoundaryEventSplit"):
+            order.setdefault(name, index)
+    gateway.cond_task_specs.sort(key=lambda pair: order.get(pair[1], len(order)))
+
+
+_CHOICES = ("exclusiveGateway", "inclusiveGateway")
+
+
+def open_gateway_flows(filename: str, tree: etree._ElementTree) -> list[DeployProblem]:
+    """Give the condition `True`, in place, to each flow that leaves an exclusive or inclusive gateway of an
+    executable process with neither a condition nor being the default, and warn of each.
+
+    Camunda 7 takes such a flow as if its condition were true (an exclusive gateway takes the first flow,
+    in file order, whose condition holds: _in_file_order; an inclusive one every such flow). SpiffWorkflow
+    refuses it; modelers other than Camunda's leave conditions out (the MIWG exports). The warning says
+    which flows that makes the gateway take, so a designer who meant something else sees it. A gateway
+    with one outgoing flow takes it either way and is left alone."""
+    warnings = []
+    for process in tree.getroot().iterchildren(f"{BPMN}process"):
+        if process.get("isExecutable", "true") != "true":
+            continue
+        for gateway in process.iter(*(f"{BPMN}{name}" for name in _CHOICES)):
+            parent = gateway.getparent()
+            outgoing = [] if parent is None else [f for f in parent.iterchildren(f"{BPMN}sequenceFlow")
+                                                  if f.get("sourceRef") == gateway.get("id")]
+            for index, flow in enumerate(outgoing if len(outgoing) > 1 else []):
+                if flow.get("id") == gateway.get("default") or flow.find(f"{BPMN}conditionExpression") is not None:
+                    continue
+                etree.SubElement(flow, f"{BPMN}conditionExpression").text = "True"
+                # What it hides: the flows after it, and the default flow wherever that is written.
+                hidden = [f for i, f in enumerate(outgoing) if i > index or f.get("id") == gateway.get("default")]
+                warnings.append(DeployProblem(filename, _open_flow_warning(gateway, flow, hidden),
+                                              flow.sourceline, flow.get("id")))
+    return warnings
+
+
+def _open_flow_warning(gateway: etree._Element, flow: etree._Element, hidden: list[etree._Element]) -> str:
+    said = (f"{describe(flow)} leaves {describe(gateway)} without a condition and is not its default flow: as in "
+            "Camunda 7, it is taken as if its condition were true")
+    if etree.QName(gateway).localname == "inclusiveGateway":
+        taken = "so it is always taken, with every other flow whose condition holds"
+    elif hidden:
+        names = ", ".join(label(f) for f in hidden)
+        taken = ("and the gateway takes the first flow, in the order of the file, whose condition holds, so "
+                 + (f"the flows {names} are never taken" if len(hidden) > 1 else f"the flow {names} is never taken"))
+    else:
+        taken = ("and the gateway takes the first flow, in the order of the file, whose condition holds, so it is "
+                 "taken whenever none before it holds")
+    return f"{said}, {taken}; give it a condition, or make it the default flow, to say what is meant"
 
 
 # Elements whose text SpiffWorkflow evaluates as an expression, and what messages call them.

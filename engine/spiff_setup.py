@@ -24,7 +24,8 @@ from SpiffWorkflow.bpmn.specs.defaults import ReceiveTask, SendTask, ServiceTask
 from SpiffWorkflow.bpmn.specs.mixins.multiinstance_task import LoopTask
 from SpiffWorkflow.camunda.parser import CamundaParser
 from SpiffWorkflow.camunda.parser.event_parsers import CamundaEventDefinitionParser
-from SpiffWorkflow.camunda.parser.task_spec import CAMUNDA_MODEL_NS, CamundaTaskParser
+from SpiffWorkflow.camunda.parser.task_spec import CAMUNDA_MODEL_NS, BusinessRuleTaskParser, CamundaTaskParser
+from SpiffWorkflow.camunda.specs.business_rule_task import BusinessRuleTask
 from SpiffWorkflow.camunda.serializer.config import CAMUNDA_CONFIG
 
 from . import joins, multi_instance
@@ -126,9 +127,26 @@ class ServiceTaskParser(CamundaTaskParser):
     Camunda serializer stores; CamundaParser leaves them to the plain BPMN parser."""
 
 
+class DecisionTaskParser(BusinessRuleTaskParser):
+    """A business rule task that names no decision (camunda:decisionRef; deploy_files.py gives
+    spiffworkflow:calledDecisionId to the parser as that) has, like a service task that is not external,
+    nothing to run: it is made one, so that a case reaching it stops with the same incident (runner.py),
+    and deploy_warnings.py says so at deploy. Drawings exported by other tools leave the decision out."""
+
+    def create_task(self) -> Any:
+        if self.get_decision_ref(self.node) is None:
+            return ServiceTask(self.spec, self.bpmn_id, **self.bpmn_attributes)
+        return super().create_task()
+
+    @staticmethod
+    def get_decision_ref(node: Any) -> str | None:
+        # The parser also asks this of every business rule task when it lists a file's dependencies.
+        return node.get(f"{{{CAMUNDA_MODEL_NS}}}decisionRef")
+
+
 class Parser(CamundaParser):
-    """The Camunda flavour with joins that fire once per round (joins.py), and send, receive and service
-    tasks parsed in that flavour too."""
+    """The Camunda flavour with joins that fire once per round (joins.py), send, receive and service
+    tasks parsed in that flavour too, and business rule tasks without a decision as service tasks."""
 
     OVERRIDE_PARSER_CLASSES = {
         **CamundaParser.OVERRIDE_PARSER_CLASSES,
@@ -137,6 +155,7 @@ class Parser(CamundaParser):
         full_tag("sendTask"): (MessageTaskParser, SendTask),
         full_tag("receiveTask"): (MessageTaskParser, ReceiveTask),
         full_tag("serviceTask"): (ServiceTaskParser, ServiceTask),
+        full_tag("businessRuleTask"): (DecisionTaskParser, BusinessRuleTask),
     }
 
 

@@ -132,11 +132,16 @@ FAILS_XSD = (BPMN_OPEN +
              '  </bpmn:process>\n'
              '</bpmn:definitions>\n').encode()
 
+# Without a start event, what no flow leads to starts (BPMN 2.0); here every node has an incoming flow, so
+# nothing says where the process starts.
 NO_START_EVENT = (BPMN_OPEN +
                   '  <bpmn:process id="nostart" isExecutable="true">\n'            # line 3
-                  '    <bpmn:task id="Work"><bpmn:outgoing>F1</bpmn:outgoing></bpmn:task>\n'
-                  '    <bpmn:endEvent id="EndEvent_1"><bpmn:incoming>F1</bpmn:incoming></bpmn:endEvent>\n'
-                  '    <bpmn:sequenceFlow id="F1" sourceRef="Work" targetRef="EndEvent_1" />\n'
+                  '    <bpmn:task id="Work"><bpmn:incoming>F2</bpmn:incoming>'
+                  '<bpmn:outgoing>F1</bpmn:outgoing></bpmn:task>\n'
+                  '    <bpmn:task id="Again"><bpmn:incoming>F1</bpmn:incoming>'
+                  '<bpmn:outgoing>F2</bpmn:outgoing></bpmn:task>\n'
+                  '    <bpmn:sequenceFlow id="F1" sourceRef="Work" targetRef="Again" />\n'
+                  '    <bpmn:sequenceFlow id="F2" sourceRef="Again" targetRef="Work" />\n'
                   '  </bpmn:process>\n'
                   '</bpmn:definitions>\n').encode()
 
@@ -568,12 +573,15 @@ def test_executable_process_without_start_event_names_file_line_element(deployed
     assert error["line"] == 3
 
 
-def test_conditionless_exclusive_split_names_file_line_element(deployed):
-    body = deploy_fails(deployed, [("split.bpmn", CONDITIONLESS_SPLIT)], "split.bpmn", "condition")
-    error = body["errors"][0]
-    assert error["file"] == "split.bpmn"
-    assert error["element_id"] in ("FA", "FB")
-    assert error["line"] == {"FA": 9, "FB": 10}[error["element_id"]]
+def test_conditionless_exclusive_split_deploys_with_warnings_naming_file_line_element(deployed):
+    """Camunda 7 takes a flow without a condition as if it held, the first in the file: the deployment says
+    so of each such flow, where it is, and that the second is then never taken."""
+    response = upload(deployed, [("split.bpmn", CONDITIONLESS_SPLIT)])
+    assert response.status_code == 201, response.get_data(as_text=True)
+    warnings = response.get_json()["items"][0]["warnings"]
+    assert [(w["file"], w["line"], w["element_id"]) for w in warnings] == [("split.bpmn", 9, "FA"),
+                                                                            ("split.bpmn", 10, "FB")]
+    assert "the flow 'FB' is never taken" in warnings[0]["message"]
 
 
 def test_only_non_executable_processes_is_422(deployed):
