@@ -33,6 +33,17 @@ def _number(raw: object) -> float:
         raise ValueError("a number") from None
 
 
+def _yes_no(raw: object) -> bool:
+    if isinstance(raw, bool):
+        return raw
+    text = str(raw).strip().lower()
+    if text in ("1", "true", "yes", "on"):
+        return True
+    if text in ("0", "false", "no", "off"):
+        return False
+    raise ValueError("true or false (1/0, yes/no, on/off)")
+
+
 def _megabytes(raw: object) -> int:
     return _whole_number(raw) * MIB
 
@@ -71,7 +82,8 @@ def settings_from_env(environ: Mapping[str, str] = os.environ,
         "database_url": ("USM_DATABASE_URL", _text),
         "pool_size": ("USM_DB_POOL_SIZE", _whole_number),
         "max_case_data_bytes": ("USM_MAX_CASE_DATA_BYTES", _whole_number),
-        "max_instances": ("USM_MAX_INSTANCES", _whole_number)}))
+        "max_instances": ("USM_MAX_INSTANCES", _whole_number),
+        "java_as_external_tasks": ("USM_JAVA_AS_EXTERNAL_TASKS", _yes_no)}))
     return Settings(engine=engine, **_read(values, {
         "admin_token": ("USM_ADMIN_TOKEN", _text),
         "tokens_file": ("USM_TOKENS_FILE", _text),

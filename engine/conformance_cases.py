@@ -43,8 +43,10 @@ def as_dict(cases: list[CaseResult], not_started: int, seconds: float) -> dict:
 def markdown(cases: list[CaseResult], not_started: int, seconds: float) -> list[str]:
     total = counts(cases)
     lines = ["", "## Cases", "",
-             f"Every startable definition of every deployed file started once with no data and driven (user tasks "
-             f"with random data their form accepts, external tasks by a stub worker, timers by moving the clock): "
+             f"Every startable definition of every deployed file started once (with random data of its start "
+             f"event's form, if it has one, else none) and driven (user tasks with random data their JSON Schema or "
+             f"Camunda form accepts, external tasks and Java service tasks by a stub worker, timers by moving the "
+             f"clock): "
              f"{total['started']} cases in {seconds:.0f} s; {total['completed']} completed, {total['waiting']} "
              f"waiting on an event, {total['incident']} incidents ({total['model_incidents']} of the model, "
              f"{total['engine_incidents']} of the engine), {total['limit']} at a limit, {total['stopped']} stopped, "

@@ -24,6 +24,8 @@ KINDS = [
     ("a data input or output the model never sets", "model",
      re.compile(r"failed: (A data object could not be set|Missing data (ouput|input)"
                 r"|You are missing a required Data Input)")),
+    ("a multi-instance collection the model never sets (or that holds no items)", "model",
+     re.compile(r"failed: its collection '.*' is (not set|.*, not a list or map)")),
     ("a worker reported a failure", "model", re.compile(r"^worker '.*' could not do this task")),
 ]
 # A failed step: "<element> failed[ evaluating <expression>]: <ExceptionClass>: <text>".

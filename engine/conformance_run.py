@@ -14,19 +14,24 @@ The outcome of a case: completed; waiting (for a message or signal, with nothing
 (the model's own, or the engine's: see conformance_incidents.py); limit (MAX_STEPS steps, or the time
 budget, spent); stopped (the driver could not take a step: a form it found no data for, or a step the
 engine refused as a client error); crashed (an exception other than the engine's own refusals escaped
-the engine: a bug, what a server would answer with a 5xx).
+the engine: a bug, what a server would answer with a 5xx; or one command of the engine did not return
+within COMMAND_SECONDS, which would hold a server's thread as long).
 """
 from __future__ import annotations
 
 import random
 import shutil
+import signal
+import threading
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import timedelta
 from pathlib import Path
 
 from .clock import FixedClock, parse_rfc3339
-from .conformance_forms import form_data
+from .conformance_forms import camunda_forms, form_data
 from .conformance_incidents import classify
 from .errors import EngineError
 from .service import Engine, EngineSettings
@@ -35,6 +40,35 @@ MAX_STEPS = 200
 SECONDS_PER_CASE = 5.0   # a budget the driver stops at, measured; the report gives each case's time
 ACTOR, WORKER = "conformance", "conformance-worker"
 LOCK_SECONDS = 600
+# The step and time budgets are checked between the engine's commands; a command that does not end (a
+# process that calls itself without end) is stopped after this long, and the case reported as crashed.
+COMMAND_SECONDS = 30.0
+
+
+class CommandHung(BaseException):
+    """Raised into a command that ran out of COMMAND_SECONDS. A BaseException, so that the engine's own
+    handlers (which make any Exception of a step the case's incident) let it through and nothing is saved."""
+
+
+@contextmanager
+def command_deadline(seconds: float | None = None) -> Iterator[None]:
+    """Interrupt the block after `seconds` (COMMAND_SECONDS if not given) with SIGALRM: on the main thread
+    of a POSIX process only; elsewhere the block runs unbounded."""
+    seconds = COMMAND_SECONDS if seconds is None else seconds
+    if not hasattr(signal, "setitimer") or threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def interrupt(_signum: int, _frame: object) -> None:
+        raise CommandHung(f"a command of the engine did not return within {seconds:g} s")
+
+    previous = signal.signal(signal.SIGALRM, interrupt)
+    signal.setitimer(signal.ITIMER_REAL, seconds)
+    try:
+        yield
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        signal.signal(signal.SIGALRM, previous)
 
 
 class NoData(Exception):
@@ -81,13 +115,15 @@ def drive_file(bundle: list[tuple[str, bytes]], relative: str, template: Path) -
     copy = template.with_name("case.db")
     shutil.copyfile(template, copy)
     clock = FixedClock()
-    engine = Engine(EngineSettings(database_url=f"sqlite:///{copy}"), clock=clock)
+    # Java service tasks wait for a worker, as they would for a team that plugs in workers for them.
+    engine = Engine(EngineSettings(database_url=f"sqlite:///{copy}", java_as_external_tasks=True), clock=clock)
     driven = Driven()
     try:
         engine.deploy(bundle, ACTOR)
+        forms = camunda_forms(bundle)
         for definition in engine.list_definitions():
             if definition["startable"]:
-                driven.cases.append(drive_case(engine, clock, relative, definition["key"]))
+                driven.cases.append(drive_case(engine, clock, relative, definition["key"], forms))
             else:
                 driven.not_started.append(definition["key"])
     finally:
@@ -97,34 +133,44 @@ def drive_file(bundle: list[tuple[str, bytes]], relative: str, template: Path) -
     return driven
 
 
-def drive_case(engine: Engine, clock: FixedClock, relative: str, key: str) -> CaseResult:
+def drive_case(engine: Engine, clock: FixedClock, relative: str, key: str,
+               forms: dict[tuple[str, str | None], dict] | None = None) -> CaseResult:
+    """Start a case (with random data of its start event's form, if it has one) and drive it to its end.
+    `forms` are the Camunda forms of the models (conformance_forms.camunda_forms), which the engine does
+    not show but which say what a person would fill in."""
     result = CaseResult(relative, key, "limit")
     started = time.perf_counter()
+    forms = forms or {}
     try:
-        case, _ = engine.start_case(key, ACTOR, data={})
-        rng = random.Random(f"{relative}:{key}")
-        while True:
-            case = engine.get_case(case["id"])
-            if case["status"] != "running":
-                break
-            if result.steps >= MAX_STEPS or time.perf_counter() - started > SECONDS_PER_CASE:
-                result.detail = (f"not finished after {result.steps} steps" if result.steps >= MAX_STEPS else
-                                 f"not finished within {SECONDS_PER_CASE:g} s")
-                break
-            if not take_step(engine, clock, case, rng):
-                break
-            result.steps += 1
-        conclude(result, engine.get_case(case["id"]))
+        with command_deadline():
+            rng = random.Random(f"{relative}:{key}")
+            start_form = forms.get((key, None))
+            data = _filled(start_form, rng, "start event") if start_form else {}
+            case, _ = engine.start_case(key, ACTOR, data=data)
+            while True:
+                case = engine.get_case(case["id"])
+                if case["status"] != "running":
+                    break
+                if result.steps >= MAX_STEPS or time.perf_counter() - started > SECONDS_PER_CASE:
+                    result.detail = (f"not finished after {result.steps} steps" if result.steps >= MAX_STEPS else
+                                     f"not finished within {SECONDS_PER_CASE:g} s")
+                    break
+                if not take_step(engine, clock, case, rng, forms):
+                    break
+                result.steps += 1
+            conclude(result, engine.get_case(case["id"]))
     except (EngineError, NoData) as exc:
         result.outcome, result.detail = "stopped", _refusal(exc)
-    except Exception as exc:  # noqa: BLE001 - an escaping exception is what this run looks for
+    except (Exception, CommandHung) as exc:  # noqa: BLE001 - an escaping exception is what this run looks for
         result.outcome, result.detail = "crashed", f"{type(exc).__name__}: {exc}"
     result.seconds = time.perf_counter() - started
     return result
 
 
-def take_step(engine: Engine, clock: FixedClock, case: dict, rng: random.Random) -> bool:
-    """One step of a running case; False when there is nothing the driver can do (the case waits)."""
+def take_step(engine: Engine, clock: FixedClock, case: dict, rng: random.Random,
+              forms: dict[tuple[str, str | None], dict] | None = None) -> bool:
+    """One step of a running case; False when there is nothing the driver can do (the case waits). A user
+    task without a JSON Schema form of its own is filled in by its Camunda form, if `forms` has one."""
     tasks = case["tasks"]
     if tasks:
         task = tasks[0]
@@ -132,12 +178,11 @@ def take_step(engine: Engine, clock: FixedClock, case: dict, rng: random.Random)
             for job in engine.lock_external_tasks(WORKER, [task["topic"]], 10, LOCK_SECONDS):
                 engine.complete_task(job["id"], {}, WORKER, anyone, worker=WORKER)
         else:
-            form = engine.get_task(task["id"])["form"]
-            try:
-                data = form_data(form, rng)
-            except ValueError as exc:
-                raise NoData(f"{exc} (task '{task['element_id']}')") from None
-            engine.complete_task(task["id"], data, ACTOR, anyone)
+            shown = engine.get_task(task["id"])
+            form = shown["form"]
+            if not form.get("properties"):
+                form = (forms or {}).get((shown["definition"], task["element_id"]), form)
+            engine.complete_task(task["id"], _filled(form, rng, f"task '{task['element_id']}'"), ACTOR, anyone)
         return True
     due = [parse_rfc3339(w["due_at"]) for w in case["waiting_for"] if w["type"] == "timer" and w.get("due_at")]
     if not due:
@@ -146,6 +191,13 @@ def take_step(engine: Engine, clock: FixedClock, case: dict, rng: random.Random)
     clock.move_to(max(clock.now(), min(due).replace(tzinfo=clock.now().tzinfo) + timedelta(seconds=1)))
     engine.fire_due_timers()
     return True
+
+
+def _filled(form: dict, rng: random.Random, where: str) -> dict:
+    try:
+        return form_data(form, rng)
+    except ValueError as exc:
+        raise NoData(f"{exc} ({where})") from None
 
 
 def conclude(result: CaseResult, case: dict) -> None:

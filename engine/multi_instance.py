@@ -19,9 +19,10 @@ parser still makes SpiffWorkflow's own, which are only serialized (spiff_setup.p
 from __future__ import annotations
 
 import ast
-from collections.abc import Sized
+from collections.abc import Iterable, Sized
 from typing import Any
 
+from SpiffWorkflow.bpmn.exceptions import WorkflowDataException
 from SpiffWorkflow.bpmn.specs.bpmn_process_spec import BpmnProcessSpec
 from SpiffWorkflow.bpmn.specs.mixins.multiinstance_task import MultiInstanceTask
 from SpiffWorkflow.camunda.specs.multiinstance_task import ParallelMultiInstanceTask as _CamundaParallel
@@ -81,7 +82,7 @@ class ParallelMultiInstanceTask(_BoundedInstances, _CamundaParallel):
         # The library creates every instance here at once: count them first. The cardinality is
         # evaluated once more for that (the Camunda flavour already evaluates it twice).
         if self.data_input is not None:
-            items = self.data_input.get(my_task)
+            items = _collection(self, my_task)
             asked = len(items) if isinstance(items, Sized) else None
             counted = {"collection": self.data_input.bpmn_id}
         else:
@@ -105,6 +106,31 @@ class SequentialMultiInstanceTask(_BoundedInstances, _CamundaSequential):
                 my_task.internal_data["remaining"] = []
                 return
         super().add_next_child(my_task)
+
+    def init_remaining_items(self, my_task: Task) -> list:
+        _collection(self, my_task)  # the library's own check names neither the activity's collection nor its value
+        remaining: list = super().init_remaining_items(my_task)
+        return remaining
+
+
+def _collection(task_spec: MultiInstanceTask, my_task: Task) -> Any:
+    """The items of a collection multi-instance activity, or the model's failure, in a sentence naming the
+    variable: missing or not iterable, SpiffWorkflow would raise a TypeError of its own (the parallel kind)
+    or a sentence naming neither the variable nor what it held (the sequential kind)."""
+    reference = task_spec.data_input
+    name = reference.bpmn_id
+    if not reference.exists(my_task):
+        raise WorkflowDataException(
+            f"its collection '{name}' is not set: the multi-instance activity needs the list (or map) of its "
+            f"items in the case data '{name}' before it begins", my_task, data_input=reference)
+    items = reference.get(my_task)
+    if items is None or not isinstance(items, Iterable):
+        shown = repr(items)
+        raise WorkflowDataException(
+            f"its collection '{name}' is {type(items).__name__} {shown[:40]}{'…' if len(shown) > 40 else ''}, "
+            "not a list or map of the items the multi-instance activity has one instance each for",
+            my_task, data_input=reference)
+    return items
 
 
 def _did_not_begin(my_task: Task) -> None:

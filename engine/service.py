@@ -25,6 +25,7 @@ from .database import Database, connect, migrate
 from .definition_commands import DefinitionCommands
 from .errors import ConcurrentUpdate, DefinitionNotFound
 from .external_tasks import MayComplete
+from .java_tasks import with_java_topics
 from .observer import Observer
 from .parts import EngineParts
 from .sandbox import make_script_engine
@@ -206,6 +207,8 @@ class Engine(DefinitionCommands):
     def _load_definition(self, key: str, version: int) -> StoredDefinition:
         with self.db.reader.connect() as conn:
             stored = store.load_stored_definition(conn, key, version)
+            if stored is not None and self.settings.java_as_external_tasks:
+                stored = with_java_topics(conn, stored)
         if stored is None:
             raise DefinitionNotFound(f"definition '{key}' has no version {version}")
         return stored

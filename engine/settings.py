@@ -41,6 +41,9 @@ class EngineSettings:
     script_limits: ScriptLimits = field(default_factory=ScriptLimits)
     spec_cache_size: int = 256
     max_instances: int = 1000  # instances of one multi-instance activity (its cardinality or collection)
+    # Camunda 7 Java service tasks (camunda:class, delegateExpression, expression) become external tasks on a
+    # topic named after what they name (java_tasks.py); off, a case reaching one stops with an incident.
+    java_as_external_tasks: bool = False
 
 
 @dataclass(frozen=True)
