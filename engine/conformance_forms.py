@@ -105,12 +105,21 @@ def camunda_forms(bundle: list[tuple[str, bytes]]) -> dict[tuple[str, str | None
                     found[(pid, task.get("id"))] = schema
             for start in process.iterchildren(f"{{{BPMN_NS}}}startEvent"):
                 key = start.get(f"{{{CAMUNDA_NS}}}formKey") or ""
-                schema = json.loads(files[key]) if key.endswith(".json") and key in files else form_of(start)
+                schema = _json_form(files[key]) if key.endswith(".json") and key in files else form_of(start)
                 plain = not any(etree.QName(c).localname.endswith("EventDefinition") for c in start
                                 if isinstance(c.tag, str))
                 if schema is not None and plain:
                     found[(pid, None)] = schema  # a none start event: the one a person starts
     return found
+
+
+def _json_form(content: bytes) -> dict | None:
+    """A JSON Schema form file of the bundle; None when it is not one (the run then starts with no data)."""
+    try:
+        schema = json.loads(content)
+    except ValueError:
+        return None
+    return schema if isinstance(schema, dict) else None
 
 
 def form_of(element: etree._Element) -> dict | None:

@@ -97,3 +97,12 @@ def test_a_case_whose_command_hangs_is_reported_as_crashed(template, monkeypatch
     assert (result.outcome, result.detail) == ("crashed", "CommandHung: a command of the engine did not return "
                                                           "within 0.2 s")
     assert result.seconds < 5
+
+
+def test_a_start_form_file_that_is_not_json_leaves_the_start_without_a_form():
+    model = (b'<?xml version="1.0"?><bpmn:definitions xmlns:bpmn="http://www.omg.org/spec/BPMN/20100524/MODEL" '
+             b'xmlns:camunda="http://camunda.org/schema/1.0/bpmn" id="d"><bpmn:process id="p" isExecutable="true">'
+             b'<bpmn:startEvent id="s" camunda:formKey="start.json"/></bpmn:process></bpmn:definitions>')
+    assert camunda_forms([("p.bpmn", model), ("start.json", b"{not json")]) == {}
+    assert camunda_forms([("p.bpmn", model), ("start.json", b'{"type": "object"}')]) == {("p", None): {
+        "type": "object"}}
