@@ -23,6 +23,7 @@ from lxml import etree
 
 from .deploy_problems import DeployProblem, describe
 from .deploy_schema import BPMN_NS, CAMUNDA_NS
+from .java_tasks import topic_of
 from .projections import lane_role
 
 ZEEBE_NS = "http://camunda.org/schema/zeebe/1.0"
@@ -53,10 +54,14 @@ def camunda_findings(filename: str, tree: etree._ElementTree) -> tuple[list[Depl
                     task.sourceline, task.get("id")))
         for task in process.iter(f"{{{BPMN_NS}}}serviceTask"):
             if task.get(f"{{{CAMUNDA_NS}}}type") != "external":
+                topic = topic_of(task)
+                # The server's opt-in (java_tasks.py), read when a version is loaded, not known here.
+                opt_in = (f"; a server run with USM_JAVA_AS_EXTERNAL_TASKS makes it an external task on the topic "
+                          f"'{topic}' instead" if topic else "")
                 warnings.append(DeployProblem(
                     filename, f"{describe(task)} has no implementation this engine runs{_not_run(task)}: a case "
                               "that reaches it stops with an incident; make it an external task "
-                              "(camunda:type=\"external\" with a camunda:topic) that a worker completes",
+                              f"(camunda:type=\"external\" with a camunda:topic) that a worker completes{opt_in}",
                     task.sourceline, task.get("id")))
         for task in process.iter(f"{{{BPMN_NS}}}businessRuleTask"):
             if not task.get(f"{{{CAMUNDA_NS}}}decisionRef"):

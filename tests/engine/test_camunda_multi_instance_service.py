@@ -56,7 +56,8 @@ def test_a_multi_instance_service_task_without_implementation_is_warned_about_an
         "service task 'Notify approver' (Activity_Notify) has no implementation this engine runs (its "
         "camunda:class 'org.example.NotifyDelegate' is Camunda 7 Java, not run here): a case that reaches it stops "
         "with an incident; make it an external task (camunda:type=\"external\" with a camunda:topic) that a worker "
-        "completes")
+        "completes; a server run with USM_JAVA_AS_EXTERNAL_TASKS makes it an external task on the topic "
+        "'NotifyDelegate' instead")
     case, _ = engine.start_case("camunda_mi_service", "system", data={"approvers": APPROVERS})
     assert case["status"] == "error" and case["incident"]["element_id"] == "Activity_Notify"
     assert "has no implementation" in case["incident"]["message"]
