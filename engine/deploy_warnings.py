@@ -23,12 +23,11 @@ from lxml import etree
 
 from .deploy_problems import DeployProblem, describe
 from .deploy_schema import BPMN_NS, CAMUNDA_NS
-from .java_tasks import topic_of
+from .java_tasks import JAVA_ATTRIBUTES, topic_of
 from .projections import lane_role
 
 ZEEBE_NS = "http://camunda.org/schema/zeebe/1.0"
 _ASSIGNMENT = ("assignee", "candidateGroups", "candidateUsers")
-_JAVA = ("class", "delegateExpression", "expression")
 JSON_FORM = ".json"
 
 
@@ -141,7 +140,7 @@ def _payload_expression(task: etree._Element) -> str | None:
 
 def _not_run(task: etree._Element) -> str:
     """' (its camunda:class 'x' is Camunda 7 Java, not run here)': what the model meant to run instead."""
-    for attribute in _JAVA:
+    for attribute in JAVA_ATTRIBUTES:
         value = task.get(f"{{{CAMUNDA_NS}}}{attribute}")
         if value and not (attribute == "expression" and etree.QName(task).localname == "sendTask"):
             return f" (its camunda:{attribute} '{value}' is Camunda 7 Java, not run here)"
