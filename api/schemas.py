@@ -290,7 +290,10 @@ COMPONENTS = {
     "LockedTasks": {"type": "object", "properties": {"items": {"type": "array", "items": {"allOf": [
         {"$ref": "#/components/schemas/Task"},
         {"type": "object", "properties": {"data": {"type": "object", "description": "the case data"},
-                                          "business_key": {"type": ["string", "null"]}},
+                                          "business_key": {"type": ["string", "null"]},
+                                          "parameters": {"type": "object", "description": (
+                                              "the literal parameters the model gives the job (a SpiffWorkflow "
+                                              "service task operator's); absent when it gives none")}},
          "required": ["data", "business_key"]}]}}}, "required": ["items"]},
     "ComplianceList": {"type": "object", "properties": {"items": {"type": "array", "items": {
         "$ref": "#/components/schemas/Requirement"}}}, "required": ["items"]},

@@ -20,6 +20,7 @@ from .forms import Form
 from .multi_instance import set_ceiling
 from .settings import EngineSettings
 from .spiff_setup import spec_from_dict, wire_loop_tasks
+from .task_outputs import link_data, with_declared_outputs
 
 _Key = TypeVar("_Key")
 _Value = TypeVar("_Value")
@@ -68,15 +69,32 @@ class CompiledVersion:
             for spec in (self.spec, *self.embedded.values()) for task_spec in spec.task_specs.values()
             if isinstance(task_spec, ThrowingEvent)
             and isinstance(getattr(task_spec, "event_definition", None), MessageEventDefinition)}
+        # Versions deployed before declared outputs joined the form get them here (task_outputs.py).
+        task_specs = {(spec.name, getattr(task_spec, "bpmn_id", None)): task_spec
+                      for spec in (self.spec, *self.embedded.values()) for task_spec in spec.task_specs.values()}
         self.user_tasks = {
             (task["process"], task["element_id"]): UserTaskInfo(
                 element_id=task["element_id"], name=task["name"], lane=task["lane"],
-                documentation=task["documentation"], form=Form(task["form"]),
+                documentation=task["documentation"], form=Form(_form(task, task_specs)),
                 definition=stored.key, version=stored.version)
             for task in stored.meta["user_tasks"]
         }
         self.external_topics = {(task["process"], task["element_id"]): task["topic"]
                                 for task in stored.meta.get("external_tasks", [])}
+        # The literal parameters of a SpiffWorkflow connector call, which go with its job (worker_tasks.py).
+        self.external_parameters = {(task["process"], task["element_id"]): task["parameters"]
+                                    for task in stored.meta.get("external_tasks", []) if task.get("parameters")}
+
+
+def _form(task: dict, task_specs: dict) -> dict | None:
+    """The task's form with its declared outputs (task_outputs.py), its data links followed by the spec."""
+    task_spec = task_specs.get((task["process"], task["element_id"]))
+    if task_spec is None:
+        return task["form"]
+    links = task.get("data_links") or {}
+    form = with_declared_outputs(task["form"], task_spec, links)
+    link_data(task_spec, links)
+    return form
 
 
 class Blueprint:
@@ -88,6 +106,7 @@ class Blueprint:
         self.subprocess_specs = dict(main.embedded)
         self.user_tasks = dict(main.user_tasks)
         self.external_topics = dict(main.external_topics)
+        self.external_parameters = dict(main.external_parameters)
         # Element ids are unique within a definition only, so names, lanes and flows are kept per
         # definition, and every process id (its own, embedded subprocesses, called ones) maps to the
         # definition that holds it.
@@ -101,6 +120,7 @@ class Blueprint:
             self.subprocess_specs.update(compiled.embedded)
             self.user_tasks.update(compiled.user_tasks)
             self.external_topics.update(compiled.external_topics)
+            self.external_parameters.update(compiled.external_parameters)
             self.versions.setdefault(compiled.key, compiled.version)
             for process_id in (compiled.spec.name, *compiled.embedded):
                 self.owner_of.setdefault(process_id, compiled.key)

@@ -82,8 +82,8 @@ _REWRITES = [
      "{what} is a timer without a date, duration or cycle: set one, as a Python expression (e.g. \"PT1H\" "
      "in quotes)"),
     ("A multiinstance task must specify a cardinality",
-     "{what} is multi-instance but says neither how many instances nor over what: set a loop cardinality or "
-     "camunda:collection (with camunda:elementVariable)"),
+     "{what} is multi-instance but says neither how many instances nor over what: set a loop cardinality, "
+     "camunda:collection (with camunda:elementVariable), or loopDataInputRef (with inputDataItem)"),
     ("Invalid Script Task",
      "{what} has no inline script: write the Python code in the task itself (external script resources are "
      "not supported)"),

@@ -12,12 +12,18 @@ from lxml import etree
 from SpiffWorkflow.bpmn.parser.BpmnParser import BpmnValidator
 from SpiffWorkflow.dmn.parser.BpmnDmnParser import SCHEMAS as DMN_SCHEMAS
 
+from .data_associations import pass_or_set_aside
 from .deploy_ids import designer_id, reserved_ids, with_internal_ids
+from .deploy_empty import set_empty_processes_aside
 from .deploy_implicit import start_implicitly
 from .deploy_problems import DeployProblem, describe, problem_at
 from .deploy_schema import BPMN_NS, CAMUNDA_NS, SPIFF_NS, check_bpmn_schema, schema_problems
+from .deploy_tasks import give_tasks_defaults
+from .deploy_timers import timers_without_time
+from .deploy_tolerances import before_schema, unprefix_bpmn_references
 from .deploy_warnings import camunda_findings
 from .errors import TooLarge
+from .implicit_splits import split_explicitly
 from .settings import Limits
 from .spec_adjustments import (
     open_gateway_flows,
@@ -26,6 +32,7 @@ from .spec_adjustments import (
     unprefix_local_references,
 )
 from .spiff_setup import xsd_validator
+from .standard_loops import read_standard_loops
 from .xml_safety import UnsafeXml, parse_untrusted
 
 log = logging.getLogger(__name__)
@@ -186,20 +193,28 @@ def _load_bpmn(bundle: Bundle, filename: str, content: bytes, limits: Limits) ->
     if root.tag != f"{{{BPMN_NS}}}definitions":
         bundle.problems.append(DeployProblem(filename, _not_bpmn_message(root), root.sourceline))
         return
+    tolerated, restore = before_schema(filename, tree)
     with _xsd_lock:
         problems, warnings = check_bpmn_schema(xsd_validator(), filename, tree)
+    restore()
     if problems:
         bundle.problems.extend(problems)
         return
-    bundle.warnings.extend(warnings)
+    bundle.warnings.extend(tolerated + warnings)
     unprefix_local_references(tree)
+    bundle.warnings.extend(unprefix_bpmn_references(filename, tree))
     bundle.index_ids(filename, tree)  # before setting data stores aside: problems still find their lines
     bundle.warnings.extend(set_data_stores_aside(filename, tree))
+    bundle.warnings.extend(pass_or_set_aside(filename, tree))  # data associations: data_associations.py
+    bundle.warnings.extend(split_explicitly(filename, tree))  # flows out of activities: implicit_splits.py
+    bundle.warnings.extend(set_empty_processes_aside(filename, tree) + give_tasks_defaults(filename, tree))
     _name_decisions(tree)
     task_problems, task_warnings = camunda_findings(filename, tree)
     bundle.warnings.extend(task_warnings + open_gateway_flows(filename, tree) + start_implicitly(filename, tree))
+    bundle.warnings.extend(timers_without_time(filename, tree))  # after start_implicitly: see deploy_timers.py
     # Also translates JUEL and FEEL expressions in place, before the parser reads them.
-    unsupported = (_check_data_objects(bundle, filename, tree)
+    # Multi-instance in the standard form first: it may add data associations, which the data check covers.
+    unsupported = (read_standard_loops(filename, tree) + _check_data_objects(bundle, filename, tree)
                    + task_problems + translate_expressions(filename, tree))
     if unsupported:
         bundle.problems.extend(unsupported)
@@ -244,12 +259,17 @@ def _check_data_objects(bundle: Bundle, filename: str, tree: etree._ElementTree)
     object that is in neither, or missing, makes it loop forever for any activity inside a subprocess.
     """
     problems = []
+    # The tree's own ids, not the bundle's index: data_associations.py adds references after indexing.
+    ids: dict[str | None, etree._Element] = {}
+    for element in tree.iter():
+        if isinstance(element.tag, str) and element.get("id"):
+            ids.setdefault(element.get("id"), element)  # the first of a duplicate id, as the bundle's index
     for path, direction in ((f"{{{BPMN_NS}}}dataInputAssociation/{{{BPMN_NS}}}sourceRef", "reads from"),
                             (f"{{{BPMN_NS}}}dataOutputAssociation/{{{BPMN_NS}}}targetRef", "writes to")):
         for ref in tree.iterfind(f".//{path}"):
             association = ref.getparent()
             activity = association.getparent() if association is not None else None
-            reference = bundle.in_file(filename, (ref.text or "").strip())
+            reference = ids.get((ref.text or "").strip())
             if activity is None or reference is None or reference.tag != f"{{{BPMN_NS}}}dataObjectReference":
                 continue  # data stores and dangling ids fail in SpiffWorkflow, with a message we explain
             scope = _container(activity)
@@ -261,7 +281,7 @@ def _check_data_objects(bundle: Bundle, filename: str, tree: etree._ElementTree)
                                  for d in v.iterchildren(f"{{{BPMN_NS}}}dataObject")):
                 continue
             what = f"{describe(activity)} {direction} data object reference '{reference.get('id')}'"
-            data_object = bundle.in_file(filename, object_id)
+            data_object = ids.get(object_id)
             if not object_id:
                 message = f"{what}, which names no data object: set its dataObjectRef"
             elif data_object is None or data_object.tag != f"{{{BPMN_NS}}}dataObject":

@@ -12,9 +12,13 @@ completes when nothing in it is left to do, as SpiffWorkflow finishes any (sub)p
 insists on an end event, so each node without an outgoing flow gets one. The stored source keeps the
 file as uploaded; the warning names the nodes that start.
 
+A link throw event without an incoming flow is such a node too (it then jumps to its catch event); a
+link catch event is not, since its link leads to it. Processes with nothing to run at all are
+deploy_empty.py's.
+
 What stays refused: a container in which every node has an incoming flow (nothing says where it
-starts), an empty process (nothing to run), an event subprocess without its start event, and a
-subprocess with several start events (SpiffWorkflow would not know which one runs).
+starts), an event subprocess without its start event, and a subprocess with several start events
+(SpiffWorkflow would not know which one runs).
 """
 from __future__ import annotations
 
@@ -25,7 +29,7 @@ from .deploy_schema import BPMN_NS
 
 _B = f"{{{BPMN_NS}}}"
 # The flow nodes a token can be in (boundary events hang on an activity, and start with it).
-_FLOW_NODES = {f"{_B}{name}" for name in (
+FLOW_NODES = {f"{_B}{name}" for name in (
     "task", "userTask", "manualTask", "scriptTask", "serviceTask", "sendTask", "receiveTask", "businessRuleTask",
     "callActivity", "subProcess", "transaction", "adHocSubProcess", "exclusiveGateway", "parallelGateway",
     "inclusiveGateway", "eventBasedGateway", "complexGateway", "intermediateThrowEvent", "intermediateCatchEvent",
@@ -58,38 +62,38 @@ def _implicit_end(filename: str, container: etree._Element, taken: set[str]) -> 
     SpiffWorkflow finishes a subprocess that way too, but refuses one without an end event: each node
     without an outgoing flow gets one of its own."""
     sources = {flow.get("sourceRef") for flow in container.iterchildren(f"{_B}sequenceFlow")}
-    sinks = [child for child in container if child.tag in _FLOW_NODES and _can_start(child)
+    sinks = [child for child in container if child.tag in FLOW_NODES and _can_start(child)
              and child.get("id") not in sources]
     if not sinks:
         return None  # every node leads on: left to SpiffWorkflow's refusal
     for sink in sinks:
-        _connect(container, sink, _add(container, "endEvent", taken, sink.get("id")), taken)
+        connect(container, sink, add_element(container, "endEvent", taken, sink.get("id")), taken)
     return DeployProblem(filename, f"{describe(container)} has no end event: as BPMN 2.0 says, it completes when "
                                    "nothing in it is left to do; add an end event to say where it ends",
                          container.sourceline, container.get("id"))
 
 
 def _implicit_start(filename: str, container: etree._Element, taken: set[str]) -> DeployProblem | None:
-    nodes = [child for child in container if child.tag in _FLOW_NODES and _can_start(child)]
+    nodes = [child for child in container if child.tag in FLOW_NODES and _can_start(child)]
     targets = {flow.get("targetRef") for flow in container.iterchildren(f"{_B}sequenceFlow")}
     sources = [node for node in nodes if node.get("id") not in targets]
-    empty = not any(child.tag in _FLOW_NODES for child in container)
+    empty = not any(child.tag in FLOW_NODES for child in container)
     if container.tag == f"{_B}process" and empty:
-        return None  # nothing to run: refused as without a start event
+        return None  # nothing to run: deploy_empty.py's
     if not sources and not empty:
         return None  # every node is entered by a flow: nothing says where it starts
-    start = _add(container, "startEvent", taken, container.get("id"))
+    start = add_element(container, "startEvent", taken, container.get("id"))
     if empty:
-        _connect(container, start, _add(container, "endEvent", taken, container.get("id")), taken)
+        connect(container, start, add_element(container, "endEvent", taken, container.get("id")), taken)
         return DeployProblem(filename, f"{describe(container)} is empty (drawn collapsed, without its inside), "
                                        "so it completes as soon as it starts: model its inside to have it do "
                                        "something", container.sourceline, container.get("id"))
     first = start
     if len(sources) > 1:
-        first = _add(container, "parallelGateway", taken, container.get("id"))
-        _connect(container, start, first, taken)
+        first = add_element(container, "parallelGateway", taken, container.get("id"))
+        connect(container, start, first, taken)
     for source in sources:
-        _connect(container, first, source, taken)
+        connect(container, first, source, taken)
     names = ", ".join(label(source) for source in sources)
     return DeployProblem(filename, f"{describe(container)} has no start event: as BPMN 2.0 says, what no sequence "
                                    f"flow leads to starts when it starts ({names}), at once"
@@ -102,10 +106,10 @@ def _can_start(node: etree._Element) -> bool:
     compensation handler, or a link catch event (those are started by an event, a compensation or a link)."""
     if node.get("triggeredByEvent") == "true" or node.get("isForCompensation") == "true":
         return False
-    return node.find(f"{_B}linkEventDefinition") is None
+    return node.tag != f"{_B}intermediateCatchEvent" or node.find(f"{_B}linkEventDefinition") is None
 
 
-def _add(container: etree._Element, tag: str, taken: set[str], owner: str | None) -> etree._Element:
+def add_element(container: etree._Element, tag: str, taken: set[str], owner: str | None) -> etree._Element:
     """A new element of `container`, with an id no element of the file has."""
     base = f"{owner or 'process'}_implicit_{tag}"
     element_id, number = base, 1
@@ -119,7 +123,7 @@ def _add(container: etree._Element, tag: str, taken: set[str], owner: str | None
     return element
 
 
-def _connect(container: etree._Element, source: etree._Element, target: etree._Element, taken: set[str]) -> None:
-    flow = _add(container, "sequenceFlow", taken, source.get("id"))
+def connect(container: etree._Element, source: etree._Element, target: etree._Element, taken: set[str]) -> None:
+    flow = add_element(container, "sequenceFlow", taken, source.get("id"))
     flow.set("sourceRef", source.get("id") or "")
     flow.set("targetRef", target.get("id") or "")

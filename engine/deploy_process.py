@@ -20,6 +20,8 @@ from .deploy_warnings import JSON_FORM, user_task_warnings
 from .multi_instance import literal_cardinality
 from .spec_adjustments import adjust_spec, flow_index
 from .spiff_setup import Parser, spec_to_dict
+from .task_outputs import data_links, with_declared_outputs
+from .worker_tasks import connector_warning, literal_parameters, worker_topic
 
 # Ids, names and lane names are stored in columns of this width.
 MAX_NAME_LENGTH = 255
@@ -203,9 +205,11 @@ def _user_task(bundle: Bundle, current: BpmnProcessSpec, task_spec: TaskSpec, ta
             return
         schema = bundle.forms[form_key]
         tasks.forms_used.add(form_key)
+    links = data_links(element, lambda ref: bundle.element(ref, file)[1]) if element is not None else {}
     tasks.user_tasks.append({"element_id": bpmn_id, "name": task_spec.bpmn_name, "lane": task_spec.lane,
-                             "documentation": task_spec.documentation, "form_key": form_key, "form": schema,
-                             "process": current.name})
+                             "documentation": task_spec.documentation, "form_key": form_key,
+                             "form": with_declared_outputs(schema, task_spec, links), "process": current.name,
+                             **({"data_links": links} if links else {})})
 
 
 def _external_task(bundle: Bundle, current: BpmnProcessSpec, bpmn_id: str,
@@ -213,7 +217,9 @@ def _external_task(bundle: Bundle, current: BpmnProcessSpec, bpmn_id: str,
     """A service task with camunda:type="external" waits for a worker that locks jobs of its topic.
     Other service tasks have no implementation here."""
     file, element = bundle.element(bpmn_id, current.file)
-    if element is None or element.get(f"{{{CAMUNDA_NS}}}type") != "external":
+    if element is not None and element.get(f"{{{CAMUNDA_NS}}}type") != "external":
+        return _worker_task(bundle, file, element, current.name, bpmn_id)
+    if element is None:
         return None
     topic = (element.get(f"{{{CAMUNDA_NS}}}topic") or "").strip()
     if not topic or len(topic) > MAX_NAME_LENGTH:
@@ -223,6 +229,20 @@ def _external_task(bundle: Bundle, current: BpmnProcessSpec, bpmn_id: str,
                   "Implementation → External → Topic)", source_line(element), bpmn_id))
         return None
     return {"process": current.name, "element_id": bpmn_id, "topic": topic}
+
+
+def _worker_task(bundle: Bundle, file: str | None, element: Any, process: str, bpmn_id: str) -> dict | None:
+    """A Camunda 8 job or a SpiffWorkflow connector call: an external task on the topic it names (worker_tasks.py)."""
+    found = worker_topic(element)
+    if found is None:
+        return None
+    topic, kind = found
+    task: dict[str, Any] = {"process": process, "element_id": bpmn_id, "topic": topic}
+    if kind != "zeebe":  # a Camunda 8 job is a worker's by nature: exactly what is drawn
+        bundle.warn([DeployProblem(file, connector_warning(element, topic, kind), source_line(element), bpmn_id)])
+    if kind == "spiff":
+        task["parameters"] = literal_parameters(element)
+    return task
 
 
 def _decision_of(parser: Parser, bundle: Bundle, file: str | None, bpmn_id: str) -> dict:

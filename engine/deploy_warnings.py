@@ -6,7 +6,7 @@ Part of deployment (see deployment.py).
   sends the message name only. Sending the case data instead (what SpiffWorkflow would do) could hand
   everything a case holds to whoever starts on the message, so the designer chooses what goes. A send
   task with camunda:type="external" is a job for a worker, as in Camunda 7 (spiff_setup.py).
-- A receive task without a message could never receive anything, so it is refused.
+- A receive task without a message waits for a message named after its id (deploy_tasks.py).
 - A service task that is not an external task (camunda:type="external") has no implementation here:
   a case reaching it stops with an incident. Java classes, expressions, connectors and Camunda 8 job
   types are named, so the designer knows what is not run. A business rule task that names no decision
@@ -25,6 +25,7 @@ from .deploy_problems import DeployProblem, describe
 from .deploy_schema import BPMN_NS, CAMUNDA_NS
 from .java_tasks import JAVA_ATTRIBUTES, topic_of
 from .projections import lane_role
+from .worker_tasks import worker_topic
 
 ZEEBE_NS = "http://camunda.org/schema/zeebe/1.0"
 _ASSIGNMENT = ("assignee", "candidateGroups", "candidateUsers")
@@ -32,9 +33,10 @@ JSON_FORM = ".json"
 
 
 def camunda_findings(filename: str, tree: etree._ElementTree) -> tuple[list[DeployProblem], list[DeployProblem]]:
-    """(problems, warnings) for the send, receive and service tasks of the executable processes, and for
+    """(problems, warnings) for the send and service tasks of the executable processes, and for
     the Camunda extensions in them that this engine does not apply."""
-    problems, warnings = [], []
+    problems: list[DeployProblem] = []
+    warnings: list[DeployProblem] = []
     for process in tree.getroot().iterchildren(f"{{{BPMN_NS}}}process"):
         # SpiffWorkflow's ProcessParser takes a process without isExecutable to be executable.
         if process.get("isExecutable", "true") != "true":
@@ -45,14 +47,8 @@ def camunda_findings(filename: str, tree: etree._ElementTree) -> tuple[list[Depl
             warning = _send_task_warning(filename, task)
             if warning is not None:
                 warnings.append(warning)
-        for task in process.iter(f"{{{BPMN_NS}}}receiveTask"):
-            if _message_ref(task) is None:
-                problems.append(DeployProblem(
-                    filename, f"{describe(task)} names no message, so nothing could ever arrive for it: set "
-                              "messageRef to a message (Camunda Modeler: Message), or make it a user task",
-                    task.sourceline, task.get("id")))
         for task in process.iter(f"{{{BPMN_NS}}}serviceTask"):
-            if task.get(f"{{{CAMUNDA_NS}}}type") != "external":
+            if task.get(f"{{{CAMUNDA_NS}}}type") != "external" and worker_topic(task) is None:  # worker_tasks.py
                 topic = topic_of(task)
                 # The server's opt-in (java_tasks.py), read when a version is loaded, not known here.
                 opt_in = (f"; a server run with USM_JAVA_AS_EXTERNAL_TASKS makes it an external task on the topic "

@@ -1,17 +1,21 @@
 """Camunda's expression languages, translated at deploy into the Python expressions the engine evaluates.
 
 Camunda 7 diagrams write conditions, timers and loop cardinalities in JUEL (`${amount > 1000 && !urgent}`),
-Camunda 8 diagrams in FEEL after an `=` (`=status = "open"`, `=not(flag)`). SpiffWorkflow evaluates such
-texts as Python, so each is translated once, at deploy, by a tokenizer and a recursive-descent parser: a
-string in, a Python expression out, or Untranslatable saying what is not supported and what to write
-instead. Nothing here knows BPMN: spec_adjustments.py finds the texts and locates the refusals.
+Camunda 8 diagrams in FEEL after an `=` (`=status = "open"`, `=not(flag)`), and exporters that keep BPMN 2.0's
+default, XPath, read data objects with `bpmn:getDataObject('approved')` (read as FEEL once each such call is the
+data object's variable). SpiffWorkflow evaluates such texts as Python, so each is translated once, at deploy,
+by a tokenizer and a recursive-descent parser: a string in, a Python expression out, or Untranslatable saying
+what is not supported and what to write instead. Nothing here knows BPMN: spec_adjustments.py finds the texts
+and locates the refusals.
 
 The subset: names, property access (`a.b`; JUEL also `a['b']`, `a[0]`), string, number, `true`, `false`
 and `null` literals, `!`/`not`, `empty`, comparisons (JUEL `==`/`eq`, `!=`/`ne`, `<`/`lt`, `>`/`gt`,
-`<=`/`le`, `>=`/`ge`; FEEL `=` `!=` `<` `>` `<=` `>=`), `&&`/`and`, `||`/`or`, parentheses. Translations
-stay within what plain_expressions.py evaluates in the server's own process. Refused: method and function
+`<=`/`le`, `>=`/`ge`; FEEL `=` `!=` `<` `>` `<=` `>=`), `&&`/`and`, `||`/`or`, parentheses, and FEEL's
+quantified expressions (`some x in xs satisfies x > 1`, `every …`, as Python's any()/all() over a generator).
+Translations stay within what plain_expressions.py evaluates in the server's own process, but for the
+quantified ones, which loop and so run in the sandbox process like a script. Refused: method and function
 calls, Camunda's `execution` and like objects, text outside `${…}` (or `#{…}`, read alike), `? :`, arithmetic,
-`instanceof`, and FEEL's `some`/`every`/`in`/`if`/`for`, filters and ranges.
+`instanceof`, and FEEL's `in` outside a quantified expression, `if`, `for`, filters and ranges.
 
 Semantics are Python's, not JUEL's coercions, so that translations stay plain Python:
 - `==`, `!=` do not coerce: JUEL's `'5' == 5` and `true == 'true'` are true, here false.
@@ -33,82 +37,74 @@ import ast
 import keyword
 import math
 import re
-from collections.abc import Callable
-from dataclasses import dataclass
+from collections.abc import Callable, Mapping
 from typing import NamedTuple, NoReturn
 
-JUEL = "JUEL (Camunda 7)"
-FEEL = "FEEL (Camunda 8)"
+from .expression_tokens import (
+    ARITHMETIC,
+    CONTEXT_OBJECTS,
+    FEEL,
+    FEEL_DIALECT,
+    JUEL,
+    JUEL_DIALECT,
+    LITERAL_WORDS,
+    NAME_PATTERN,
+    QUANTIFIER_WORDS,
+    SCRIPT_INSTEAD,
+    XPATH,
+    Dialect,
+    Token,
+    Untranslatable,
+    read_tokens,
+)
 
-SCRIPT_INSTEAD = ("compute the value in a script task before this point, or write the expression in Python "
-                  "(e.g. amount > 1000 and not urgent)")
-
-
-class Untranslatable(ValueError):
-    """An expression outside the translated subset. `reason` says what is not supported (or wrong) in it,
-    `instead` what to write; `dialect` is JUEL or FEEL above."""
-
-    def __init__(self, dialect: str, reason: str, instead: str) -> None:
-        super().__init__(f"{reason}: {instead}")
-        self.dialect, self.reason, self.instead = dialect, reason, instead
-
-
-@dataclass(frozen=True)
-class _Dialect:
-    name: str
-    symbols: dict[str, str]          # as written -> canonical operator, longest first ('<=' before '<')
-    words: dict[str, str]            # keyword -> canonical operator
-    quotes: str
-    refused_words: frozenset[str] = frozenset()
-    brackets: bool = True            # JUEL's a['b'] and a[0]; FEEL's brackets filter, and count from 1
+__all__ = ["FEEL", "JUEL", "XPATH", "Untranslatable", "translate"]
 
 
-def _symbols(same: str, **renamed: str) -> dict[str, str]:
-    table = {symbol: symbol for symbol in same.split()} | {symbol: name for name, symbol in renamed.items()}
-    return dict(sorted(table.items(), key=lambda item: -len(item[0])))
-
-
-_ARITHMETIC = {"+", "-", "*", "/", "%", "div", "mod", "**"}
-_JUEL = _Dialect(
-    JUEL, _symbols("== != <= >= < > ( ) . [ ] ? : , + - * / %", **{"and": "&&", "or": "||", "not": "!"}),
-    {"eq": "==", "ne": "!=", "lt": "<", "gt": ">", "le": "<=", "ge": ">=", "and": "and", "or": "or",
-     "not": "not", "empty": "empty", "div": "div", "mod": "mod", "instanceof": "instanceof"}, "'\"")
-_FEEL = _Dialect(
-    FEEL, _symbols("!= <= >= .. ** < > ( ) . [ ] , : ? + - * /", **{"==": "="}),
-    {"and": "and", "or": "or", "not": "not"}, '"',
-    frozenset({"some", "every", "in", "satisfies", "if", "then", "else", "for", "return", "between",
-               "instance", "of", "function"}), brackets=False)
-_LITERAL_WORDS = {"true": "True", "false": "False", "null": "None"}
-# Camunda's context objects: not case data, and nothing here stands for them.
-_CONTEXT_OBJECTS = {"execution", "variableScope", "authenticatedUserId", "externalTask"}
-
-_NUMBER = re.compile(r"(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?", re.ASCII)
-_NAME = re.compile(r"(?:[^\W\d]|\$)(?:\w|\$)*")
-_STRINGS = {quote: re.compile(rf"{quote}((?:[^{quote}\\]|\\.)*){quote}", re.DOTALL) for quote in "'\""}
-_ESCAPES = {"\\": "\\", "'": "'", '"': '"'}
-_FEEL_ESCAPES = {**_ESCAPES, "n": "\n", "t": "\t", "r": "\r"}
-
-
-class _Token(NamedTuple):
-    kind: str      # num, str, name, op, end
-    value: str     # the number as written, the decoded string, the name, or the canonical operator
-    source: str    # as written, for messages
-
-
-def translate(text: str) -> str | None:
-    """The Python expression for a JUEL (`${…}`) or FEEL (`=…`) text; None for any other text, which is
-    taken to be Python already. Raises Untranslatable for JUEL or FEEL outside the subset."""
+def translate(text: str, data_objects: Mapping[str, str] | None = None) -> str | None:
+    """The Python expression for a JUEL (`${…}`), FEEL (`=…`) or XPath (`bpmn:getDataObject('x') = 'y'`) text;
+    None for any other text, which is taken to be Python already. `data_objects` maps the names of the data
+    objects in sight to their ids, the variables that hold them. Raises Untranslatable outside the subset."""
     stripped = text.strip()
     # Deferred evaluation (#{…}) differs from ${…} only where an expression is kept to be evaluated
     # later; a condition or timer is evaluated when reached either way, so Camunda reads both alike.
     if stripped.startswith(("${", "#{")):
-        return _translate(stripped[2:], _JUEL)
+        return _translate(stripped[2:], JUEL_DIALECT)
     if stripped.startswith("="):
-        return _translate(stripped[1:], _FEEL)
+        return _translate(stripped[1:], FEEL_DIALECT)
+    if _DATA_OBJECT_CALL.search(stripped):
+        return _from_xpath(stripped, data_objects or {})
     if ("${" in stripped or "#{" in stripped) and not _is_python(stripped):
         raise Untranslatable(JUEL, "text outside ${…} is not translated",
                              "write the whole expression inside one ${…}, e.g. ${a > 1 && b}")
     return None
+
+
+# BPMN 2.0's default expression language is XPath, in which a condition reads a data object with
+# bpmn:getDataObject('name') (exporters such as Signavio write it so). Its comparisons, not(…), and/or and
+# literals are FEEL's, so an XPath condition is read as FEEL once each call is the name of its data object.
+_DATA_OBJECT_CALL = re.compile(r"\b(?:\w+:)?getDataObject\(\s*(?:'([^']*)'|\"([^\"]*)\")\s*\)")
+_XPATH_LITERALS = re.compile(r"\b(true|false)\(\s*\)")
+_XPATH_STRING = re.compile(r"'([^']*)'")
+
+
+def _from_xpath(text: str, data_objects: Mapping[str, str]) -> str:
+    def name_of(match: re.Match[str]) -> str:
+        written = match.group(1) if match.group(1) is not None else match.group(2)
+        name = data_objects.get(written, written)
+        if not name.isidentifier() or keyword.iskeyword(name):
+            held = f"data object '{written}' is held under its id '{name}', which" if name != written else \
+                f"the data object name '{name}'"
+            raise Untranslatable(XPATH, f"{held} is not a variable name an expression can read",
+                                 "give the data object an id of letters, digits and _ only")
+        return name
+
+    feel = _XPATH_STRING.sub(lambda m: '"' + m.group(1).replace('"', '\\"') + '"',
+                             _XPATH_LITERALS.sub(r"\1", _DATA_OBJECT_CALL.sub(name_of, text)))
+    try:
+        return _translate(feel, FEEL_DIALECT)
+    except Untranslatable as exc:
+        raise Untranslatable(XPATH, exc.reason.replace("FEEL's", "XPath's"), exc.instead) from None
 
 
 def _is_python(text: str) -> bool:
@@ -119,8 +115,8 @@ def _is_python(text: str) -> bool:
     return True
 
 
-def _translate(body: str, dialect: _Dialect) -> str:
-    tokens, rest = _tokens(body, dialect)
+def _translate(body: str, dialect: Dialect) -> str:
+    tokens, rest = read_tokens(body, dialect)
     if rest is None:
         raise Untranslatable(JUEL, "the ${ is never closed", "end the expression with }")
     if rest.strip():
@@ -131,56 +127,6 @@ def _translate(body: str, dialect: _Dialect) -> str:
     return _Parser(tokens, dialect).parse()
 
 
-def _tokens(body: str, dialect: _Dialect) -> tuple[list[_Token], str | None]:
-    """The tokens of `body`, and the text after JUEL's closing '}' (None if there is none)."""
-    tokens: list[_Token] = []
-    position = 0
-    while position < len(body):
-        char = body[position]
-        number, name = _NUMBER.match(body, position), _NAME.match(body, position)
-        if char.isspace():
-            position += 1
-        elif char == "}" and dialect is _JUEL:
-            return [*tokens, _Token("end", "", "the end")], body[position + 1:]
-        elif number:
-            tokens.append(_Token("num", number.group(), number.group()))
-            position = number.end()
-        elif char in dialect.quotes:
-            value, end = _string(body, position, dialect)
-            tokens.append(_Token("str", value, body[position:end]))
-            position = end
-        elif name:
-            tokens.append(_word(name.group(), dialect))
-            position = name.end()
-        else:
-            symbol = next((s for s in dialect.symbols if body.startswith(s, position)), None)
-            if symbol is None:
-                raise Untranslatable(dialect.name, f"the character '{char}' is not part of the translated "
-                                                   "subset", "remove it, or write the expression in Python")
-            tokens.append(_Token("op", dialect.symbols[symbol], symbol))
-            position += len(symbol)
-    return [*tokens, _Token("end", "", "the end")], (None if dialect is _JUEL else "")
-
-
-def _word(word: str, dialect: _Dialect) -> _Token:
-    if word in dialect.words:
-        return _Token("op", dialect.words[word], word)
-    if word in dialect.refused_words:
-        raise Untranslatable(dialect.name, f"FEEL's '{word}' is not translated", SCRIPT_INSTEAD)
-    return _Token("name", word, word)
-
-
-def _string(body: str, start: int, dialect: _Dialect) -> tuple[str, int]:
-    """The decoded string literal starting at `start`, and the position after it."""
-    match = _STRINGS[body[start]].match(body, start)
-    if match is None:
-        raise Untranslatable(dialect.name, f"the string starting {body[start:start + 12]} is never closed",
-                             f"end it with {body[start]}")
-    escapes = _FEEL_ESCAPES if dialect is _FEEL else _ESCAPES  # JUEL keeps other backslashes as written
-    return re.sub(r"\\(.)", lambda m: escapes.get(m.group(1), m.group()), match.group(1), flags=re.DOTALL), match.end()
-
-
-# Python precedences of what the translation builds, lowest first; a part is put in parentheses when
 # its precedence would bind it wrongly (or, for comparisons, chain it) inside the whole.
 _OR, _AND, _NOT, _COMPARE, _UNARY, _ATOM = range(6)
 
@@ -201,7 +147,7 @@ class _Parser:
     """Recursive descent over one expression. JUEL's precedence, lowest first: or, and, == !=, < > <= >=,
     unary (! not empty -), property access. FEEL has one level of comparisons, which do not chain."""
 
-    def __init__(self, tokens: list[_Token], dialect: _Dialect) -> None:
+    def __init__(self, tokens: list[Token], dialect: Dialect) -> None:
         self.tokens, self.dialect, self.position = tokens, dialect, 0
 
     def parse(self) -> str:
@@ -210,10 +156,10 @@ class _Parser:
             self._unexpected()
         return result.text
 
-    def _peek(self, ahead: int = 0) -> _Token:
+    def _peek(self, ahead: int = 0) -> Token:
         return self.tokens[min(self.position + ahead, len(self.tokens) - 1)]
 
-    def _take(self) -> _Token:
+    def _take(self) -> Token:
         token = self._peek()
         self.position += 1
         return token
@@ -232,11 +178,14 @@ class _Parser:
 
     def _unexpected(self, expected: str = "") -> NoReturn:
         token = self._peek()
-        if token.kind == "op" and token.value in _ARITHMETIC:
+        if token.kind == "op" and token.value in ARITHMETIC:
             raise self._refuse(f"arithmetic ('{token.source}') is not translated")
         if token.kind == "op" and token.value in {"?", ":"}:
             raise self._refuse("the conditional operator (? :) is not translated",
                                "draw two sequence flows with opposite conditions out of an exclusive gateway")
+        if token.kind == "op" and token.value in QUANTIFIER_WORDS and not expected:
+            raise self._refuse(f"FEEL's '{token.source}' is not translated here: only in a quantified expression "
+                               "(some x in xs satisfies x > 1, or every …)")
         if token.kind == "op" and token.value == "instanceof":
             raise self._refuse("instanceof is not translated", "compare values instead")
         seen = "the end" if token.kind == "end" else f"'{token.source}'"
@@ -254,10 +203,10 @@ class _Parser:
         return left
 
     def _and(self) -> _Py:
-        left = self._equality() if self.dialect is _JUEL else self._feel_comparison()
+        left = self._equality() if self.dialect is JUEL_DIALECT else self._feel_comparison()
         while self._at("and"):
             self._take()
-            right = self._equality() if self.dialect is _JUEL else self._feel_comparison()
+            right = self._equality() if self.dialect is JUEL_DIALECT else self._feel_comparison()
             left = _Py(f"{left.within(_AND)} and {right.within(_AND)}", _AND)
         return left
 
@@ -285,7 +234,7 @@ class _Parser:
         return result
 
     def _unary(self) -> _Py:
-        if self._at("not") and self.dialect is _FEEL:
+        if self._at("not") and self.dialect is FEEL_DIALECT:
             return self._feel_not()
         if self._at("not"):
             self._take()
@@ -317,7 +266,7 @@ class _Parser:
         while self._at(".", "["):
             if self._take().value == ".":
                 name = self._take()
-                if name.kind not in {"name", "op"} or not _NAME.fullmatch(name.source):
+                if name.kind not in {"name", "op"} or not NAME_PATTERN.fullmatch(name.source):
                     self.position -= 1
                     self._unexpected("a property name after '.'")
                 if self._at("("):
@@ -350,6 +299,8 @@ class _Parser:
             return _Py(repr(token.value), _ATOM)
         if token.kind == "name":
             return self._name(token)
+        if token.kind == "op" and token.value in {"some", "every"}:
+            return self._quantified(token)
         if token.kind == "op" and token.value == "(":
             inner = self._or()
             self._expect(")")
@@ -357,14 +308,35 @@ class _Parser:
         self.position -= 1
         self._unexpected()
 
-    def _name(self, token: _Token) -> _Py:
+    def _quantified(self, quantifier: Token) -> _Py:
+        """FEEL's `some x in xs satisfies c` (true when c holds for an item) and `every …` (for each item) as
+        Python's any() and all() over a generator; several contexts (`x in xs, y in ys`) nest, as in FEEL.
+        The condition reaches as far as the expression goes, as FEEL reads it."""
+        loops = []
+        while True:
+            variable = self._take()
+            if variable.kind != "name" or variable.value in LITERAL_WORDS:
+                self.position -= 1
+                self._unexpected(f"a variable name after '{quantifier.source}'")
+            name = self._name(variable).text
+            self._expect("in")
+            loops.append(f"for {name} in {self._or().within(_OR)}")
+            if not self._at(","):
+                break
+            self._take()
+        self._expect("satisfies")
+        condition = self._or()
+        function = "any" if quantifier.value == "some" else "all"
+        return _Py(f"{function}({condition.text} {' '.join(loops)})", _ATOM)
+
+    def _name(self, token: Token) -> _Py:
         name = token.value
-        if name in _LITERAL_WORDS:
-            return _Py(_LITERAL_WORDS[name], _ATOM)
+        if name in LITERAL_WORDS:
+            return _Py(LITERAL_WORDS[name], _ATOM)
         namespaced = self._at(":") and self._peek(1).kind == "name" and self._peek(2).value == "("
         if self._at("(") or namespaced:
             raise self._refuse(f"a function call ({name}(…)) is not translated")
-        if name in _CONTEXT_OBJECTS:
+        if name in CONTEXT_OBJECTS:
             read = [token.value for token in self.tokens[self.position:self.position + 4]]
             variable = f"${{{read[3]}}}" if read[:3] == [".", "getVariable", "("] else "${amount}"
             raise self._refuse(f"Camunda's '{name}' object is not available",
@@ -375,7 +347,7 @@ class _Parser:
                                "not a Python keyword")
         return _Py(name, _ATOM)
 
-    def _number(self, token: _Token) -> str:
+    def _number(self, token: Token) -> str:
         if token.value.isdecimal():  # _NUMBER is ASCII: only 0-9 here
             return str(int(token.value))  # JUEL reads 007 as 7; Python refuses the leading zeros
         value = float(token.value)

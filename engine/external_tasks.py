@@ -42,7 +42,15 @@ def lock_external_tasks(parts: EngineParts, worker: str, topics: list[str], max_
         summaries = [store.get_case_summary(conn, case_id) for case_id in case_ids]
     cases = {case.id: case for case in summaries if case is not None}
     return [{**task_representation(parts.specs, task, pins[task.case_id]), "data": json.loads(cases[task.case_id].data),
-             "business_key": cases[task.case_id].business_key} for task in tasks]
+             "business_key": cases[task.case_id].business_key, **_parameters(parts, task, pins[task.case_id])}
+            for task in tasks]
+
+
+def _parameters(parts: EngineParts, task: Row[Any], case: Any) -> dict:
+    """{"parameters": ...} of a job whose model gives its worker literal parameters (worker_tasks.py)."""
+    blueprint = parts.specs.blueprint(case.definition_key, case.definition_version, json.loads(case.pins))
+    found = blueprint.external_parameters.get((task.process_id, task.element_id))
+    return {"parameters": found} if found else {}
 
 
 def extend_external_lock(parts: EngineParts, task_id: str, worker: str, lock_seconds: int,

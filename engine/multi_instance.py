@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import ast
 from collections.abc import Iterable, Sized
-from typing import Any
+from typing import Any, ClassVar
 
 from SpiffWorkflow.bpmn.exceptions import WorkflowDataException
 from SpiffWorkflow.bpmn.specs.bpmn_process_spec import BpmnProcessSpec
@@ -46,12 +46,15 @@ class _BoundedInstances(MultiInstanceTask):
     # A setting, not part of the definition: the spec cache gives each spec it loads the engine's own
     # (blueprints.py), and the serializer does not store it.
     max_instances: int = EngineSettings.max_instances
+    # The Camunda flavour's class, whose beginning the standard form skips. A class object (not `type`), so
+    # that mypy accepts it as super()'s first argument.
+    _camunda_flavour: ClassVar[type[MultiInstanceTask]]
 
     def _update_hook(self, my_task: Task) -> bool | None:
         my_task.internal_data.pop(REFUSED, None)
         my_task.internal_data.pop(BEGIN_AGAIN, None)
         try:
-            ready: bool | None = super()._update_hook(my_task)
+            ready: bool | None = self._begin(my_task)
         except Exception:
             if next(self._instances(my_task), None) is None:  # with instances begun, beginning again would double them
                 _did_not_begin(my_task)
@@ -61,6 +64,26 @@ class _BoundedInstances(MultiInstanceTask):
             _did_not_begin(my_task)
             return False
         return ready
+
+    def _begin(self, my_task: Task) -> bool | None:
+        """SpiffWorkflow's beginning. A spec in BPMN's standard form (a collection and no cardinality,
+        standard_loops.py) skips the Camunda flavour's step, which rewrites the spec as if the collection
+        were `camunda:collection` (input and output at once) and fails without an output. A Camunda spec
+        that step already rewrote has that form too, and skipping the step again changes nothing."""
+        if self._standard_form():
+            return super(self._camunda_flavour, self)._update_hook(my_task)
+        return super()._update_hook(my_task)
+
+    def _standard_form(self) -> bool:
+        return self.cardinality is None and self.data_input is not None
+
+    def merge_child(self, workflow: Any, child: Task) -> None:
+        # Without an output collection SpiffWorkflow merges an instance's whole data into the activity's,
+        # its input item too, and the next instance then fails on an item that "already exists". In BPMN
+        # the item is the instance's own: it is not merged.
+        if self._standard_form() and self.data_output is None and self.input_item is not None:
+            child.data.pop(self.input_item.bpmn_id, None)
+        super().merge_child(workflow, child)
 
     def begin_again(self, my_task: Task) -> None:
         """Begin again after failing to, with the data the task holds now (a retry's merged in).
@@ -78,6 +101,8 @@ class _BoundedInstances(MultiInstanceTask):
 
 
 class ParallelMultiInstanceTask(_BoundedInstances, _CamundaParallel):
+    _camunda_flavour = _CamundaParallel
+
     def create_children(self, my_task: Task) -> None:
         # The library creates every instance here at once: count them first. The cardinality is
         # evaluated once more for that (the Camunda flavour already evaluates it twice).
@@ -93,6 +118,8 @@ class ParallelMultiInstanceTask(_BoundedInstances, _CamundaParallel):
 
 
 class SequentialMultiInstanceTask(_BoundedInstances, _CamundaSequential):
+    _camunda_flavour = _CamundaSequential
+
     def add_next_child(self, my_task: Task) -> None:
         # Instances come one after another, but all of them would be worked through (and a collection's
         # indices are stored up front): count them before the first.
@@ -136,6 +163,16 @@ def _collection(task_spec: MultiInstanceTask, my_task: Task) -> Any:
 def _did_not_begin(my_task: Task) -> None:
     my_task._set_state(TaskState.ERROR)
     my_task.internal_data[BEGIN_AGAIN] = True
+
+
+def as_bounded(task_spec: MultiInstanceTask) -> None:
+    """Make a multi-instance spec the plain BPMN parser made one of the classes above, in place. The
+    Camunda flavour leaves script tasks to that parser, whose classes the serializer of the Camunda flavour
+    cannot store; ours are subclasses of them with no state of their own, stored under the same names."""
+    for ours in (ParallelMultiInstanceTask, SequentialMultiInstanceTask):
+        plain = ours._camunda_flavour.__mro__[1]  # SpiffWorkflow's own class, the Camunda flavour's base
+        if type(task_spec) is plain:
+            task_spec.__class__ = ours
 
 
 def set_ceiling(max_instances: int, *specs: BpmnProcessSpec) -> bool:

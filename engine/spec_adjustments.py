@@ -6,7 +6,8 @@ translated into Python (expression_translation.py), or reported at deploy time w
 element rather than failing a case later. On the parsed spec, Camunda Modeler's `PT4H` (unquoted) would
 fail when the timer starts; we quote plain ISO 8601 literals. A Camunda message throw (event or send
 task) without a payload expression (camunda:expression, translated like the others) would fail when
-thrown; it sends its name only, no payload (deploy_warnings.py says so for send tasks).
+thrown; it sends its name only, no payload (deploy_warnings.py says so for send tasks). A multi-instance
+activity in BPMN's standard form gets the collection and items standard_loops.py noted.
 """
 from __future__ import annotations
 
@@ -16,10 +17,13 @@ from lxml import etree
 from SpiffWorkflow.bpmn.specs.bpmn_process_spec import BpmnProcessSpec
 from SpiffWorkflow.bpmn.specs.defaults import ExclusiveGateway
 from SpiffWorkflow.bpmn.specs.event_definitions.timer import TimerEventDefinition
+from SpiffWorkflow.bpmn.specs.mixins.multiinstance_task import MultiInstanceTask
 from SpiffWorkflow.camunda.specs.event_definitions import MessageEventDefinition as CamundaMessage
 
 from .deploy_problems import DeployProblem, describe, label, nearest_id
 from .expression_translation import Untranslatable, translate
+from .multi_instance import as_bounded
+from .standard_loops import apply_standard_loop
 
 BPMN = "{http://www.omg.org/spec/BPMN/20100524/MODEL}"
 
@@ -30,9 +34,16 @@ _ISO_LITERAL = re.compile(r"^(R\d*/)?(P(?!$)[0-9YMWDTHS.,]*|\d{4}-\d{2}-\d{2}(T[
 
 def adjust_spec(spec: BpmnProcessSpec, process_node: etree._Element) -> None:
     """Adjust task specs in place; `process_node` is the (sub)process element the spec was parsed from."""
+    # Every loop found under the process node has a parent (its activity): the check only narrows the type.
+    loops = {activity.get("id"): loop for loop in process_node.iter(f"{BPMN}multiInstanceLoopCharacteristics")
+             if (activity := loop.getparent()) is not None}
     for task_spec in spec.task_specs.values():
         if isinstance(task_spec, ExclusiveGateway):
             _in_file_order(task_spec, process_node)
+        if isinstance(task_spec, MultiInstanceTask):
+            as_bounded(task_spec)
+            if task_spec.name in loops:
+                apply_standard_loop(task_spec, loops[task_spec.name])
         definition = getattr(task_spec, "event_definition", None)
         if isinstance(definition, TimerEventDefinition):
             text = (definition.expression or "").strip()
@@ -190,9 +201,11 @@ def translate_expressions(filename: str, tree: etree._ElementTree) -> list[Deplo
         # SpiffWorkflow's ProcessParser takes a process without isExecutable to be executable.
         if process.get("isExecutable", "true") != "true":
             continue
+        # XPath names a data object by its name; SpiffWorkflow holds it under its id (an id is taken as is).
+        data_objects = {obj.get("name") or "": obj.get("id") or "" for obj in process.iter(f"{BPMN}dataObject")}
         for element in process.iter(*(f"{BPMN}{name}" for name in _EXPRESSIONS)):
             try:
-                python = translate(element.text or "")
+                python = translate(element.text or "", data_objects)
             except Untranslatable as exc:
                 problems.append(_untranslatable(filename, element, exc, _EXPRESSIONS[etree.QName(element).localname],
                                                 element.text or ""))

@@ -1,7 +1,7 @@
 """Send and receive tasks run as message throw and catch. A send task sends what its camunda:expression
 gives (JUEL translated like conditions), and without one its message's name only, never the case data,
 with a warning at deploy. A receive task waits for its message, and a boundary event on it can end the
-wait. A receive task that names no message could never receive one, so it is refused."""
+wait. A receive task that names no message waits, as in Camunda 7, here for a message named after its id."""
 from __future__ import annotations
 
 import pytest
@@ -80,14 +80,18 @@ def test_a_payload_expression_outside_the_translated_subset_is_refused_where_it_
                                          "(camunda:expression) '${orderService.current()}' is JUEL")
 
 
-def test_a_receive_task_that_names_no_message_is_refused(engine):
+def test_a_receive_task_that_names_no_message_waits_for_a_message_named_after_its_id(engine):
     text = (FIXTURES / FILES[0]).read_text().replace(' messageRef="Message_Delivered"', "")
-    with pytest.raises(DefinitionInvalid) as refused:
-        engine.deploy([(FILES[0], text.encode())], "designer")
-    [problem] = refused.value.errors
-    assert (problem["line"], problem["element_id"]) == (20, "Activity_Wait")
-    assert problem["message"].startswith("receive task 'Wait for delivery' (Activity_Wait) names no message, so "
-                                         "nothing could ever arrive for it")
+    _, [item] = engine.deploy([(FILES[0], text.encode())], "designer")
+    warning = next(w for w in item["warnings"] if w["element_id"] == "Activity_Wait")
+    assert warning["line"] == 20
+    assert warning["message"].startswith("receive task 'Wait for delivery' (Activity_Wait) names no message: as in "
+                                         "Camunda 7 it waits until it is triggered, here by a message named "
+                                         "'Activity_Wait' (its id)")
+    case, _ = engine.start_case("camunda_order", "system")
+    case = engine.complete_task(case["tasks"][0]["id"], {"order": ORDER}, "alice", ANYONE)
+    assert "Activity_Wait" in [w["name"] for w in case["waiting_for"] if w["type"] == "message"]
+    assert engine.send_message(case["id"], "Activity_Wait", {}, "courier")["status"] == "completed"
 
 
 def test_a_send_task_that_names_no_message_deploys_with_a_warning_and_sends_nothing(engine):

@@ -1,4 +1,5 @@
-"""JUEL (Camunda 7) and FEEL (Camunda 8) expressions translated into the engine's Python expressions.
+"""JUEL (Camunda 7), FEEL (Camunda 8) and XPath (BPMN 2.0) expressions translated into the engine's Python
+expressions.
 
 Each row of TRUTH is evaluated the way the engine evaluates a gateway condition (RestrictedEnvironment,
 in the server's process because the translation is plain), so the table checks the translation and
@@ -7,7 +8,7 @@ from __future__ import annotations
 
 import pytest
 
-from usm_engine.engine.expression_translation import FEEL, JUEL, Untranslatable, translate
+from usm_engine.engine.expression_translation import FEEL, JUEL, XPATH, Untranslatable, translate
 from usm_engine.engine.plain_expressions import is_plain
 from usm_engine.engine.sandbox import RestrictedEnvironment
 
@@ -123,6 +124,36 @@ def test_translation_evaluates_as_camunda_would(expression, data, expected):
     assert bool(ENVIRONMENT.evaluate(python, dict(data))) is expected
 
 
+# FEEL's quantified expressions loop, so they are not plain: each row runs in the sandbox process, as a
+# condition with a loop does. (expression, case data, expected truth)
+QUANTIFIED = [
+    ("= some risk in riskLevels satisfies risk = \"red\"", {"riskLevels": ["green", "red"]}, True),
+    ("= some risk in riskLevels satisfies risk = \"red\"", {"riskLevels": ["green", "yellow"]}, False),
+    ("= some risk in riskLevels satisfies risk = \"red\"", {"riskLevels": []}, False),
+    ("= every risk in riskLevels satisfies risk = \"yellow\"", {"riskLevels": ["yellow", "yellow"]}, True),
+    ("= every risk in riskLevels satisfies risk = \"yellow\"", {"riskLevels": ["yellow", "red"]}, False),
+    ("= every risk in riskLevels satisfies risk = \"yellow\"", {"riskLevels": []}, True),
+    # the condition reads case data beside the item, and reaches as far as the expression goes
+    ("=every x in amounts satisfies x <= limit", {"amounts": [1, 5], "limit": 5}, True),
+    ("=every x in amounts satisfies x <= limit", {"amounts": [1, 6], "limit": 5}, False),
+    ("=some x in xs satisfies x > 1 and flag", {"xs": [2], "flag": False}, False),
+    ("=flag and every x in xs satisfies x > 1", {"xs": [2], "flag": True}, True),
+    ("=(some x in xs satisfies x > 1) or flag", {"xs": [0], "flag": True}, True),
+    ("=not(some x in xs satisfies x.open)", {"xs": [{"open": False}]}, True),
+    # several contexts nest; the item shadows a case variable of its name only inside the quantifier
+    ("=some x in a, y in b satisfies x = y", {"a": [1, 2], "b": [2, 3]}, True),
+    ("=some x in a, y in b satisfies x = y", {"a": [1], "b": [2, 3]}, False),
+    ("=(some x in xs satisfies x = 2) and x = 9", {"xs": [2], "x": 9}, True),
+]
+
+
+@pytest.mark.parametrize(("expression", "data", "expected"), QUANTIFIED, ids=[row[0] for row in QUANTIFIED])
+def test_feel_quantifiers_evaluate_as_feel_would(expression, data, expected):
+    python = translate(expression)
+    assert python is not None and not is_plain(python), python
+    assert bool(ENVIRONMENT.evaluate(python, dict(data))) is expected
+
+
 @pytest.mark.parametrize(("expression", "python"), [
     ("${approved}", "approved"),
     ("${!approved}", "not approved"),
@@ -137,6 +168,8 @@ def test_translation_evaluates_as_camunda_would(expression, data, expected):
     ("${5}", "5"),
     ("=status = \"open\"", "status == 'open'"),
     ("=not(flag)", "not flag"),
+    ("= some risk in riskLevels satisfies risk = \"red\"", "any(risk == 'red' for risk in riskLevels)"),
+    ("=every x in a, y in b satisfies x < y", "all(x < y for x in a for y in b)"),
 ])
 def test_translations_read_as_a_person_would_write_them(expression, python):
     assert translate(expression) == python
@@ -190,9 +223,11 @@ REFUSED = [
     ("${a == #x}", JUEL, "the character '#'"),
     ("${{1, 2}}", JUEL, "the character '{'"),
     ("${1e999 > x}", JUEL, "too large"),
-    ("= some risk in riskLevels satisfies risk = \"red\"", FEEL, "FEEL's 'some'"),
-    ("= every risk in riskLevels satisfies risk = \"yellow\"", FEEL, "FEEL's 'every'"),
-    ("=x in [1, 2]", FEEL, "FEEL's 'in'"),
+    ("=x in [1, 2]", FEEL, "FEEL's 'in' is not translated here"),
+    ("=some x in xs", FEEL, "'satisfies' expected"),
+    ("=some true in xs satisfies x", FEEL, "a variable name after 'some'"),
+    ("=every x in 1..3 satisfies x > 0", FEEL, "cannot be read"),
+    ("=some class in xs satisfies class", FEEL, "'class' cannot be a Python name"),
     ("=if a then b else c", FEEL, "FEEL's 'if'"),
     ("=items[1] = \"a\"", FEEL, "filters and indexes"),
     ("=not flag", FEEL, "not(…)"),
@@ -213,3 +248,40 @@ def test_expressions_outside_the_subset_are_refused_with_the_reason(expression, 
     assert raised.value.dialect == dialect
     assert fragment in raised.value.reason, raised.value.reason
     assert raised.value.instead  # always says what to write instead
+
+
+# XPath, BPMN 2.0's default expression language, as exporters write conditions on data objects. A data object
+# is named in the expression and held under its id. (expression, case data by id, expected truth)
+DATA_OBJECTS = {"approved": "DataObject_Approved", "clarified": "DataObject_Clarified", "odd": "sid-1a"}
+XPATH_TRUTH = [
+    ("bpmn:getDataObject('approved')", {"DataObject_Approved": True}, True),
+    ("bpmn:getDataObject('approved')", {"DataObject_Approved": False}, False),
+    ("not(bpmn:getDataObject('approved'))", {"DataObject_Approved": False}, True),
+    ("not(bpmn:getDataObject('approved'))", {"DataObject_Approved": True}, False),
+    ("bpmn:getDataObject('clarified') = 'yes'", {"DataObject_Clarified": "yes"}, True),
+    ("bpmn:getDataObject('clarified') = 'yes'", {"DataObject_Clarified": "no"}, False),
+    ("bpmn:getDataObject(\"clarified\") != 'no' and true()", {"DataObject_Clarified": "yes"}, True),
+    ("getDataObject('DataObject_Approved') or false()", {"DataObject_Approved": False}, False),
+    ("bpmn:getDataObject('unnamed') > 2", {"unnamed": 3}, True),  # not a known name: taken as the variable
+]
+
+
+@pytest.mark.parametrize(("expression", "data", "expected"), XPATH_TRUTH, ids=[row[0] for row in XPATH_TRUTH])
+def test_xpath_conditions_on_data_objects_evaluate_as_bpmn_says(expression, data, expected):
+    python = translate(expression, DATA_OBJECTS)
+    assert python is not None and is_plain(python), python
+    assert bool(ENVIRONMENT.evaluate(python, dict(data))) is expected
+
+
+@pytest.mark.parametrize(("expression", "fragment"), [
+    ("bpmn:getDataObject('my var') = 1", "the data object name 'my var' is not a variable name"),
+    ("bpmn:getDataObject('a-b') = 1", "the data object name 'a-b' is not a variable name"),
+    ("bpmn:getDataObject('odd')", "data object 'odd' is held under its id 'sid-1a', which is not a variable name"),
+    ("bpmn:getDataObject('order')/amount > 5", "arithmetic ('/')"),
+    ("bpmn:getDataObject('order') = count(//item)", "a function call (count(…))"),
+])
+def test_xpath_outside_the_subset_is_refused_as_xpath(expression, fragment):
+    with pytest.raises(Untranslatable) as raised:
+        translate(expression, DATA_OBJECTS)
+    assert raised.value.dialect == XPATH
+    assert fragment in raised.value.reason, raised.value.reason
