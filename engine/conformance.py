@@ -38,6 +38,9 @@ SECONDS_PER_FILE = 5
 
 _PROCESS_ID = re.compile(rb"<(?:[\w.-]+:)?process\b[^>]*?\sid=\"([^\"]+)\"")
 _CALLED = re.compile(rb"calledElement=\"([^\"]+)\"")
+_DECISION_ID = re.compile(rb"<(?:[\w.-]+:)?decision\b[^>]*?\sid=\"([^\"]+)\"")
+# camunda:decisionRef, or spiffworkflow:calledDecisionId as SpiffWorkflow's modeler writes it.
+_DECIDED = re.compile(rb"decisionRef=\"([^\"]+)\"|calledDecisionId>\s*([^<\s]+)\s*<")
 
 
 @dataclass
@@ -138,12 +141,21 @@ class ProcessIndex:
     def __init__(self, folder: Path, files: list[Path]) -> None:
         self.folder = folder
         self.defines = {path: set(_PROCESS_ID.findall(path.read_bytes())) for path in files}
+        # A business rule task's decision may be kept in another folder of the tree too.
+        self.decides = {path: set(_DECISION_ID.findall(path.read_bytes())) for path in sorted(folder.rglob("*.dmn"))}
 
     def provider(self, called: bytes, caller: Path) -> Path | None:
         """The file defining process `called` nearest to `caller`: a sibling first, then the one sharing the
         longest part of its path, then the first by name; None when no file defines it."""
-        found = [path for path, ids in self.defines.items() if called in ids and path != caller]
-        return min(found, key=lambda path: (-_shared(path.parent, caller.parent), path.as_posix()), default=None)
+        return _nearest([path for path, ids in self.defines.items() if called in ids and path != caller], caller)
+
+    def decision_provider(self, decision: bytes, caller: Path) -> Path | None:
+        """The .dmn file defining `decision` nearest to `caller`, as provider() finds a process."""
+        return _nearest([path for path, ids in self.decides.items() if decision in ids], caller)
+
+
+def _nearest(found: list[Path], caller: Path) -> Path | None:
+    return min(found, key=lambda path: (-_shared(path.parent, caller.parent), path.as_posix()), default=None)
 
 
 def _shared(one: Path, other: Path) -> int:
@@ -244,7 +256,25 @@ def bundle_for(path: Path, processes: ProcessIndex | None = None) -> list[tuple[
         bundle.append((_upload_name(provider, bundle, processes), provided))
         have |= defines.get(provider) or set(_PROCESS_ID.findall(provided))
         wanted += sorted(set(_CALLED.findall(provided)) - have - set(wanted))
+    if processes is not None:
+        bundle += _decisions(bundle, path, processes)
     return bundle
+
+
+def _decisions(bundle: list[tuple[str, bytes]], caller: Path, processes: ProcessIndex) -> list[tuple[str, bytes]]:
+    """The .dmn files under the folder that define the decisions the bundle's business rule tasks call and
+    none of its .dmn files defines, nearest to `caller` first, as a user would upload them with it."""
+    have = {found for name, content in bundle if name.endswith(".dmn") for found in _DECISION_ID.findall(content)}
+    wanted = {ref or spiff for name, content in bundle if name.endswith(".bpmn")
+              for ref, spiff in _DECIDED.findall(content)} - have
+    added: list[tuple[str, bytes]] = []
+    for decision in sorted(wanted):
+        provider = processes.decision_provider(decision, caller)
+        if provider is None or decision in have:
+            continue
+        have |= processes.decides[provider]
+        added.append((_upload_name(provider, bundle + added, processes), provider.read_bytes()))
+    return added
 
 
 def _upload_name(provider: Path, bundle: list[tuple[str, bytes]], processes: ProcessIndex | None) -> str:

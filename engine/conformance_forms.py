@@ -110,7 +110,25 @@ def camunda_forms(bundle: list[tuple[str, bytes]]) -> dict[tuple[str, str | None
                                 if isinstance(c.tag, str))
                 if schema is not None and plain:
                     found[(pid, None)] = schema  # a none start event: the one a person starts
+            keys = _start_message_keys(process)
+            if keys and (pid, None) not in found:
+                found[(pid, None)] = {"type": "object", "properties": {key: {"type": "string"} for key in keys},
+                                      "required": keys}
     return found
+
+
+def _start_message_keys(process: etree._Element) -> list[str]:
+    """The names the correlation properties read from the message a process starts on: whoever sends that
+    message sends them (a conversation's key), so they are what its sender fills in. Paths that are not a
+    plain name (`order.id`, an expression) are left out: the run cannot tell what they need."""
+    refs = {definition.get("messageRef") for start in process.iterchildren(f"{{{BPMN_NS}}}startEvent")
+            for definition in start.iterchildren(f"{{{BPMN_NS}}}messageEventDefinition")}
+    paths = process.getroottree().getroot().iterfind(
+        f"{{{BPMN_NS}}}correlationProperty/{{{BPMN_NS}}}correlationPropertyRetrievalExpression")
+    # BPMN's messagePath, or a formalExpression as SpiffWorkflow's modeler writes it.
+    keys = [(path.findtext(f"{{{BPMN_NS}}}messagePath") or path.findtext(f"{{{BPMN_NS}}}formalExpression")
+             or "").strip() for path in paths if path.get("messageRef") in refs - {None}]
+    return sorted({key for key in keys if key.isidentifier()})
 
 
 def _json_form(content: bytes) -> dict | None:

@@ -179,9 +179,7 @@ def take_step(engine: Engine, clock: FixedClock, case: dict, rng: random.Random,
                 engine.complete_task(job["id"], {}, WORKER, anyone, worker=WORKER)
         else:
             shown = engine.get_task(task["id"])
-            form = shown["form"]
-            if not form.get("properties"):
-                form = (forms or {}).get((shown["definition"], task["element_id"]), form)
+            form = with_camunda_form(shown["form"], (forms or {}).get((shown["definition"], task["element_id"])))
             engine.complete_task(task["id"], _filled(form, rng, f"task '{task['element_id']}'"), ACTOR, anyone)
         return True
     due = [parse_rfc3339(w["due_at"]) for w in case["waiting_for"] if w["type"] == "timer" and w.get("due_at")]
@@ -191,6 +189,16 @@ def take_step(engine: Engine, clock: FixedClock, case: dict, rng: random.Random,
     clock.move_to(max(clock.now(), min(due).replace(tzinfo=clock.now().tzinfo) + timedelta(seconds=1)))
     engine.fire_due_timers()
     return True
+
+
+def with_camunda_form(form: dict, camunda: dict | None) -> dict:
+    """The form the engine shows, with the fields of the task's Camunda form added: the engine's form may
+    hold only the outputs the task declares (task_outputs.py), and a person fills in both."""
+    if camunda is None or form.get("additionalProperties") is False:
+        return form if form.get("properties") or camunda is None else camunda
+    required = list(form.get("required") or [])
+    return {**form, "properties": {**camunda.get("properties", {}), **(form.get("properties") or {})},
+            "required": required + [name for name in camunda.get("required", []) if name not in required]}
 
 
 def _filled(form: dict, rng: random.Random, where: str) -> dict:

@@ -7,6 +7,7 @@ sandbox process starts quickly.
 from __future__ import annotations
 
 import builtins
+import datetime as dt
 import functools
 import logging
 import math
@@ -14,9 +15,10 @@ import operator
 import random
 import re
 import string
+import time
 from collections.abc import Sequence
 from types import CodeType
-from typing import Any
+from typing import Any, Self
 
 from RestrictedPython import (
     compile_restricted_eval,
@@ -87,12 +89,52 @@ _MATH = ScriptModule("math", _public(math, "math"))
 _STRING = ScriptModule("string", _public(string, "string"))
 
 
-def script_modules() -> dict[str, ScriptModule]:
+# What SpiffWorkflow's own platform (spiff-arena) gives scripts for dates and times, under the same names,
+# so its models run here: the classes of `datetime` (pure values; `datetime.now()` reads the machine's
+# clock), and of `time` only what reads a clock. `time.sleep` is left out: a script that waits holds a
+# server thread, and the engine has timers for waiting.
+class _DateTime(dt.datetime):
+    """datetime, whose strptime imports its parser here: called from a script, the import would look for
+    __import__ among the script's builtins, which have none."""
+
+    @classmethod
+    def strptime(cls, date_string: str, format: str) -> Self:
+        return cls.combine(*_parsed(date_string, format))
+
+
+def _parsed(date_string: str, format: str) -> tuple[dt.date, dt.time]:
+    value = dt.datetime.strptime(date_string, format)
+    return value.date(), value.timetz()
+
+
+_DateTime.__name__ = _DateTime.__qualname__ = "datetime"
+_DateTime.__module__ = "datetime"
+_DATES = {"datetime": _DateTime, "date": dt.date, "timedelta": dt.timedelta, "timezone": dt.timezone}
+
+
+def _no_sleep(*_args: Any) -> None:
+    raise RuntimeError("time.sleep is not available to scripts: a waiting script holds a server thread; "
+                       "wait with a timer event instead")
+
+
+_TIME = ScriptModule("time", {"time": ScriptFunction("time.time", time.time),
+                              "monotonic": ScriptFunction("time.monotonic", time.monotonic),
+                              "sleep": ScriptFunction("time.sleep", _no_sleep)})
+
+
+def script_globals() -> dict[str, Any]:
+    """The date and time names as spiff-arena gives them: globals of the script, which a script may
+    delete (`del time`, as its models do). Builtins too, for expressions."""
+    return {"time": _TIME, **_DATES}
+
+
+def script_modules() -> dict[str, Any]:
     """The modules scripts may use, made for one run: its `random` is a generator of its own, so a
     script seeding it (`random.seed(1)`) cannot make another case's numbers predictable."""
     generator = random.Random()
     own_random = ScriptModule("random", {**_public(generator, "random"), "Random": random.Random})
-    return {"math": _MATH, "string": _STRING, "random": own_random, "whrandom": own_random}
+    return {"math": _MATH, "string": _STRING, "random": own_random, "whrandom": own_random, "time": _TIME,
+            **_DATES}
 
 
 _INPLACE_OPERATORS = {

@@ -14,7 +14,7 @@ import resource
 import sys
 from typing import Any, BinaryIO
 
-from .restricted import compile_script, drop_non_json, ensure_str_message, guards, is_json_value
+from .restricted import compile_script, drop_non_json, ensure_str_message, guards, is_json_value, script_globals
 from .script_limits import SCRIPT_FILENAME, ScriptLimitExceeded, run_limited
 from .script_wire import OutputTooLarge, check_size, decode, encode, error_of, from_wire, rebuild, to_wire
 from .settings import ScriptLimits
@@ -95,8 +95,10 @@ class Run:
     def _execute(self, context: dict) -> None:
         extra, guard_names = self._names()
         code = compile_script(self.request["source"], "exec")
-        # The script runs in the task data itself, so its assignments become task data.
-        context.update({**extra, **guard_names})
+        # The script runs in the task data itself, so its assignments become task data. The date and time
+        # names do not hide task data of the same name, and are dropped after it as any non-data value is.
+        context.update({**{name: value for name, value in script_globals().items() if name not in context},
+                        **extra, **guard_names})
         try:
             run_limited(self.limits, exec, code, context)
         finally:

@@ -106,3 +106,23 @@ def test_a_start_form_file_that_is_not_json_leaves_the_start_without_a_form():
     assert camunda_forms([("p.bpmn", model), ("start.json", b"{not json")]) == {}
     assert camunda_forms([("p.bpmn", model), ("start.json", b'{"type": "object"}')]) == {("p", None): {
         "type": "object"}}
+
+
+def test_a_definition_that_starts_on_a_correlated_message_is_started_with_the_keys_its_correlation_reads(tmp_path):
+    """The second line starts on a handover message keyed on `ticket` (a formalExpression, as SpiffWorkflow's
+    modeler writes it); the run fills in the key as a sender would, and the case starts and waits for work."""
+    files = [(name, (FIXTURES / "handoff" / name).read_bytes()) for name in ("second_line.bpmn",)]
+    assert camunda_forms(files)[("second_line", None)] == {
+        "type": "object", "properties": {"ticket": {"type": "string"}}, "required": ["ticket"]}
+    driven = drive_file(files, "second_line.bpmn", template_database(tmp_path))
+    [case] = driven.cases
+    assert case.outcome == "completed", case.detail  # its user task filled in with any data, then the end
+
+
+def test_bpmns_message_path_is_read_as_well_and_paths_that_are_no_name_are_left_out():
+    text = (FIXTURES / "handoff" / "second_line.bpmn").read_text()
+    text = text.replace("<bpmn:formalExpression>ticket</bpmn:formalExpression>",
+                        "<bpmn:messagePath>ticket</bpmn:messagePath>")
+    assert camunda_forms([("a.bpmn", text.encode())])[("second_line", None)]["required"] == ["ticket"]
+    odd = text.replace("<bpmn:messagePath>ticket</bpmn:messagePath>", "<bpmn:messagePath>order.id</bpmn:messagePath>")
+    assert ("second_line", None) not in camunda_forms([("a.bpmn", odd.encode())])
