@@ -29,6 +29,7 @@ from .blueprints import Blueprint
 from .errors import InvalidInput
 from .incidents import Incident, Place
 from .joins import refresh_waiting_joins
+from .pending_events import pending_events
 
 log = logging.getLogger(__name__)
 
@@ -156,7 +157,7 @@ def deliver_message(workflow: BpmnWorkflow, name: str, payload: dict) -> bool:
 
 
 def waiting_message_names(workflow: BpmnWorkflow) -> set[str]:
-    return {event.name for event in workflow.waiting_events() if event.event_type == "MessageEventDefinition"}
+    return {event.name for event in pending_events(workflow) if event.event_type == "MessageEventDefinition"}
 
 
 def outcome_with_incident(workflow: BpmnWorkflow, blueprint: Blueprint, incident: Incident) -> Outcome:
@@ -208,9 +209,11 @@ def _waiting_for_work(workflow: BpmnWorkflow, blueprint: Blueprint) -> tuple[lis
 
 
 def _work_left_behind(workflow: BpmnWorkflow, blueprint: Blueprint) -> Incident | None:
-    """A process that says it completed although steps still wait went past SpiffWorkflow's depth limit."""
-    leftover = [t for t in workflow.get_tasks(state=TaskState.READY | TaskState.WAITING)
-                if getattr(t.task_spec, "bpmn_id", None)]
+    """A process that says it completed although steps still wait went past SpiffWorkflow's depth limit.
+    Its task dict, not get_tasks(): the iterator behind get_tasks() stops at that same depth (1000 levels), so it
+    would not see the steps left below it, and a loop that ran 500 rounds would pass for a completed case."""
+    leftover = [t for t in workflow.tasks.values() if t.state & (TaskState.READY | TaskState.WAITING)
+                and getattr(t.task_spec, "bpmn_id", None)]
     return incidents.too_deep(place_of(leftover[0], blueprint)) if leftover else None
 
 
@@ -273,7 +276,7 @@ TIMER_TYPES = frozenset({"TimerEventDefinition", "TimeDateEventDefinition", "Dur
 
 def _waiting(workflow: BpmnWorkflow) -> tuple[list[dict], str | None]:
     waiting, due_times = [], []
-    for event in workflow.waiting_events():
+    for event in pending_events(workflow):
         if event.event_type == "MessageEventDefinition":
             waiting.append({"type": "message", "name": event.name})
         elif event.event_type in TIMER_TYPES:
