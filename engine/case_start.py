@@ -14,10 +14,11 @@ from typing import Any
 
 from SpiffWorkflow.bpmn import BpmnWorkflow
 from SpiffWorkflow.exceptions import SpiffWorkflowException
+from SpiffWorkflow.util.task import TaskState
 from sqlalchemy.engine import Connection, Row
 from sqlalchemy.exc import IntegrityError
 
-from . import store, store_messages
+from . import incidents, store, store_messages
 from .audit import GENESIS, Recorder, data_changes, seal
 from .blueprints import Blueprint, CompiledVersion
 from .case_state import case_columns, record_outcome, recorder_for, serialized_state, task_row
@@ -25,11 +26,12 @@ from .catalogue import load_catalogue
 from .data_limits import check_incoming_data
 from .errors import DefinitionNotFound, InvalidInput
 from .idempotency import earlier_answer, fingerprint
+from .incidents import Place
 from .observer import Observer
 from .parts import EngineParts
 from .projections import event_row
 from .representation import case_representation
-from .runner import Outcome, advance, deliver_message, new_workflow
+from .runner import Outcome, advance, deliver_message, new_workflow, outcome_with_incident, place_of
 
 MAX_LINK_DEPTH = 5
 
@@ -123,9 +125,11 @@ def prepare_case(parts: EngineParts, new: NewCase) -> PreparedCase:
     if new.link is not None:
         recorder.add("case_linked", parent_case=new.link.parent_case_id, message=new.link.message)
     workflow, outcome = _run_to_first_wait(parts, blueprint, new.data, start_message, recorder)
+    handoffs = start_linked_cases(parts, case_id, outcome, new.link.depth if new.link else 0)
+    outcome = with_handoff_incident(workflow, blueprint, outcome, handoffs)
     state, outcome = serialized_state(workflow, blueprint, outcome)
     record_outcome(recorder, outcome)
-    children = start_linked_cases(parts, case_id, outcome, recorder, new.link.depth if new.link else 0)
+    record_handoffs(recorder, handoffs)
     event_rows, event_seq, event_hash = seal(recorder, 0, GENESIS)
     values = {"id": case_id, "definition_key": row.key, "definition_version": row.version,
               "pins": json.dumps(pins), "business_key": new.business_key,
@@ -136,11 +140,24 @@ def prepare_case(parts: EngineParts, new: NewCase) -> PreparedCase:
               **case_columns(state, outcome, now, parts.settings.max_case_data_bytes)}
     task_rows = [task_row(case_id, row.key, task, now) for task in outcome.ready]
     events = [event_row(case_id, event, now) for event in event_rows]
-    return PreparedCase(values, task_rows, events, children)
+    return PreparedCase(values, task_rows, events, handoffs.cases)
 
 
-def start_linked_cases(parts: EngineParts, case_id: str, outcome: Outcome, recorder: Recorder,
-                       depth: int) -> list[PreparedCase]:
+@dataclass(frozen=True)
+class Handoffs:
+    """The cases the messages a step threw start (each with its message), or why one cannot start: then none
+    starts, and the case that threw the message gets the incident (its model sent what the other cannot take)."""
+
+    children: list[tuple[str, PreparedCase]]
+    failed_message: str | None = None
+    failure: str | None = None
+
+    @property
+    def cases(self) -> list[PreparedCase]:
+        return [child for _, child in self.children]
+
+
+def start_linked_cases(parts: EngineParts, case_id: str, outcome: Outcome, depth: int) -> Handoffs:
     """A message the case throws that starts another process (a message start event of a deployed
     definition) starts that process as a linked case: a hand-off, not a return."""
     children = []
@@ -152,19 +169,46 @@ def start_linked_cases(parts: EngineParts, case_id: str, outcome: Outcome, recor
             continue
         target, by_message_start = started_by
         if depth >= MAX_LINK_DEPTH:
-            raise InvalidInput(f"message '{thrown['name']}' would start more than {MAX_LINK_DEPTH} linked "
-                               "cases in a row; the definitions start each other in a loop")
+            return Handoffs([], thrown["name"], f"it would start more than {MAX_LINK_DEPTH} linked cases in a row; "
+                                                "the definitions start each other in a loop")
         payload = thrown["payload"]
         if isinstance(payload, dict) and "result_var" in payload:  # the Camunda flavour wraps it
             payload = payload.get("payload")
-        child = prepare_case(parts, NewCase(
-            target, "system", payload if isinstance(payload, dict) else {},
-            start_message=thrown["name"] if by_message_start else None,
-            link=Link(case_id, thrown["name"], depth + 1)))
-        recorder.add("case_linked", actor="system", child_case=child.values["id"], message=thrown["name"],
-                     definition=target)
-        children.append(child)
-    return children
+        try:
+            child = prepare_case(parts, NewCase(
+                target, "system", payload if isinstance(payload, dict) else {},
+                start_message=thrown["name"] if by_message_start else None,
+                link=Link(case_id, thrown["name"], depth + 1)))
+        except InvalidInput as refused:  # the message cannot start its process: the sender's model is at fault
+            return Handoffs([], thrown["name"], refused.detail)
+        children.append((thrown["name"], child))
+    return Handoffs(children)
+
+
+def record_handoffs(recorder: Recorder, handoffs: Handoffs) -> None:
+    for message, child in handoffs.children:
+        recorder.add("case_linked", actor="system", child_case=child.values["id"], message=message,
+                     definition=child.values["definition_key"])
+
+
+def with_handoff_incident(workflow: BpmnWorkflow, blueprint: Blueprint, outcome: Outcome,
+                          handoffs: Handoffs) -> Outcome:
+    """The outcome as it is, or, when a thrown message could not start its process, the case in error there."""
+    if handoffs.failed_message is None:
+        return outcome
+    place = thrower_place(workflow, blueprint, handoffs.failed_message)
+    return outcome_with_incident(workflow, blueprint,
+                                 incidents.not_handed_off(place, handoffs.failed_message, handoffs.failure or ""))
+
+
+def thrower_place(workflow: BpmnWorkflow, blueprint: Blueprint, message: str) -> Place:
+    """The step that threw `message` (the newest that did), else the case's definition."""
+    # Every task, then their state: a state filter would not look inside a subprocess still running.
+    throwers = [task for task in workflow.get_tasks() if task.state == TaskState.COMPLETED
+                and getattr(getattr(task.task_spec, "event_definition", None), "name", None) == message]
+    if throwers:
+        return place_of(max(throwers, key=lambda task: task.last_state_change), blueprint)
+    return Place(definition=blueprint.key)
 
 
 def insert_prepared(conn: Connection, prepared: PreparedCase) -> None:

@@ -20,7 +20,14 @@ from sqlalchemy.engine import Connection, Row
 from . import store, store_messages
 from .audit import seal
 from .case_reading import blueprint_of, case_row, restore
-from .case_start import PreparedCase, insert_prepared, start_linked_cases, tell_started
+from .case_start import (
+    PreparedCase,
+    insert_prepared,
+    record_handoffs,
+    start_linked_cases,
+    tell_started,
+    with_handoff_incident,
+)
 from .case_state import case_columns, record_outcome, recorder_for, serialized_state, task_row
 from .errors import ConcurrentUpdate, Conflict, PreconditionFailed
 from .incidents import Incident
@@ -113,11 +120,14 @@ class CaseWork:
         one transaction. `in_transaction` runs in it after the case row is written: raising there rolls
         everything back."""
         row, now = self.row, self.recorder.at
+        handoffs = start_linked_cases(self.parts, row.id, outcome, 0)
+        outcome = with_handoff_incident(self.workflow, self.blueprint, outcome, handoffs)
         state, outcome = serialized_state(self.workflow, self.blueprint, outcome)
         columns = case_columns(state, outcome, now, self.parts.settings.max_case_data_bytes)
         completed_id = completed_task.task_id if completed_task else None
         record_outcome(self.recorder, outcome, self.ready_rows, completed_id)
-        children = start_linked_cases(self.parts, row.id, outcome, self.recorder, 0)
+        record_handoffs(self.recorder, handoffs)
+        children = handoffs.cases
         events, columns["event_seq"], columns["event_hash"] = seal(self.recorder, row.event_seq, row.event_hash)
         ready_now = {task.id for task in outcome.ready}
         before = {task.id for task in self.ready_rows}

@@ -27,6 +27,8 @@ KINDS = [
     ("a multi-instance collection the model never sets (or that holds no items)", "model",
      re.compile(r"failed: its collection '.*' is (not set|.*, not a list or map)")),
     ("a worker reported a failure", "model", re.compile(r"^worker '.*' could not do this task")),
+    ("a thrown message cannot start its process", "model",
+     re.compile(r"^message '.*' thrown at .* could not start the process it starts")),
 ]
 # A failed step: "<element> failed[ evaluating <expression>]: <ExceptionClass>: <text>".
 STEP_FAILED = re.compile(r" failed(?P<expression> evaluating .*?)?: (?P<what>[A-Za-z_][\w.]*)(?::|$)")

@@ -114,6 +114,13 @@ def stuck(place: Place) -> Incident:
         "Cancel the case; a designer checks the join, which waits for a branch that was never taken.")
 
 
+def not_handed_off(place: Place, message: str, reason: str) -> Incident:
+    return place.incident(
+        f"message '{message}' thrown at {_label(place)} could not start the process it starts: {reason}",
+        "Cancel the case: the message was not handed off, and a retry would not send it again; a designer makes "
+        "the throw send what the other process needs (its correlation keys, its start data) in a new version.")
+
+
 def too_deep(place: Place) -> Incident:
     return place.incident(
         f"the case stopped advancing at {_label(place)} although work remains: the process went deeper than "
