@@ -249,7 +249,10 @@ EVENT = {
         "definition": {"type": ["string", "null"]}, "version": {"type": ["integer", "null"]},
         "definition_hash": {"type": ["string", "null"]},
         "data_changes": {"type": "object", "additionalProperties": {"type": "array", "minItems": 2, "maxItems": 2}},
-        "details": {"type": "object"}, "prev_hash": {"type": "string"}, "hash": {"type": "string"},
+        "details": {"type": "object"}, "hash": {"type": "string"},
+        "prev_hash": {"type": ["string", "null"],
+                      "description": "the hash of the event before (GENESIS for the first); null when that event "
+                                     "is missing from the store: /api/v1/audit/verify says where"},
     },
     "required": ["seq", "at", "case_id", "type", "actor", "element_id", "data_changes", "prev_hash", "hash"],
 }

@@ -69,3 +69,30 @@ def test_a_server_error_is_logged_with_its_traceback(app, caplog):
     assert response.status_code == 500 and response.mimetype == "application/problem+json"
     assert "ZeroDivisionError" not in response.get_data(as_text=True)
     assert any(record.exc_info and record.exc_info[0] is ZeroDivisionError for record in caplog.records)
+
+
+def test_a_trail_with_an_event_deleted_behind_the_engines_back_reads_with_a_null_prev_hash(app_factory):
+    """The event after the gap has no event before it to link to: its prev_hash is null, as the contract says,
+    and verification names the case."""
+    from jsonschema import Draft202012Validator
+    from sqlalchemy import text
+
+    from usm_engine.api.schemas import EVENT
+
+    clock = FixedClock()
+    app = app_factory(clock=clock)
+    client, engine = app.test_client(), app.extensions["usm_engine"]
+    case_id = finished_case(client, clock)
+    with engine.db.writer.begin() as conn:
+        if not engine.db.is_sqlite:
+            conn.execute(text("ALTER TABLE events DISABLE TRIGGER USER"))
+        conn.execute(text("DELETE FROM events WHERE chain = :case AND seq = 3"), {"case": case_id})
+        if not engine.db.is_sqlite:
+            conn.execute(text("ALTER TABLE events ENABLE TRIGGER USER"))
+    trail = client.get(f"/api/v1/cases/{case_id}/trail", headers=AUDITOR).get_json()["items"]
+    after_gap = next(event for event in trail if event["seq"] == 4)
+    assert after_gap["prev_hash"] is None
+    validator = Draft202012Validator(EVENT)
+    assert [list(validator.iter_errors(event)) for event in trail] == [[] for _ in trail]
+    verified = client.get("/api/v1/audit/verify", headers=AUDITOR).get_json()
+    assert verified["ok"] is False and verified["broken"]["case_id"] == case_id
