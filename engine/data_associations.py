@@ -60,7 +60,7 @@ def pass_or_set_aside(filename: str, tree: etree._ElementTree) -> list[DeployPro
 def reference_to(data_object: etree._Element, activity: etree._Element,
                   ids: dict[str | None, etree._Element]) -> etree._Element:
     """A data object reference of the activity's (sub)process to `data_object`, added once per container."""
-    container = _container(activity)
+    container = container_of(activity)
     holder = container if container is not None else data_object.getparent()
     assert holder is not None, "a data object of a parsed definition is always inside a process or subprocess"
     base = f"{data_object.get('id')}_implicit_reference"
@@ -124,7 +124,8 @@ def _process(element: etree._Element) -> etree._Element | None:
     return current
 
 
-def _container(element: etree._Element) -> etree._Element | None:
+def container_of(element: etree._Element) -> etree._Element | None:
+    """The process or subprocess an element is directly part of."""
     parent = element.getparent()
     while parent is not None and parent.tag not in _CONTAINERS:
         parent = parent.getparent()

@@ -12,7 +12,7 @@ from lxml import etree
 from SpiffWorkflow.bpmn.parser.BpmnParser import BpmnValidator
 from SpiffWorkflow.dmn.parser.BpmnDmnParser import SCHEMAS as DMN_SCHEMAS
 
-from .data_associations import pass_or_set_aside
+from .data_associations import container_of, pass_or_set_aside
 from .deploy_ids import designer_id, reserved_ids, with_internal_ids
 from .deploy_empty import set_empty_processes_aside
 from .deploy_implicit import start_implicitly
@@ -248,9 +248,6 @@ def _name_decisions(tree: etree._ElementTree) -> None:
             task.set(f"{{{CAMUNDA_NS}}}decisionRef", spiff_decision)
 
 
-_CONTAINERS = {f"{{{BPMN_NS}}}{name}" for name in ("process", "subProcess", "transaction", "adHocSubProcess")}
-
-
 def _check_data_objects(bundle: Bundle, filename: str, tree: etree._ElementTree) -> list[DeployProblem]:
     """Data associations whose data object SpiffWorkflow cannot find: it would hang, not fail.
 
@@ -272,10 +269,10 @@ def _check_data_objects(bundle: Bundle, filename: str, tree: etree._ElementTree)
             reference = ids.get((ref.text or "").strip())
             if activity is None or reference is None or reference.tag != f"{{{BPMN_NS}}}dataObjectReference":
                 continue  # data stores and dangling ids fail in SpiffWorkflow, with a message we explain
-            scope = _container(activity)
+            scope = container_of(activity)
             if scope is None:
                 continue
-            visible = [scope] if scope.tag == f"{{{BPMN_NS}}}process" else [scope, _container(scope)]
+            visible = [scope] if scope.tag == f"{{{BPMN_NS}}}process" else [scope, container_of(scope)]
             object_id = reference.get("dataObjectRef")
             if object_id and any(d.get("id") == object_id for v in visible if v is not None
                                  for d in v.iterchildren(f"{{{BPMN_NS}}}dataObject")):
@@ -293,11 +290,3 @@ def _check_data_objects(bundle: Bundle, filename: str, tree: etree._ElementTree)
                            "the data object there")
             problems.append(problem_at(filename, activity, message))
     return problems
-
-
-def _container(element: etree._Element) -> etree._Element | None:
-    """The process or subprocess an element is directly part of."""
-    parent = element.getparent()
-    while parent is not None and parent.tag not in _CONTAINERS:
-        parent = parent.getparent()
-    return parent
