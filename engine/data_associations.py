@@ -23,12 +23,15 @@ from __future__ import annotations
 from lxml import etree
 
 from .deploy_problems import DeployProblem, describe, kind, label
+from .deploy_schema import BPMN_NS
 
-_B = "{http://www.omg.org/spec/BPMN/20100524/MODEL}"
+_B = f"{{{BPMN_NS}}}"
 _ENDS = ((f"{_B}dataInputAssociation", f"{_B}sourceRef", "read"), (f"{_B}dataOutputAssociation", f"{_B}targetRef",
                                                                    "written"))
 _PASSED = {f"{_B}dataObjectReference", f"{_B}dataStoreReference"}
-_CONTAINERS = {f"{_B}{name}" for name in ("process", "subProcess", "transaction", "adHocSubProcess")}
+# What holds flow nodes: a process and the kinds of subprocess (implicit_splits.py walks the same).
+SUBPROCESSES = tuple(f"{_B}{name}" for name in ("subProcess", "transaction", "adHocSubProcess"))
+CONTAINERS = {f"{_B}process", *SUBPROCESSES}
 
 
 def pass_or_set_aside(filename: str, tree: etree._ElementTree) -> list[DeployProblem]:
@@ -127,7 +130,7 @@ def _process(element: etree._Element) -> etree._Element | None:
 def container_of(element: etree._Element) -> etree._Element | None:
     """The process or subprocess an element is directly part of."""
     parent = element.getparent()
-    while parent is not None and parent.tag not in _CONTAINERS:
+    while parent is not None and parent.tag not in CONTAINERS:
         parent = parent.getparent()
     return parent
 

@@ -20,14 +20,15 @@ from __future__ import annotations
 
 from lxml import etree
 
+from .data_associations import SUBPROCESSES
 from .deploy_problems import DeployProblem, describe
+from .deploy_schema import BPMN_NS
 
-_B = "{http://www.omg.org/spec/BPMN/20100524/MODEL}"
+_B = f"{{{BPMN_NS}}}"
 _SPLITTING = {f"{_B}{name}" for name in (
     "task", "userTask", "manualTask", "scriptTask", "serviceTask", "sendTask", "receiveTask", "businessRuleTask",
     "callActivity", "subProcess", "transaction", "adHocSubProcess", "intermediateCatchEvent",
     "intermediateThrowEvent", "boundaryEvent")}
-_CONTAINERS = (f"{_B}process", f"{_B}subProcess", f"{_B}transaction", f"{_B}adHocSubProcess")
 
 
 def split_explicitly(filename: str, tree: etree._ElementTree) -> list[DeployProblem]:
@@ -39,7 +40,7 @@ def split_explicitly(filename: str, tree: etree._ElementTree) -> list[DeployProb
     for process in root.iterchildren(f"{_B}process"):
         if process.get("isExecutable", "true") != "true":
             continue
-        for container in [process, *process.iter(*_CONTAINERS[1:])]:
+        for container in [process, *process.iter(*SUBPROCESSES)]:
             flows = list(container.iterchildren(f"{_B}sequenceFlow"))
             for node in list(container):
                 if node.tag not in _SPLITTING:

@@ -25,9 +25,10 @@ from SpiffWorkflow.bpmn.specs.mixins.multiinstance_task import MultiInstanceTask
 
 from .data_associations import reference_to
 from .deploy_problems import DeployProblem, describe
+from .deploy_schema import BPMN_NS
 from .expression_translation import Untranslatable, translate
 
-_B = "{http://www.omg.org/spec/BPMN/20100524/MODEL}"
+_B = f"{{{BPMN_NS}}}"
 _CAMUNDA = "{http://camunda.org/schema/1.0/bpmn}"
 _ZEEBE = "{http://camunda.org/schema/zeebe/1.0}"
 # The engine's own notes on the parsed copy of a file (never in the stored source).
