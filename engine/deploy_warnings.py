@@ -10,7 +10,8 @@ Part of deployment (see deployment.py).
 - A service task that is not an external task (camunda:type="external") has no implementation here:
   a case reaching it stops with an incident. Java classes, expressions, connectors and Camunda 8 job
   types are named, so the designer knows what is not run. A business rule task that names no decision
-  (MIWG and other exports leave the implementation out) is the same: a task with nothing to run.
+  (MIWG and other exports leave the implementation out) is the same: a task with nothing to run. Each
+  warning names the topic the server's opt-ins (java_tasks.py) would make it an external task on.
 - Who completes a user task is decided by its lane (the lane's role, projections.lane_role), not by
   camunda:assignee or candidate groups and users; and forms are JSON Schema files, not Camunda's
   embedded, generated or deployed forms.
@@ -23,7 +24,7 @@ from lxml import etree
 
 from .deploy_problems import DeployProblem, describe
 from .deploy_schema import BPMN_NS, CAMUNDA_NS
-from .java_tasks import JAVA_ATTRIBUTES, topic_of
+from .java_tasks import JAVA_ATTRIBUTES, topic_of, unimplemented_topic
 from .projections import lane_role
 from .worker_tasks import worker_topic
 
@@ -49,22 +50,18 @@ def camunda_findings(filename: str, tree: etree._ElementTree) -> tuple[list[Depl
                 warnings.append(warning)
         for task in process.iter(f"{{{BPMN_NS}}}serviceTask"):
             if task.get(f"{{{CAMUNDA_NS}}}type") != "external" and worker_topic(task) is None:  # worker_tasks.py
-                topic = topic_of(task)
-                # The server's opt-in (java_tasks.py), read when a version is loaded, not known here.
-                opt_in = (f"; a server run with USM_JAVA_AS_EXTERNAL_TASKS makes it an external task on the topic "
-                          f"'{topic}' instead" if topic else "")
                 warnings.append(DeployProblem(
                     filename, f"{describe(task)} has no implementation this engine runs{_not_run(task)}: a case "
                               "that reaches it stops with an incident; make it an external task "
-                              f"(camunda:type=\"external\" with a camunda:topic) that a worker completes{opt_in}",
-                    task.sourceline, task.get("id")))
+                              "(camunda:type=\"external\" with a camunda:topic) that a worker completes"
+                              f"{_opt_in(task)}", task.sourceline, task.get("id")))
         for task in process.iter(f"{{{BPMN_NS}}}businessRuleTask"):
             if not task.get(f"{{{CAMUNDA_NS}}}decisionRef"):
                 warnings.append(DeployProblem(
                     filename, f"{describe(task)} names no decision, so it has nothing to run{_not_run(task)}: a case "
                               "that reaches it stops with an incident; set camunda:decisionRef to the id of a "
                               "decision in a .dmn file of this upload (Camunda Modeler: Implementation \"DMN\", "
-                              "Decision reference)", task.sourceline, task.get("id")))
+                              f"Decision reference){_opt_in(task)}", task.sourceline, task.get("id")))
         warnings += _not_applied(filename, process)
     return problems, warnings
 
@@ -132,6 +129,15 @@ def _payload_expression(task: etree._Element) -> str | None:
     if holder is None:
         return None
     return (holder.get(f"{{{CAMUNDA_NS}}}expression") or "").strip() or None
+
+
+def _opt_in(task: etree._Element) -> str:
+    """The topic a server's opt-in (java_tasks.py) gives a task with nothing to run: the settings are read
+    when a version is loaded, not known at deploy, so the warning says what each would make of it."""
+    java = topic_of(task) if etree.QName(task).localname == "serviceTask" else None
+    variable, topic = (("USM_JAVA_AS_EXTERNAL_TASKS", java) if java else
+                       ("USM_UNIMPLEMENTED_AS_EXTERNAL_TASKS", unimplemented_topic(task)))
+    return f"; a server run with {variable} makes it an external task on the topic '{topic}' instead" if topic else ""
 
 
 def _not_run(task: etree._Element) -> str:

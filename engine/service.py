@@ -25,7 +25,7 @@ from .database import Database, connect, migrate
 from .definition_commands import DefinitionCommands
 from .errors import ConcurrentUpdate, DefinitionNotFound
 from .external_tasks import MayComplete
-from .java_tasks import with_java_topics
+from .java_tasks import with_opt_in_topics
 from .observer import Observer
 from .parts import EngineParts
 from .sandbox import make_script_engine
@@ -207,8 +207,9 @@ class Engine(DefinitionCommands):
     def _load_definition(self, key: str, version: int) -> StoredDefinition:
         with self.db.reader.connect() as conn:
             stored = store.load_stored_definition(conn, key, version)
-            if stored is not None and self.settings.java_as_external_tasks:
-                stored = with_java_topics(conn, stored)
+            java, unimplemented = self.settings.java_as_external_tasks, self.settings.unimplemented_as_external_tasks
+            if stored is not None and (java or unimplemented):
+                stored = with_opt_in_topics(conn, stored, java=java, unimplemented=unimplemented)
         if stored is None:
             raise DefinitionNotFound(f"definition '{key}' has no version {version}")
         return stored

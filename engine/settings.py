@@ -44,6 +44,9 @@ class EngineSettings:
     # Camunda 7 Java service tasks (camunda:class, delegateExpression, expression) become external tasks on a
     # topic named after what they name (java_tasks.py); off, a case reaching one stops with an incident.
     java_as_external_tasks: bool = False
+    # Service tasks that name nothing this engine runs, and business rule tasks without a decision, become external
+    # tasks on a topic equal to their id (java_tasks.py); off, a case reaching one stops with an incident.
+    unimplemented_as_external_tasks: bool = False
 
 
 @dataclass(frozen=True)

@@ -7,7 +7,7 @@ from __future__ import annotations
 import pytest
 
 from usm_engine.api.settings import SettingsError, settings_from_env
-from usm_engine.engine.java_tasks import java_external_tasks
+from usm_engine.engine.java_tasks import opt_in_external_tasks
 from usm_engine.engine.service import Engine, EngineSettings
 
 ANYONE = lambda lane: True  # noqa: E731 - authorization is the API's concern, not these tests'
@@ -58,7 +58,7 @@ def work_through(engine: Engine, case: dict) -> tuple[dict, list[str]]:
 
 
 def test_each_java_task_is_named_after_its_class_or_expression():
-    assert java_external_tasks(DIAGRAM) == [
+    assert opt_in_external_tasks(DIAGRAM) == [
         {"process": "loan", "element_id": "interest", "topic": "CalculateInterest"},
         {"process": "notify", "element_id": "log", "topic": "${loggerDelegate}"},
         {"process": "loan", "element_id": "flag", "topic": "${execution.setVariable('done', true)}"}]
@@ -67,7 +67,7 @@ def test_each_java_task_is_named_after_its_class_or_expression():
 def test_a_connector_or_a_task_naming_nothing_gets_no_topic():
     diagram = DIAGRAM.replace(b'camunda:class="org.example.loans.CalculateInterest"', b"").replace(
         b'camunda:expression=" ${execution.setVariable(\'done\', true)} "', b'camunda:type="mail"')
-    assert [task["element_id"] for task in java_external_tasks(diagram)] == ["log"]
+    assert [task["element_id"] for task in opt_in_external_tasks(diagram)] == ["log"]
 
 
 def test_off_a_case_reaching_a_java_task_stops_with_an_incident(database_url):
