@@ -83,6 +83,10 @@ class _BoundedInstances(MultiInstanceTask):
         # the item is the instance's own: it is not merged.
         if self._standard_form() and self.data_output is None and self.input_item is not None:
             child.data.pop(self.input_item.bpmn_id, None)
+        # An instance that did not set its output item (a plain task, a script that leaves it out) adds
+        # null to the output collection, as Camunda 8's outputElement does; SpiffWorkflow fails the case.
+        if self.data_output is not None and self.output_item is not None and not self.output_item.exists(child):
+            child.data[self.output_item.bpmn_id] = None
         super().merge_child(workflow, child)
 
     def begin_again(self, my_task: Task) -> None:

@@ -44,13 +44,15 @@ def adjust_spec(spec: BpmnProcessSpec, process_node: etree._Element) -> None:
             as_bounded(task_spec)
             if task_spec.name in loops:
                 apply_standard_loop(task_spec, loops[task_spec.name])
-        definition = getattr(task_spec, "event_definition", None)
-        if isinstance(definition, TimerEventDefinition):
-            text = (definition.expression or "").strip()
-            if _ISO_LITERAL.match(text):
-                definition.expression = repr(text)
-        elif isinstance(definition, CamundaMessage) and definition.expression is None:
-            definition.expression = "None"
+        event = getattr(task_spec, "event_definition", None)
+        # A throw of several messages at once holds one definition per message.
+        for definition in [event, *(getattr(event, "event_definitions", None) or [])]:
+            if isinstance(definition, TimerEventDefinition):
+                text = (definition.expression or "").strip()
+                if _ISO_LITERAL.match(text):
+                    definition.expression = repr(text)
+            elif isinstance(definition, CamundaMessage) and definition.expression is None:
+                definition.expression = "None"
 
 
 def _in_file_order(gateway: ExclusiveGateway, process_node: etree._Element) -> None:

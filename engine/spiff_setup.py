@@ -26,6 +26,8 @@ from SpiffWorkflow.camunda.parser import CamundaParser
 from SpiffWorkflow.camunda.parser.event_parsers import CamundaEventDefinitionParser
 from SpiffWorkflow.camunda.parser.task_spec import CAMUNDA_MODEL_NS, BusinessRuleTaskParser, CamundaTaskParser
 from SpiffWorkflow.camunda.specs.business_rule_task import BusinessRuleTask
+
+from .ad_hoc import wire_ad_hoc
 from SpiffWorkflow.camunda.serializer.config import CAMUNDA_CONFIG
 
 from . import joins, multi_instance
@@ -171,6 +173,7 @@ def spec_to_dict(spec: BpmnProcessSpec) -> dict[str, Any]:
 def spec_from_dict(dct: dict[str, Any]) -> BpmnProcessSpec:
     spec: BpmnProcessSpec = SERIALIZER.from_dict(dct)
     wire_loop_tasks(spec)
+    wire_ad_hoc(spec)
     return spec
 
 

@@ -37,3 +37,37 @@ def test_a_retry_with_the_collection_begins_the_activity(engine: Engine, sequent
     retried = engine.retry_case(case["id"], "ops", {"items": ["a", "b"]})
     assert retried["status"] == "running" and "incident" not in retried
     assert [task["element_id"] for task in retried["tasks"]] == ["mi"] * (1 if sequential else 2)
+
+
+def _gathering(task: str, sequential: bool) -> bytes:
+    """A multi-instance `task` in BPMN's standard form, over `items`, gathering `result` into `results`."""
+    return f"""<?xml version="1.0" encoding="UTF-8"?>
+<bpmn:definitions xmlns:bpmn="http://www.omg.org/spec/BPMN/20100524/MODEL" id="d" targetNamespace="http://x">
+  <bpmn:process id="gather" isExecutable="true">
+    <bpmn:startEvent id="start" />
+    {task.replace("LOOP", f'''<bpmn:multiInstanceLoopCharacteristics isSequential="{str(sequential).lower()}">
+        <bpmn:loopDataInputRef>items</bpmn:loopDataInputRef><bpmn:loopDataOutputRef>results</bpmn:loopDataOutputRef>
+        <bpmn:inputDataItem id="item" /><bpmn:outputDataItem id="result" />
+      </bpmn:multiInstanceLoopCharacteristics>''')}
+    <bpmn:endEvent id="end" />
+    <bpmn:sequenceFlow id="f1" sourceRef="start" targetRef="mi" />
+    <bpmn:sequenceFlow id="f2" sourceRef="mi" targetRef="end" />
+  </bpmn:process>
+</bpmn:definitions>""".encode()
+
+
+@pytest.mark.parametrize("sequential", [False, True], ids=["parallel", "sequential"])
+def test_an_instance_that_sets_no_output_item_adds_null_to_the_output_collection(engine: Engine, sequential: bool):
+    # A person completes each instance of a plain task without giving the item (Camunda 8 gathers null).
+    engine.deploy([("plain.bpmn", _gathering('<bpmn:task id="mi">LOOP</bpmn:task>', sequential))], "designer")
+    case, _ = engine.start_case("gather", "system", data={"items": ["a", "b"], "results": []})
+    while case["status"] == "running" and case["tasks"]:
+        engine.complete_task(case["tasks"][0]["id"], {}, "someone", lambda lane: True)
+        case = engine.get_case(case["id"])
+    assert (case["status"], case["data"]["results"]) == ("completed", [None, None])
+    # A script that sets it for some items only: those give their value, the others null.
+    script = ('<bpmn:scriptTask id="mi" scriptFormat="python">LOOP<bpmn:script>if item == "b":\n'
+              '    result = item.upper()</bpmn:script></bpmn:scriptTask>')
+    engine.deploy([("script.bpmn", _gathering(script, sequential))], "designer")
+    case, _ = engine.start_case("gather", "system", data={"items": ["a", "b"], "results": []})
+    assert (case["status"], case["data"]["results"]) == ("completed", [None, "B"])
