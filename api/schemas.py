@@ -177,8 +177,11 @@ DEFINITION_DETAIL = {
             "element_id": {"type": "string"}, "name": {"type": ["string", "null"]},
             "lane": {"type": ["string", "null"]}, "documentation": {"type": ["string", "null"]},
             "form": {"type": "object"}}}},
+        "start_inputs": {"type": "object", "description": "JSON Schema of the variables the latest version's "
+                         "conditions and multi-instance collections read that nothing in the model sets, typed "
+                         "from their use: start a case with them in its data (the deploy warned of each)"},
     },
-    "required": ["versions", "lanes", "user_tasks"],
+    "required": ["versions", "lanes", "user_tasks", "start_inputs"],
 }
 
 # What deploys, but not as drawn (e.g. a data store kept as documentation): located like a problem.

@@ -131,7 +131,8 @@ class DefinitionCommands:
                 "lanes": meta["lanes"],
                 "user_tasks": [{"element_id": t["element_id"], "name": t["name"], "lane": t["lane"],
                                 "documentation": t["documentation"], "form": t["form"] or {"type": "object"}}
-                               for t in meta["user_tasks"]]}
+                               for t in meta["user_tasks"]],
+                "start_inputs": meta.get("start_inputs") or {"type": "object", "properties": {}, "required": []}}
 
     def definition_source(self, key: str, version: int) -> tuple[str, bytes]:
         with self.db.reader.connect() as conn:

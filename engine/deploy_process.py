@@ -19,6 +19,7 @@ from .deploy_problems import DeployProblem, describe, label, source_line
 from .deploy_warnings import JSON_FORM, user_task_warnings
 from .multi_instance import literal_cardinality
 from .spec_adjustments import adjust_spec, flow_index
+from .start_inputs import spec_writes, start_inputs
 from .spiff_setup import Parser, spec_to_dict
 from .task_outputs import data_links, with_declared_outputs
 from .worker_tasks import connector_warning, literal_parameters, worker_topic
@@ -64,10 +65,11 @@ class _Tasks:
 
 
 def compile_process(parser: Parser, bundle: Bundle, pid: str, top_level: set[str], callable_keys: set[str],
-                    max_instances: int) -> CompiledDefinition | list[DeployProblem]:
+                    max_instances: int, written: set[str]) -> CompiledDefinition | list[DeployProblem]:
     """The top-level process `pid` as a version, or the problems that stop it. `callable_keys` are the
     processes a call activity may call (deployed before, or executable in this upload); `max_instances`
-    the most instances a multi-instance activity may ask for."""
+    the most instances a multi-instance activity may ask for; `written` every name the upload sets
+    (start_inputs.upload_writes)."""
     process_parser = parser.process_parsers[pid]
     problems: list[DeployProblem] = []
     for what, text in (("id", pid), ("name", process_parser.get_name())):
@@ -81,7 +83,12 @@ def compile_process(parser: Parser, bundle: Bundle, pid: str, top_level: set[str
     _instance_ceiling(bundle, walk.specs, max_instances, problems)
     if problems:
         return problems
-    return _package(bundle, pid, process_parser, walk, flows, tasks)
+    inputs: dict = {}
+    if walk.calls <= set(parser.process_parsers):  # what a process deployed before sets is not known here
+        written = written.union(*(spec_writes(spec) for spec in walk.specs))
+        inputs, warnings = start_inputs(bundle, walk.specs, written, process_parser.filename)
+        bundle.warn(warnings)
+    return _package(bundle, pid, process_parser, walk, flows, tasks, inputs)
 
 
 def _walk(parser: Parser, bundle: Bundle, spec: BpmnProcessSpec, top_level: set[str], callable_keys: set[str],
@@ -255,7 +262,7 @@ def _decision_of(parser: Parser, bundle: Bundle, file: str | None, bpmn_id: str)
 
 
 def _package(bundle: Bundle, pid: str, process_parser: ProcessParser, walk: _Walk,
-             flows: dict[str, dict[str, str]], tasks: _Tasks) -> CompiledDefinition | list[DeployProblem]:
+             flows: dict[str, dict[str, str]], tasks: _Tasks, inputs: dict) -> CompiledDefinition | list[DeployProblem]:
     """The version: its source files, their hash, its meta and the specs as JSON (if they can be stored)."""
     bpmn_file = process_parser.filename
     dmn_used = {d["file"] for d in tasks.decisions if d["file"]}
@@ -272,7 +279,8 @@ def _package(bundle: Bundle, pid: str, process_parser: ProcessParser, walk: _Wal
     meta = {"user_tasks": tasks.user_tasks, "external_tasks": tasks.external_tasks, "lanes": sorted(tasks.lanes),
             "calls": sorted(walk.calls), "startable": startable, "elements": tasks.elements,
             "embedded": sorted(walk.embedded), "flows": flows,
-            "decisions": sorted(tasks.decisions, key=lambda d: (d["element_id"], d["decision_id"] or ""))}
+            "decisions": sorted(tasks.decisions, key=lambda d: (d["element_id"], d["decision_id"] or "")),
+            **({"start_inputs": inputs} if inputs else {})}
     spec_dict = spec_to_dict(walk.specs[0])
     embedded_dicts = {name: spec_to_dict(sub) for name, sub in walk.embedded.items()}
     unstorable = _unstorable(bundle, bpmn_file, [spec_dict, *embedded_dicts.values()])

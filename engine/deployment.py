@@ -31,6 +31,7 @@ from .deploy_problems import DeployProblem, label, refusal
 from .deploy_process import CompiledDefinition, compile_process
 from .settings import EngineSettings, Limits
 from .spiff_setup import Parser, new_parser
+from .start_inputs import upload_writes
 
 _recursion_lock = threading.Lock()
 _recursion_users = 0
@@ -99,10 +100,11 @@ def _compile(parser: Parser, bundle: Bundle, deployed_keys: set[str], max_instan
         raise refusal(_no_executable_process(bundle))
 
     compiled = []
+    written = upload_writes(bundle)
     for pid in executable:
         try:
             definition = compile_process(parser, bundle, pid, top_level, deployed_keys | set(executable),
-                                         max_instances)
+                                         max_instances, written)
         except Exception as exc:  # noqa: BLE001
             problems.append(spiff_problem(bundle, exc, parser.process_parsers[pid].filename))
             continue

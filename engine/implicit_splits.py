@@ -18,6 +18,8 @@ inclusive gateway's is (BPMN leaves the token nowhere to go).
 """
 from __future__ import annotations
 
+import re
+
 from lxml import etree
 
 from .data_associations import SUBPROCESSES
@@ -25,6 +27,8 @@ from .deploy_problems import DeployProblem, describe
 from .deploy_schema import BPMN_NS
 
 _B = f"{{{BPMN_NS}}}"
+_SUFFIX = "_implicit_split"  # of the id of a gateway this module adds, after the id of the node it splits
+_SPLIT_ID = re.compile(rf"(.+){_SUFFIX}(?:_\d+)?")
 _SPLITTING = {f"{_B}{name}" for name in (
     "task", "userTask", "manualTask", "scriptTask", "serviceTask", "sendTask", "receiveTask", "businessRuleTask",
     "callActivity", "subProcess", "transaction", "adHocSubProcess", "intermediateCatchEvent",
@@ -52,13 +56,20 @@ def split_explicitly(filename: str, tree: etree._ElementTree) -> list[DeployProb
     return warnings
 
 
+def split_of(element_id: str) -> str | None:
+    """The id of the activity or event whose implicit split the gateway `element_id` is; None when it is
+    none (an id a designer gave): what a message about the gateway points the designer at."""
+    found = _SPLIT_ID.fullmatch(element_id)
+    return found.group(1) if found else None
+
+
 def _split(filename: str, container: etree._Element, node: etree._Element, outgoing: list[etree._Element],
            conditional: list[etree._Element], taken: set[str]) -> list[DeployProblem]:
     node_id = str(node.get("id"))
-    gateway_id, number = f"{node_id}_implicit_split", 1
+    gateway_id, number = f"{node_id}{_SUFFIX}", 1
     while gateway_id in taken:
         number += 1
-        gateway_id = f"{node_id}_implicit_split_{number}"
+        gateway_id = f"{node_id}{_SUFFIX}_{number}"
     taken.add(gateway_id)
     kind = "inclusiveGateway" if conditional else "parallelGateway"
     gateway = etree.Element(f"{_B}{kind}", id=gateway_id)
