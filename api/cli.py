@@ -308,21 +308,27 @@ def validate(settings: Settings, paths):
 @click.argument("folder", type=click.Path(exists=True, file_okay=False))
 @click.option("--format", "output", type=click.Choice(["markdown", "json"]), default="markdown", show_default=True)
 @click.option("--min-deployed", default=0, show_default=True, help="fail when fewer files deploy")
+@click.option("--min-settled", default=0.0, show_default=True,
+              help="fail when a smaller percentage of the cases started completes or waits on an event")
 @click.option("--no-run", is_flag=True, help="only deploy: start and drive no cases")
-def conformance(folder, output, min_deployed, no_run):
+def conformance(folder, output, min_deployed, min_settled, no_run):
     """Deploy every .bpmn file under FOLDER on its own (with the DMN and form files and called processes
     beside it) and report each as deployed, refused (with the reasons) or crashed; then start every
     startable definition of each deployed file once and drive it (user tasks with random valid data,
     external tasks by a stub worker, timers by moving the clock), reporting each case as completed,
     waiting on an event, incident, at a limit, stopped or crashed. Exits 1 on a crash (of a deployment
-    or a case), on a refusal a person cannot act on, or when fewer than --min-deployed files deploy."""
+    or a case), an incident of the engine's own, a refusal a person cannot act on, when fewer than
+    --min-deployed files deploy, or when fewer than --min-settled percent of the cases complete or wait."""
     from usm_engine.engine.conformance import run
+    from usm_engine.engine.conformance_cases import counts
 
     report = run(Path(folder), drive=not no_run)
     click.echo(json.dumps(report.as_dict(), indent=1) if output == "json" else report.markdown())
     deployed = report.count("deployed")
-    if report.faults or deployed < min_deployed:
-        click.echo(f"{len(report.faults)} faults, {deployed} deployed (at least {min_deployed} expected)", err=True)
+    settled = counts(report.cases)["completed_or_waiting_percent"] or 0.0 if report.cases else 0.0
+    if report.faults or deployed < min_deployed or (not no_run and settled < min_settled):
+        click.echo(f"{len(report.faults)} faults, {deployed} deployed (at least {min_deployed} expected), "
+                   f"{settled} % of the cases completed or waiting (at least {min_settled} expected)", err=True)
         raise SystemExit(1)
 
 

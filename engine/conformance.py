@@ -64,7 +64,7 @@ class Report:
     @property
     def faults(self) -> list[str]:
         return ([f"{r.file}: {fault}" for r in self.results for fault in r.faults]
-                + conformance_cases.crash_faults(self.cases or []))
+                + conformance_cases.case_faults(self.cases or []))
 
     def count(self, outcome: str) -> int:
         return sum(1 for r in self.results if r.outcome == outcome)

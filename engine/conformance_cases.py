@@ -24,9 +24,11 @@ def counts(cases: list[CaseResult]) -> dict:
             "completed_or_waiting_percent": round(100 * settled / len(cases), 1) if cases else None}
 
 
-def crash_faults(cases: list[CaseResult]) -> list[str]:
-    return [f"{case.file}: a case of '{case.definition}' crashed: {case.detail}"
-            for case in cases if case.outcome == "crashed"]
+def case_faults(cases: list[CaseResult]) -> list[str]:
+    """The engine's own failures: a crash, and an incident whose cause is the engine's, not the model's."""
+    return [f"{case.file}: a case of '{case.definition}' crashed: {case.detail}" if case.outcome == "crashed" else
+            f"{case.file}: a case of '{case.definition}' met an incident of the engine: {case.detail}"
+            for case in cases if case.outcome == "crashed" or (case.outcome == "incident" and case.owner == "engine")]
 
 
 def as_dict(cases: list[CaseResult], not_started: int, seconds: float) -> dict:

@@ -91,6 +91,7 @@ class CaseResult:
     owner: str | None = None    # an incident's: model | engine
     cause: str | None = None    # an incident's kind, without particulars
     linked_cases: int = 0       # cases its messages started (not driven)
+    start_inputs: list[str] = field(default_factory=list)  # given from the version's start_inputs
 
 
 @dataclass
@@ -116,7 +117,8 @@ def drive_file(bundle: list[tuple[str, bytes]], relative: str, template: Path) -
     shutil.copyfile(template, copy)
     clock = FixedClock()
     # Java service tasks wait for a worker, as they would for a team that plugs in workers for them.
-    engine = Engine(EngineSettings(database_url=f"sqlite:///{copy}", java_as_external_tasks=True), clock=clock)
+    engine = Engine(EngineSettings(database_url=f"sqlite:///{copy}", java_as_external_tasks=True,
+                                   unimplemented_as_external_tasks=True), clock=clock)
     driven = Driven()
     try:
         engine.deploy(bundle, ACTOR)
@@ -144,8 +146,10 @@ def drive_case(engine: Engine, clock: FixedClock, relative: str, key: str,
     try:
         with command_deadline():
             rng = random.Random(f"{relative}:{key}")
-            start_form = forms.get((key, None))
+            inputs = engine.get_definition(key)["start_inputs"]
+            start_form = with_start_inputs(forms.get((key, None)), inputs)
             data = _filled(start_form, rng, "start event") if start_form else {}
+            result.start_inputs = sorted(set(inputs.get("properties") or {}) & set(data))
             case, _ = engine.start_case(key, ACTOR, data=data)
             while True:
                 case = engine.get_case(case["id"])
@@ -199,6 +203,18 @@ def with_camunda_form(form: dict, camunda: dict | None) -> dict:
     required = list(form.get("required") or [])
     return {**form, "properties": {**camunda.get("properties", {}), **(form.get("properties") or {})},
             "required": required + [name for name in camunda.get("required", []) if name not in required]}
+
+
+def with_start_inputs(form: dict | None, inputs: dict) -> dict | None:
+    """The start event's form with the version's start inputs added: the variables its conditions and
+    collections read that nothing in the model sets (start_inputs.py), which whoever starts a case gives."""
+    if not inputs.get("properties"):
+        return form
+    form = form or {"type": "object", "properties": {}, "required": []}
+    properties = {**inputs["properties"], **(form.get("properties") or {})}
+    required = list(form.get("required") or [])
+    return {**form, "properties": properties,
+            "required": required + [name for name in inputs.get("required", []) if name not in required]}
 
 
 def _filled(form: dict, rng: random.Random, where: str) -> dict:

@@ -89,6 +89,9 @@ def test_a_command_that_does_not_return_is_stopped():
 
 def test_a_case_whose_command_hangs_is_reported_as_crashed(template, monkeypatch):
     class Hanging:
+        def get_definition(self, _key):
+            return {"start_inputs": {"type": "object", "properties": {}, "required": []}}
+
         def start_case(self, *_args, **_kwargs):
             time.sleep(10)
 

@@ -10,7 +10,7 @@ import pytest
 from click.testing import CliRunner
 
 from usm_engine.api.cli import main
-from usm_engine.engine import conformance, conformance_run, incidents
+from usm_engine.engine import conformance, conformance_cases, conformance_run, incidents
 from usm_engine.engine.conformance_forms import form_data
 from usm_engine.engine.conformance_incidents import classify
 from usm_engine.engine.forms import Form
@@ -51,7 +51,12 @@ def test_a_failing_script_is_an_incident_of_the_model(report):
     total = cases_of(report)["failing/total.bpmn"]
     assert (total.outcome, total.element, total.owner, total.cause) == (
         "incident", "Script_Total", "model", "a step failed: NameError")
-    assert "name 'price' is not defined" in total.detail
+    assert "name 'price_of' is not defined" in total.detail  # a function nobody gives: no start input
+
+
+def test_what_a_model_reads_and_nothing_sets_is_given_at_start(report):
+    gate = cases_of(report)["inputs/gate.bpmn"]
+    assert (gate.outcome, gate.start_inputs) == ("completed", ["approved"])
 
 
 def test_a_task_whose_declared_output_is_part_of_its_form_gets_it_from_the_driver(report):
@@ -64,13 +69,13 @@ def test_a_task_whose_declared_output_is_part_of_its_form_gets_it_from_the_drive
 def test_the_report_counts_per_folder_and_lists_incidents(report):
     found = report.as_dict()["cases"]
     assert {key: found[key] for key in ("started", "completed", "waiting", "incident", "limit", "crashed")} == {
-        "started": 5, "completed": 3, "waiting": 1, "incident": 1, "limit": 0, "crashed": 0}
+        "started": 6, "completed": 4, "waiting": 1, "incident": 1, "limit": 0, "crashed": 0}
     assert found["by_folder"]["failing"]["model_incidents"] == 1
-    assert found["completed_or_waiting_percent"] == 80.0
+    assert found["completed_or_waiting_percent"] == 83.3
     assert {(i["file"], i["element"]) for i in found["incidents"]} == {("failing/total.bpmn", "Script_Total")}
     text = report.markdown()
     assert "| forms | 1 | 1 | 0 | 0 (0 / 0) | 0 | 0 | 0 |" in text
-    assert "| **all** | 5 | 3 | 1 | 1 (1 / 0) | 0 | 0 | 0 |" in text
+    assert "| **all** | 6 | 4 | 1 | 1 (1 / 0) | 0 | 0 | 0 |" in text
 
 
 def test_the_engines_own_incidents_are_told_from_the_models():
@@ -107,8 +112,27 @@ def test_the_command_drives_cases_unless_told_not_to():
         result.output)
     deploy_only = CliRunner().invoke(main, ["conformance", str(FOLDER), "--no-run", "--format", "json"])
     assert deploy_only.exit_code == 0 and "cases" not in json.loads(deploy_only.output)
-    too_few = CliRunner().invoke(main, ["conformance", str(FOLDER), "--no-run", "--min-deployed", "6"])
+    too_few = CliRunner().invoke(main, ["conformance", str(FOLDER), "--no-run", "--min-deployed", "7"])
     assert too_few.exit_code == 1
+
+
+def test_the_command_fails_below_the_share_of_cases_it_is_told_to_expect():
+    report = conformance.run(FOLDER)
+    settled = conformance_cases.counts(report.cases)["completed_or_waiting_percent"]
+    assert 0 < settled < 100  # the fixtures hold a model's incident, so not every case settles
+    enough = CliRunner().invoke(main, ["conformance", str(FOLDER), "--min-settled", str(settled)])
+    assert enough.exit_code == 0, enough.output
+    short = CliRunner().invoke(main, ["conformance", str(FOLDER), "--min-settled", str(settled + 0.1)])
+    assert short.exit_code == 1
+    assert f"{settled} % of the cases completed or waiting (at least {settled + 0.1} expected)" in short.output
+
+
+def test_an_incident_of_the_engines_own_is_a_fault():
+    case = conformance_run.CaseResult("a.bpmn", "a", "incident", detail="the engine could not go on at 'X'",
+                                      owner="engine", cause="the engine could not go on")
+    models = conformance_run.CaseResult("b.bpmn", "b", "incident", detail="name 'x' is not defined", owner="model")
+    assert conformance_cases.case_faults([case, models]) == [
+        "a.bpmn: a case of 'a' met an incident of the engine: the engine could not go on at 'X'"]
 
 
 def test_random_form_data_is_accepted_by_the_form_and_an_impossible_form_is_said_so():
