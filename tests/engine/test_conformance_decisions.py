@@ -33,6 +33,7 @@ def test_the_model_then_deploys_and_its_case_reaches_the_decision(tmp_path):
     [result] = report.results
     assert result.outcome == "deployed", result.reasons
     [case] = report.cases
-    # The decision runs: its table reads 'amount', which the case is started without (the model's incident).
-    assert (case.outcome, case.element, case.owner) == ("incident", "Activity_Assess", "model")
-    assert "evaluating 'amount> 1000'" in case.detail and not report.faults
+    # The decision runs: its table reads 'amount', which nothing in the model sets, so the run starts the
+    # case with it (a start input, typed by the column's entries), and the case completes.
+    assert (case.outcome, case.start_inputs) == ("completed", ["amount"])
+    assert not report.faults
