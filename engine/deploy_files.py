@@ -23,6 +23,7 @@ from .deploy_timers import timers_without_time
 from .deploy_tolerances import before_schema, unprefix_bpmn_references
 from .deploy_warnings import camunda_findings
 from .errors import TooLarge
+from .dmn_cells import feel_cells_as_python
 from .implicit_splits import split_explicitly
 from .settings import Limits
 from .spec_adjustments import (
@@ -181,6 +182,7 @@ def _load_dmn(bundle: Bundle, filename: str, content: bytes, limits: Limits) -> 
     if problems:
         bundle.problems.extend(problems)
         return
+    feel_cells_as_python(tree)  # dmn_cells.py: FEEL's true, lists, ranges and not(...) in table cells
     bundle.dmn[filename] = tree
     bundle.index_ids(filename, tree)
 
