@@ -48,9 +48,10 @@ _XML_WRITES = ((CAMUNDA_NS, "formField", "id"),)
 
 def xml_writes(trees: Iterable[etree._ElementTree]) -> set[str]:
     """The names the files of an upload set, read from the XML (parsing every process with SpiffWorkflow
-    only for this would be slow, and the deploy parses the ones it runs): scripts, Camunda form fields,
-    output mappings and result variables, loop items, data outputs, SpiffWorkflow message variables and
-    the output columns of decision tables."""
+    only for this would be slow, and the deploy parses the ones it runs): scripts, Camunda form fields and
+    result variables, loop items, data outputs, the output columns of decision tables, and SpiffWorkflow
+    message variables (this engine gives a message's data under the message's name, but a name the model
+    expects from a message is not one to warn of as set by nothing)."""
     names: set[str] = set()
     for tree in trees:
         for element in tree.iter():
@@ -94,7 +95,8 @@ def upload_writes(bundle: Bundle) -> set[str]:
 
 
 def _reads(spec: BpmnProcessSpec) -> Iterable[tuple[str, str, dict | None]]:
-    """(element id, name, type or None) of each name the conditions and collections of a process read."""
+    """(element id, name, type or None) of each name the conditions, scripts and multi-instance collections
+    and cardinalities of a process read before anything in them sets it."""
     for task_spec in spec.task_specs.values():
         element_id = getattr(task_spec, "bpmn_id", None)
         if not element_id:
