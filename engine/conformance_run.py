@@ -200,21 +200,22 @@ def with_camunda_form(form: dict, camunda: dict | None) -> dict:
     hold only the outputs the task declares (task_outputs.py), and a person fills in both."""
     if camunda is None or form.get("additionalProperties") is False:
         return form if form.get("properties") or camunda is None else camunda
-    required = list(form.get("required") or [])
-    return {**form, "properties": {**camunda.get("properties", {}), **(form.get("properties") or {})},
-            "required": required + [name for name in camunda.get("required", []) if name not in required]}
+    return _with_fields(form, camunda)
 
 
 def with_start_inputs(form: dict | None, inputs: dict) -> dict | None:
-    """The start event's form with the version's start inputs added: the variables its conditions and
-    collections read that nothing in the model sets (start_inputs.py), which whoever starts a case gives."""
+    """The start event's form with the version's start inputs added: the variables it reads that nothing in
+    the model sets (start_inputs.py), which whoever starts a case gives."""
     if not inputs.get("properties"):
         return form
-    form = form or {"type": "object", "properties": {}, "required": []}
-    properties = {**inputs["properties"], **(form.get("properties") or {})}
+    return _with_fields(form or {"type": "object", "properties": {}, "required": []}, inputs)
+
+
+def _with_fields(form: dict, extra: dict) -> dict:
+    """`form` with the fields of `extra` added (a field of both keeps the form's schema)."""
     required = list(form.get("required") or [])
-    return {**form, "properties": properties,
-            "required": required + [name for name in inputs.get("required", []) if name not in required]}
+    return {**form, "properties": {**extra.get("properties", {}), **(form.get("properties") or {})},
+            "required": required + [name for name in extra.get("required", []) if name not in required]}
 
 
 def _filled(form: dict, rng: random.Random, where: str) -> dict:
