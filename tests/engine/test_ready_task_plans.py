@@ -8,7 +8,7 @@ import uuid
 from datetime import datetime, timedelta
 
 import pytest
-from sqlalchemy import event, insert, text
+from sqlalchemy import event, insert, select, text
 
 from usm_engine.engine import store
 from usm_engine.engine.schema import cases, tasks
@@ -115,3 +115,19 @@ def test_other_states_are_still_listed(filled):
     assert [row.state for row in ready] == ["ready"] * 2
     assert len(every) == 5
     assert [row.created_at for row in every] == sorted(row.created_at for row in every)
+
+
+def test_the_ready_tasks_beside_a_task_are_read_from_their_partial_index(filled):
+    """Completing a task reads its case's ready tasks by the task's id (one statement for the task and them)."""
+    engine, case_id = filled
+    with engine.db.reader.connect() as conn:
+        rows = conn.execute(select(tasks.c.id, tasks.c.state).where(tasks.c.case_id == case_id)).all()
+        ready_id = next(row.id for row in rows if row.state == "ready")
+        done_id = next(row.id for row in rows if row.state == "completed")
+        expected = [row.id for row in store.ready_tasks_of_cases(conn, [case_id])[case_id]]
+        # The same ready tasks, in the same order, whatever the state of the task they are found by.
+        assert [row.id for row in store.ready_tasks_beside(conn, ready_id)] == expected
+        assert [row.id for row in store.ready_tasks_beside(conn, done_id)] == expected
+        assert store.ready_tasks_beside(conn, "no-such-task") == []
+    plan = _plans_of(engine, lambda conn: store.ready_tasks_beside(conn, ready_id))
+    assert "ix_tasks_ready_case" in plan and "ix_tasks_state_created" not in plan, plan
