@@ -10,7 +10,7 @@ from typing import Any
 from sqlalchemy.engine import Connection, Row
 from sqlalchemy.exc import IntegrityError
 
-from . import compliance, definition_diff, store
+from . import compliance, definition_diff, store, store_compliance
 from .audit import DEPLOYMENT_CHAIN, GENESIS, Recorder, seal
 from .blueprints import SpecCache
 from .catalogue import Catalogue, load_catalogue
@@ -51,7 +51,7 @@ class DefinitionCommands:
         if requirements:
             wanted = {activity.partition("/")[0] for r in requirements for activity in r.activities}
             with self.db.reader.connect() as conn:
-                elements = store.latest_elements(conn, wanted)
+                elements = store_compliance.latest_elements(conn, wanted)
             elements.update({definition.key: definition.meta["elements"] for definition in compiled})
             texts = {name: content.decode("utf-8", errors="replace") for name, content in compliance_files}
             problems += compliance.check_references(requirements, elements, texts)
@@ -71,7 +71,7 @@ class DefinitionCommands:
             with self.db.writer.begin() as conn:
                 store.lock_deployments(conn)
                 if compliance_files:
-                    store.replace_compliance(conn, compliance_files, [
+                    store_compliance.replace_compliance(conn, compliance_files, [
                         {"ref": r.ref, "standard": r.standard, "requirement_id": r.id, "title": r.title,
                          "note": r.note, "activities": json.dumps(r.activities), "source_file": r.source_file,
                          "deployed_at": now, "deployed_by": actor} for r in requirements])
@@ -165,9 +165,9 @@ class DefinitionCommands:
 
     def list_compliance(self) -> list[dict]:
         with self.db.reader.connect() as conn:
-            rows = store.compliance(conn)
+            rows = store_compliance.compliance(conn)
             keys = {a.partition("/")[0] for row in rows for a in json.loads(row.activities)}
-            elements = store.latest_elements(conn, keys)
+            elements = store_compliance.latest_elements(conn, keys)
         return [self._requirement(row, elements) for row in rows]
 
     @staticmethod
@@ -197,7 +197,7 @@ class DefinitionCommands:
         requirement = self.find_requirement(reference)
         activities = sorted({(a["definition"], a["element_id"]) for a in requirement["activities"]})
         with self.db.reader.connect() as conn:
-            rows, next_cursor = store.cases_executing(conn, activities, cursor, limit)
+            rows, next_cursor = store_compliance.cases_executing(conn, activities, cursor, limit)
         items = [{"case_id": row.id, "definition": row.definition_key, "version": row.definition_version,
                   "business_key": row.business_key, "status": row.status, "created_at": rfc3339(row.created_at),
                   "executed": executed} for row, executed in rows]

@@ -34,7 +34,7 @@ from .clock import rfc3339
 from .errors import InvalidInput
 from .insight_queries import (ESCALATION, Period, finished_steps, lane_backlog, messages_thrown, open_calls,
                               resolved_calls)
-from .store import latest_elements
+from .store_compliance import latest_elements
 
 __all__ = ["DEFAULT_DAYS", "GROUPINGS", "Period", "backlog", "period", "service_levels", "step_times"]
 

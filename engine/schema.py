@@ -168,7 +168,7 @@ events = Table(
     Column("hash", LargeBinary(32), nullable=False),
     PrimaryKeyConstraint("chain", "seq", name="pk_events"),  # a case's trail, in order; one event per number
     Index("ix_events_at", "at"),  # exports since a moment (usm audit export --since)
-    Index("ix_events_element", "element_id"),  # the cases that executed an activity (store.cases_executing)
+    Index("ix_events_element", "element_id"),  # the cases that executed an activity (store_compliance.cases_executing)
     # Messages thrown in a period (engine/insight_queries.py), the only read by type: those events alone.
     Index("ix_events_messages", "at", sqlite_where=MESSAGE_SENT, postgresql_where=MESSAGE_SENT),
 )

@@ -1,14 +1,15 @@
-"""The SQL of the engine, but for external task locks (store_locks.py) and message routing
-(store_messages.py). Functions take a connection so callers decide the transaction."""
+"""The SQL of the engine, but for external task locks (store_locks.py), message routing
+(store_messages.py) and the compliance cross-reference (store_compliance.py). Functions take a
+connection so callers decide the transaction."""
 from __future__ import annotations
 
 import base64
 import json
-from collections.abc import Callable, Collection, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from datetime import datetime
 from typing import Any, Unpack
 
-from sqlalchemy import Column, ColumnElement, Select, Update, and_, bindparam, delete, func, insert, or_, select, update
+from sqlalchemy import Column, ColumnElement, Select, Update, and_, bindparam, func, insert, or_, select, update
 from sqlalchemy.engine import Connection, Row
 
 from .blueprints import StoredDefinition
@@ -144,7 +145,7 @@ def list_cases(conn: Connection, filters: dict, cursor: str | None, limit: int) 
         "call_number": lambda v: cases.c.call_number == v, "workflow": lambda v: cases.c.workflow == v,
         "business_key": lambda v: cases.c.business_key == v, "created_after": lambda v: cases.c.created_at >= v,
         "created_before": lambda v: cases.c.created_at < v})
-    return _page(conn, query, cases.c.created_at, cases.c.id, cursor, limit)
+    return page_by_time(conn, query, cases.c.created_at, cases.c.id, cursor, limit)
 
 
 def _filtered(query: Select[Any], filters: dict,
@@ -207,13 +208,13 @@ def list_tasks(conn: Connection, filters: dict, lane_roles: set[str] | None, cur
         query = query.where(tasks.c.state == (READY_STATE if state == "ready" else state))
     if lane_roles is not None:  # a lane holder sees only the tasks of its lanes
         query = query.where(tasks.c.lane_role.in_(sorted(lane_roles)))
-    return _page(conn, query, tasks.c.created_at, tasks.c.id, cursor, limit)
+    return page_by_time(conn, query, tasks.c.created_at, tasks.c.id, cursor, limit)
 
 
 # --- paging ----------------------------------------------------------------------------------------
 
-def _page(conn: Connection, query: Select[Any], time_column: Column[Any], id_column: Column[Any], cursor: str | None,
-          limit: int) -> tuple[list[Row[Any]], str | None]:
+def page_by_time(conn: Connection, query: Select[Any], time_column: Column[Any], id_column: Column[Any],
+                 cursor: str | None, limit: int) -> tuple[list[Row[Any]], str | None]:
     if cursor:
         after_time, after_id = decode_cursor(cursor)
         query = query.where(or_(time_column > after_time, and_(time_column == after_time, id_column > after_id)))
@@ -358,52 +359,3 @@ def next_in_sequence(conn: Connection, name: str) -> int:
         return result[0]
     conn.execute(insert(sequences).values(name=name, value=1))
     return 1
-
-
-# --- compliance cross-reference --------------------------------------------------------------------
-
-def replace_compliance(conn: Connection, source_files: list[str], rows: list[dict]) -> None:
-    from .schema import compliance_requirements
-
-    conn.execute(delete(compliance_requirements).where(compliance_requirements.c.source_file.in_(source_files)))
-    if rows:
-        conn.execute(insert(compliance_requirements), rows)
-
-
-def compliance(conn: Connection) -> list:
-    from .schema import compliance_requirements
-
-    return list(conn.execute(select(compliance_requirements).order_by(compliance_requirements.c.ref)))
-
-
-def latest_elements(conn: Connection, keys: Collection[str]) -> dict[str, dict]:
-    """{key: elements} of the latest version of each deployed definition named."""
-    found = {}
-    for row in latest_definitions(conn):
-        if row.key in keys:
-            found[row.key] = json.loads(row.meta)["elements"]
-    return found
-
-
-def cases_executing(conn: Connection, activities: list[tuple[str, str]], cursor: str | None,
-                    limit: int) -> tuple[list[tuple[Row[Any], list[str]]], str | None]:
-    """Cases whose trail shows any of these (definition, element id) executed, oldest first, with the
-    element ids they executed. Events from before migration 0005 name no element definition; for
-    those the element id alone decides. A case's events are its chain (the deployments' have no element)."""
-    executed = ("task_completed", "activity_completed", "event_passed", "gateway_taken", "timer_fired",
-                "message_received", "message_sent")
-    element_ids = sorted({element_id for _, element_id in activities})
-    placed = or_(*[and_(events.c.element_definition == definition, events.c.element_id == element_id)
-                   for definition, element_id in activities])
-    legacy = and_(events.c.element_definition.is_(None), events.c.element_id.in_(element_ids))
-    hits = (select(events.c.chain.label("case_id"), events.c.element_id).where(
-        events.c.element_id.in_(element_ids), or_(placed, legacy), events.c.type.in_(executed)).distinct().subquery())
-    query = select(cases.c.id, cases.c.definition_key, cases.c.definition_version, cases.c.business_key,
-                   cases.c.status, cases.c.created_at).where(cases.c.id.in_(select(hits.c.case_id)))
-    rows, next_cursor = _page(conn, query, cases.c.created_at, cases.c.id, cursor, limit)
-    by_case: dict[str, list[str]] = {row.id: [] for row in rows}
-    if rows:
-        for case_id, element_id in conn.execute(select(hits.c.case_id, hits.c.element_id).where(
-                hits.c.case_id.in_(list(by_case)))):
-            by_case[case_id].append(element_id)
-    return [(row, sorted(by_case[row.id])) for row in rows], next_cursor

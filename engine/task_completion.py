@@ -1,8 +1,8 @@
 """Completing a task: the engine's hot path.
 
 One read (the case's ready tasks, found by the task's id, then the case row: two statements on one
-connection), the checks, the step, one write. A user task is completed by the holder of its lane; an external task by the worker that
-holds its lock (external_tasks.py).
+connection), the checks, the step, one write. A user task is completed by the holder of its lane; an
+external task by the worker that holds its lock (external_tasks.py).
 """
 from __future__ import annotations
 
