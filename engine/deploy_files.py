@@ -32,6 +32,7 @@ from .spec_adjustments import (
     translate_expressions,
     unprefix_local_references,
 )
+from .spiff_messages import adopt_message_payloads
 from .spiff_setup import xsd_validator
 from .standard_loops import read_standard_loops
 from .xml_safety import UnsafeXml, parse_untrusted
@@ -211,6 +212,7 @@ def _load_bpmn(bundle: Bundle, filename: str, content: bytes, limits: Limits) ->
     bundle.warnings.extend(split_explicitly(filename, tree))  # flows out of activities: implicit_splits.py
     bundle.warnings.extend(set_empty_processes_aside(filename, tree) + give_tasks_defaults(filename, tree))
     _name_decisions(tree)
+    adopt_message_payloads(tree)  # before the send task warnings: spiff_messages.py
     task_problems, task_warnings = camunda_findings(filename, tree)
     bundle.warnings.extend(task_warnings + open_gateway_flows(filename, tree) + start_implicitly(filename, tree))
     bundle.warnings.extend(timers_without_time(filename, tree))  # after start_implicitly: see deploy_timers.py

@@ -30,7 +30,7 @@ from SpiffWorkflow.camunda.specs.business_rule_task import BusinessRuleTask
 from .ad_hoc import wire_ad_hoc
 from SpiffWorkflow.camunda.serializer.config import CAMUNDA_CONFIG
 
-from . import joins, multi_instance
+from . import joins, multi_instance, spiff_messages
 
 
 def wire_loop_tasks(*specs: BpmnProcessSpec | None) -> None:
@@ -87,6 +87,8 @@ def _config() -> dict[type, Any]:
     # serializer restores a stored spec of that name as.
     for ours in (multi_instance.ParallelMultiInstanceTask, multi_instance.SequentialMultiInstanceTask):
         config[ours] = MultiInstanceTaskConverter
+    # Message definitions with a catch's own variable (spiff_messages.py), under the flavour's class name.
+    config[spiff_messages.MessageEventDefinition] = spiff_messages.MessageVariableConverter
     # Plain service tasks have no converter in the Camunda config.
     config[ServiceTask] = BpmnTaskSpecConverter
     config[BpmnWorkflow] = SpeclessWorkflowConverter

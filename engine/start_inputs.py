@@ -95,8 +95,8 @@ def upload_writes(bundle: Bundle) -> set[str]:
 
 
 def _reads(spec: BpmnProcessSpec) -> Iterable[tuple[str, str, dict | None]]:
-    """(element id, name, type or None) of each name the conditions, scripts and multi-instance collections
-    and cardinalities of a process read before anything in them sets it."""
+    """(element id, name, type or None) of each name the conditions, scripts, message payloads and
+    multi-instance collections and cardinalities of a process read before anything in them sets it."""
     for task_spec in spec.task_specs.values():
         element_id = getattr(task_spec, "bpmn_id", None)
         if not element_id:
@@ -106,6 +106,10 @@ def _reads(spec: BpmnProcessSpec) -> Iterable[tuple[str, str, dict | None]]:
         event = getattr(task_spec, "event_definition", None)
         if type(event).__name__ == "ConditionalEventDefinition":
             expressions.append(getattr(event, "expression", None))
+        # What a message throw sends (its payload expression; a throw of several holds one per message).
+        for definition in [event, *(getattr(event, "event_definitions", None) or [])]:
+            if type(definition).__name__ == "MessageEventDefinition" and getattr(definition, "expression", None):
+                expressions.append(definition.expression)
         for expression in expressions:
             if isinstance(expression, str):
                 for name, schema in typed_reads(expression).items():
@@ -160,12 +164,17 @@ def start_inputs(bundle: Bundle, specs: list[BpmnProcessSpec], written: set[str]
     sets. The process's own declared data inputs (its ioSpecification) are start inputs without a warning:
     the designer said they come with the case; typed by their uses, else taken as text."""
     declared = _declared_inputs(bundle, specs[0].name, file)
+    message_variable = _start_message_variable(specs[0])
+    message: dict | None = {}  # the shape its reads give the start message's variable
     types: dict[str, dict | None] = {}
     disagree: set[str] = set()
     warnings: list[DeployProblem] = []
     readers: dict[str, list[str]] = {}
     for spec in specs:
         for read_by, name, schema in [*_reads(spec), *_decision_reads(bundle, spec)]:
+            if name == message_variable:
+                message = merge(message, schema) if schema and schema.get("type") == "object" else message
+                continue
             if name in written and name not in declared:
                 continue
             # A gateway the deployment added for an implicit split: the designer drew its activity.
@@ -188,9 +197,22 @@ def start_inputs(bundle: Bundle, specs: list[BpmnProcessSpec], written: set[str]
                     disagree.add(name)  # two uses that disagree: no type
     properties = {name: schema for name, schema in types.items() if schema is not None}
     properties |= {name: types.get(name) or {"type": "string"} for name in declared}
+    # A case of a process that starts only on a message starts with the message's data: what the process
+    # reads of the variable its start event puts the message in (spiff_messages.py) is part of that data.
+    properties |= {name: schema for name, schema in ((message or {}).get("properties") or {}).items()
+                   if name not in properties}
     if not properties:
         return {}, warnings
     return {"type": "object", "properties": properties, "required": sorted(properties)}, warnings
+
+
+def _start_message_variable(spec: BpmnProcessSpec) -> str | None:
+    """The variable a process's only start event puts its message in, when it starts only on a message."""
+    starts = [task_spec for task_spec in spec.task_specs.values() if type(task_spec).__name__ == "StartEvent"]
+    if len(starts) != 1:
+        return None
+    variable = getattr(getattr(starts[0], "event_definition", None), "message_var", None)
+    return variable if isinstance(variable, str) else None
 
 
 def _decision_reads(bundle: Bundle, spec: BpmnProcessSpec) -> list[tuple[str, str, dict | None]]:
