@@ -97,7 +97,9 @@ INCIDENT = {
                    "line": {"type": ["integer", "null"], "description": "the line of the script that failed"},
                    "message": {"type": "string", "description": "what happened, in a sentence"},
                    "action": {"type": "string", "description": "what a person can do about it, in a sentence"},
-                   "task_id": {"type": "string", "description": "the external task a worker reported a failure on"},
+                   "task_id": {"type": "string", "description": "the external task a worker reported a failure "
+                               "on, or whose completion the model failed (a declared output left out): a retry's "
+                               "data goes to it"},
                    "reported_by": {"type": "string", "description": "who reported the failure"}},
     "required": ["element_id", "element_name", "definition", "message", "action"],
 }

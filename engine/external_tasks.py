@@ -5,6 +5,7 @@ write, because the lock may run out (and another worker take the task) while the
 """
 from __future__ import annotations
 
+import dataclasses
 import json
 from collections.abc import Callable
 from datetime import datetime, timedelta
@@ -21,7 +22,7 @@ from .errors import Conflict, NextStep, NotAllowed, TaskNotFound, TaskNotReady
 from .incidents import Place
 from .parts import EngineParts
 from .representation import task_representation
-from .runner import external_task, outcome_with_incident
+from .runner import Outcome, external_task, failed_step, outcome_with_incident
 
 MayComplete = Callable[[str | None], bool]  # whether the caller may complete a task of this lane (None: no lane)
 
@@ -78,9 +79,29 @@ def complete_external_task(parts: EngineParts, task: Row[Any], rows: CaseRows, d
     work.recorder.add("task_completed", task.element_id, data_changes(before, data), process=task.process_id,
                       task_id=task.id, worker=worker)
     spiff_task.data.update(data)
-    spiff_task.complete()
+    try:
+        spiff_task.complete()
+    except Exception as exc:  # noqa: BLE001 - SpiffWorkflow fails the step as it completes (a declared output missing)
+        return _not_completed(parts, task, rows, actor, worker, failed_step(work.workflow, work.blueprint, exc))
     return work.save(work.advance(), completed_task=CompletedTask(task.id, actor),
                      in_transaction=_lock_still_held(task, worker, work.recorder.at))
+
+
+def _not_completed(parts: EngineParts, task: Row[Any], rows: CaseRows, actor: str, worker: str,
+                   failed: Outcome) -> dict:
+    """The completion failed: the case, as it was before it, gets the incident at the task, which waits for its
+    worker again with its lock released, as after the worker's own failure (a retry's data goes to it)."""
+    work, _ = open_external(parts, task, rows, actor, None)
+    still_held = _lock_still_held(task, worker, work.recorder.at)
+
+    def release(conn: Connection) -> None:
+        still_held(conn)
+        store_locks.unlock_task(conn, task.id)
+
+    assert failed.incident is not None  # failed_step always gives one
+    # Naming the task makes a retry's data go to it (case_lifecycle.retry_case), as after a worker's failure.
+    incident = dataclasses.replace(failed.incident, task_id=task.id)
+    return work.save(outcome_with_incident(work.workflow, work.blueprint, incident), in_transaction=release)
 
 
 def fail_external_task(parts: EngineParts, task_id: str, worker: str | None, message: str, actor: str,

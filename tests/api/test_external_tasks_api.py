@@ -1,7 +1,7 @@
 """External tasks over HTTP: what a worker process does, and what it is told when it gets it wrong."""
 from __future__ import annotations
 
-from tests.conftest import bearer, deploy
+from tests.conftest import FIXTURES, bearer, deploy
 
 SYSTEM = bearer("system")
 
@@ -50,3 +50,20 @@ def test_bad_lock_and_fail_requests_are_4xx(client):
     assert response.status_code == 404
     response = client.post("/api/v1/tasks/nope/fail", json={"worker": "w1"}, headers=SYSTEM)
     assert response.status_code == 422
+
+
+def test_a_completion_the_model_fails_is_answered_with_the_incident_not_a_server_error(client):
+    # The service task declares an output the worker leaves out: the case's incident, a 200, never a 500.
+    text = (FIXTURES / "external.bpmn").read_text().replace(
+        '<bpmn:incoming>F1</bpmn:incoming><bpmn:outgoing>F2</bpmn:outgoing></bpmn:serviceTask>',
+        '<bpmn:incoming>F1</bpmn:incoming><bpmn:outgoing>F2</bpmn:outgoing><bpmn:ioSpecification>'
+        '<bpmn:dataOutput id="ci" name="ci" /><bpmn:inputSet /><bpmn:outputSet><bpmn:dataOutputRefs>ci'
+        '</bpmn:dataOutputRefs></bpmn:outputSet></bpmn:ioSpecification></bpmn:serviceTask>')
+    deployed = client.post("/api/v1/definitions", data=text.encode(), content_type="application/xml",
+                           headers=bearer("designer"))
+    assert deployed.status_code in (200, 201), deployed.get_json()
+    client.post("/api/v1/cases", json={"definition": "external"}, headers=SYSTEM)
+    [job] = lock(client, {"worker": "w1", "topics": ["cmdb"]})["items"]
+    response = client.post(f"/api/v1/tasks/{job['id']}/complete", json={"data": {}, "worker": "w1"}, headers=SYSTEM)
+    assert response.status_code == 200, response.get_json()
+    assert response.get_json()["status"] == "error" and response.get_json()["incident"]["task_id"] == job["id"]

@@ -6,7 +6,7 @@ import pytest
 
 from usm_engine.engine import external_tasks
 from usm_engine.engine.errors import Conflict, DefinitionInvalid, NotAllowed, TaskNotReady
-from tests.conftest import fixture_files
+from tests.conftest import FIXTURES, fixture_files
 
 SYSTEM = lambda lane: True  # noqa: E731 - authorization is the API's concern, not these tests'
 LANE_HOLDER = lambda lane: lane == "Requester"  # noqa: E731 - a one-line stand-in for the API's lane check
@@ -193,3 +193,29 @@ def test_a_lock_that_runs_out_during_the_work_is_checked_again_in_the_write(cloc
     task = engine.get_task(job["id"])
     assert (task["state"], task["locked_by"]) == ("ready", "w2")
     assert engine.complete_task(job["id"], {"ci": "SW-043"}, "robot", SYSTEM, worker="w2")["data"]["ci"] == "SW-043"
+
+
+def test_a_completion_without_the_tasks_declared_output_is_the_cases_incident_and_a_retry_with_it_goes_on(engine):
+    # The task declares an output (ci) the worker does not send: SpiffWorkflow fails the step as it completes.
+    # That is the case's incident at the task, answered like any completion; it used to escape the engine.
+    text = (FIXTURES / "external.bpmn").read_text().replace(
+        '<bpmn:incoming>F1</bpmn:incoming><bpmn:outgoing>F2</bpmn:outgoing></bpmn:serviceTask>',
+        '<bpmn:incoming>F1</bpmn:incoming><bpmn:outgoing>F2</bpmn:outgoing><bpmn:ioSpecification>'
+        '<bpmn:dataOutput id="ci" name="ci" /><bpmn:inputSet /><bpmn:outputSet><bpmn:dataOutputRefs>ci'
+        '</bpmn:dataOutputRefs></bpmn:outputSet></bpmn:ioSpecification></bpmn:serviceTask>')
+    engine.deploy([("external.bpmn", text.encode())], "designer")
+    case, _ = engine.start_case("external", "crm", data={"change": "new switch"})
+    [job] = engine.lock_external_tasks("w1", ["cmdb"], 1, 60)
+    failed = engine.complete_task(job["id"], {"note": "done"}, "robot", SYSTEM, worker="w1")
+    assert failed["status"] == "error" and failed["incident"]["element_id"] == "Activity_UpdateCmdb"
+    assert "Missing data ouput" in failed["incident"]["message"]  # SpiffWorkflow's spelling
+    # Nothing of the failed completion stays: no data, no completion in the trail; the task waits, unlocked.
+    assert "note" not in failed["data"] and [t["id"] for t in failed["tasks"]] == [job["id"]]
+    assert not any(e["type"] == "task_completed" for e in engine.trail(case["id"], {}))
+    retried = engine.retry_case(case["id"], "ops", {"ci": "SW-042"})
+    assert retried["status"] == "running" and [t["id"] for t in retried["tasks"]] == [job["id"]]
+    [again] = engine.lock_external_tasks("w2", ["cmdb"], 1, 60)
+    assert again["id"] == job["id"]
+    done = engine.complete_task(job["id"], {}, "robot", SYSTEM, worker="w2")
+    assert done["status"] == "running" and [t["name"] for t in done["tasks"]] == ["Confirm"]
+    assert done["data"]["ci"] == "SW-042"
