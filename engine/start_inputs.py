@@ -31,10 +31,11 @@ from .deploy_files import Bundle
 from .deploy_problems import DeployProblem, describe, source_line
 from .deploy_schema import BPMN_NS, CAMUNDA_NS
 from .implicit_splits import split_of
-from .variable_uses import merge, script_reads, script_writes, typed_reads
+from .variable_uses import merge, script_reads, script_writes, typed_reads, value_reads
 
 _CARDINALITY = {"type": "integer", "minimum": 1, "maximum": 3}
-_COLLECTION = {"type": "array", "items": {"type": "string"}, "minItems": 1, "maxItems": 3}
+# A multi-instance collection says nothing of its items: their own uses type them (an untyped item is text).
+_COLLECTION = {"type": "array", "items": {}, "minItems": 1, "maxItems": 3}
 # What SpiffWorkflow and Camunda call the variable an event or message writes.
 _VARIABLE_ATTRIBUTES = ("result_var", "message_var", "variable")
 _SCRIPTS = ("script", "preScript", "postScript")
@@ -217,8 +218,8 @@ def _start_message_variable(spec: BpmnProcessSpec) -> str | None:
 
 def _decision_reads(bundle: Bundle, spec: BpmnProcessSpec) -> list[tuple[str, str, dict | None]]:
     """(business rule task id, name, type) of each name the input columns of the decision tables its
-    business rule tasks call read; a column that is a plain name is typed by its typeRef, else by its
-    entries (all quoted text: one of those texts)."""
+    business rule tasks call read; a column that is a plain name, or a key of one (`request["size"]`), is
+    typed by its typeRef, else by its entries (all quoted text: one of those texts)."""
     found: list[tuple[str, str, dict | None]] = []
     for task_spec in spec.task_specs.values():
         element_id = getattr(task_spec, "bpmn_id", None)
@@ -233,13 +234,14 @@ def _decision_reads(bundle: Bundle, spec: BpmnProcessSpec) -> list[tuple[str, st
             for index, column in enumerate(table.findall("{*}input")):
                 expression = column.find("{*}inputExpression")
                 text = (expression.findtext("{*}text") or "").strip() if expression is not None else ""
-                if not text.isidentifier():
-                    found += [(element_id, name, None) for name in typed_reads(text)]
-                    continue
                 entries = [(entries[index].findtext("{*}text") or "").strip() for entries in rules
                            if index < len(entries)]
                 type_ref = expression.get("typeRef", "") if expression is not None else ""
-                found.append((element_id, text, _column_type(type_ref, entries)))
+                kind = _column_type(type_ref, entries)
+                if text.isidentifier():  # even a name Python has (`type`, `id`): in a decision it is data
+                    found.append((element_id, text, kind))
+                else:
+                    found += [(element_id, name, schema) for name, schema in value_reads(text, kind).items()]
     return found
 
 

@@ -37,6 +37,19 @@ def typed_reads(source: str, mode: str = "eval") -> dict[str, dict | None]:
     return dict(_typed_reads(source, mode))
 
 
+def value_reads(expression: str, schema: dict | None) -> dict[str, dict | None]:
+    """typed_reads of an expression whose value is used as `schema` says, not as a truth (a decision table's
+    input column: `request["size"]` read by a column of texts makes request an object with that text)."""
+    try:
+        tree = ast.parse(expression.strip(), mode="eval")
+    except (SyntaxError, ValueError, MemoryError, RecursionError):
+        return {}
+    uses = _Uses(tree, as_truth=False)
+    if schema is not None:
+        uses.note(tree.body, schema)
+    return {name: found for name, found in uses.reads().items() if name not in _GIVEN}
+
+
 @functools.lru_cache(maxsize=4096)  # the same condition or script is read once per process that holds it
 def _typed_reads(source: str, mode: str) -> dict[str, dict | None]:
     try:
@@ -49,8 +62,9 @@ def _typed_reads(source: str, mode: str) -> dict[str, dict | None]:
 class _Uses:
     """What the uses of each name in one parsed expression or script say of its type."""
 
-    def __init__(self, tree: ast.AST):
+    def __init__(self, tree: ast.AST, as_truth: bool = True):
         self.tree = tree
+        self.as_truth = as_truth  # an expression on its own is a condition, read as a truth
         called = {id(node.func) for node in ast.walk(tree) if isinstance(node, ast.Call)}
         self.names = {node.id for node in ast.walk(tree)
                       if isinstance(node, ast.Name) and isinstance(node.ctx, ast.Load) and id(node) not in called}
@@ -65,7 +79,7 @@ class _Uses:
         self.types: dict[str, dict | None] = {}
 
     def reads(self) -> dict[str, dict | None]:
-        if isinstance(self.tree, ast.Expression):
+        if isinstance(self.tree, ast.Expression) and self.as_truth:
             self.truth(self.tree.body)
         for node in ast.walk(self.tree):
             if isinstance(node, (ast.If, ast.While, ast.IfExp, ast.Assert)):

@@ -8,7 +8,8 @@ import pytest
 from usm_engine.engine import variable_uses
 from usm_engine.engine.conformance_run import with_start_inputs
 from usm_engine.engine.service import Engine, EngineSettings
-from tests.conftest import fixture_files
+from usm_engine.engine.variable_uses import value_reads
+from tests.conftest import FIXTURES, fixture_files
 
 INVOICE = "start_inputs/invoice_inputs.bpmn"
 COUNTER = "start_inputs/form_and_counter.bpmn"
@@ -131,7 +132,7 @@ def test_reads_of_unset_variables_are_warned_at_their_element_and_become_typed_s
     assert engine.get_definition("invoice_inputs")["start_inputs"] == {
         "type": "object",
         "properties": {"approved": BOOLEAN, "region": {"type": "string", "enum": ["EU", "US"]}, "amount": NUMBER,
-                       "reviewers": {"type": "array", "items": {"type": "string"}, "minItems": 1, "maxItems": 3}},
+                       "reviewers": {"type": "array", "items": {}, "minItems": 1, "maxItems": 3}},  # no use types them
         "required": ["amount", "approved", "region", "reviewers"]}
 
 
@@ -207,3 +208,42 @@ def test_a_decision_tables_input_columns_are_reads_typed_by_their_column(engine)
         "size": {"type": "string", "enum": ["Large", "Small"]}, "express": BOOLEAN}
     case, _ = engine.start_case("priced", "system", data={"size": "Large", "express": False})
     assert (case["status"], case["data"]["base_price"]) == ("completed", 14)
+
+
+def test_a_decision_column_that_reads_a_key_types_the_key_and_a_case_given_it_decides(engine):
+    # As spiff-arena's models write it: the column reads order["size"], a field of what a message brought.
+    dmn = (FIXTURES / "start_inputs" / "price.dmn").read_text().replace("<text>size</text>",
+                                                                         '<text>order["size"]</text>')
+    _, [item] = engine.deploy([*fixture_files("start_inputs/priced.bpmn"), ("price.dmn", dmn.encode())],
+                              "designer")
+    assert [w["message"].split(",")[0] for w in item["warnings"]] == [
+        "business rule task 'Price' (price) reads 'order'", "business rule task 'Price' (price) reads 'express'"]
+    assert engine.get_definition("priced")["start_inputs"]["properties"] == {
+        "order": {"type": "object", "properties": {"size": {"type": "string", "enum": ["Large", "Small"]}},
+                  "required": ["size"]},
+        "express": BOOLEAN}
+    case, _ = engine.start_case("priced", "system", data={"order": {"size": "Small"}, "express": True})
+    assert (case["status"], case["data"]["base_price"]) == ("completed", 8)
+
+
+@pytest.mark.parametrize("expression, schema, reads", [
+    ('order["size"]', {"type": "string"}, {"order": {"type": "object", "properties": {"size": {"type": "string"}},
+                                                     "required": ["size"]}}),
+    ("amount", {"type": "number"}, {"amount": {"type": "number"}}),
+    ("a + b", {"type": "number"}, {"a": None, "b": None}),  # a sum's parts are not typed by the sum
+    ('order["size"]', None, {"order": {"type": "object", "properties": {"size": {}}, "required": ["size"]}}),
+    ("len(", {"type": "number"}, {}),
+])
+def test_value_reads_type_what_an_expression_reads_by_its_value_not_as_a_truth(expression, schema, reads):
+    assert value_reads(expression, schema) == reads
+
+
+def test_a_collection_whose_items_a_script_uses_as_numbers_is_a_list_of_numbers(engine):
+    # The collection alone says nothing of its items; a script summing them says they are numbers (before,
+    # the collection's guess of text disagreed with that use and the collection got no type at all).
+    text = (FIXTURES / "start_inputs" / "invoice_inputs.bpmn").read_text().replace(
+        '<bpmn:script>last_reviewer = reviewer</bpmn:script>',
+        '<bpmn:script>last_reviewer = reviewer\nweight = sum([r * 2 for r in reviewers])</bpmn:script>')
+    engine.deploy([("invoice_inputs.bpmn", text.encode())], "designer")
+    assert engine.get_definition("invoice_inputs")["start_inputs"]["properties"]["reviewers"] == {
+        "type": "array", "items": {"type": "number"}, "minItems": 1, "maxItems": 3}
