@@ -197,6 +197,9 @@ def _build_builtins() -> dict[str, Any]:
 _BUILTINS = _build_builtins()
 
 
+_MISSING = object()
+
+
 def guards(limits: ScriptLimits) -> dict[str, Any]:
     """The names RestrictedPython's rewritten code calls. They must always win over task data and
     caller-supplied globals: replacing one would switch a guard off."""
@@ -208,7 +211,16 @@ def guards(limits: ScriptLimits) -> dict[str, Any]:
         return (sized_inplace.get(op) or _INPLACE_OPERATORS[op])(target, value)
 
     def guarded_getattr(obj: Any, name: str, *default: Any) -> Any:
-        return sizes.bound_method(obj, name, safer_getattr(obj, name, *default))
+        # Case data is JSON: a script may read an object's field as `order.size` as well as `order["size"]`
+        # (SpiffWorkflow's earlier task data and spiff-arena's models do); a dict's own methods come first.
+        if isinstance(obj, dict) and name in obj and not hasattr(dict, name) and not name.startswith("_"):
+            return obj[name]
+        # RestrictedPython answers None for an attribute that does not exist; a typo would then read as None.
+        value = safer_getattr(obj, name, *(default or (_MISSING,)))
+        if value is _MISSING:
+            raise AttributeError(f"'{type(obj).__name__}' object has no attribute '{name}'" +
+                                 ("" if not isinstance(obj, dict) else f" (and no field '{name}')"))
+        return sizes.bound_method(obj, name, value)
 
     return {
         # range(10**12) fed to sum() would run in C, out of the time limit's reach.

@@ -194,6 +194,19 @@ def test_ordinary_script_results_land_in_task_data():
     json.dumps(data)
 
 
+def test_a_field_reads_as_an_attribute_and_a_missing_attribute_is_an_error_not_none():
+    # Case data is JSON: order.size reads the field as order["size"] does; a dict's own methods come first.
+    wf = workflow_from_xml(script_process('order = {"size": "L", "items": 3}\n'
+                                          'size = order.size\nkeys = sorted(order.keys())'))
+    wf.do_engine_steps()
+    assert task_data(wf, "s0")["size"] == "L" and task_data(wf, "s0")["keys"] == ["items", "size"]
+    # RestrictedPython alone reads a missing attribute as None, so a typo went on silently.
+    for script in ('order = {"size": "L"}\nsize = order.sise', 'word = "x"\nn = word.lenght'):
+        wf = workflow_from_xml(script_process(script))
+        with pytest.raises(WorkflowTaskException, match="has no attribute"):
+            wf.do_engine_steps()
+
+
 def test_ordinary_gateway_condition_is_evaluated():
     xml = gateway_process("amount = sum([100, 250])", "\n        amount > 300 and len(str(amount)) == 3\n    ")
     wf = workflow_from_xml(xml)
