@@ -19,7 +19,7 @@ from .deploy_problems import DeployProblem, describe, label, source_line
 from .deploy_warnings import JSON_FORM, user_task_warnings
 from .multi_instance import literal_cardinality
 from .spec_adjustments import adjust_spec, flow_index
-from .start_inputs import spec_writes, start_inputs
+from .start_inputs import spec_writes, start_inputs, with_inputs_of_called
 from .spiff_setup import Parser, spec_to_dict
 from .task_outputs import data_links, with_declared_outputs
 from .worker_tasks import connector_warning, literal_parameters, worker_topic
@@ -88,7 +88,34 @@ def compile_process(parser: Parser, bundle: Bundle, pid: str, top_level: set[str
         written = written.union(*(spec_writes(spec) for spec in walk.specs))
         inputs, warnings = start_inputs(bundle, walk.specs, written, process_parser.filename)
         bundle.warn(warnings)
+        # SpiffWorkflow gives a called process its caller's data: what it reads that nothing sets comes with
+        # the caller's case too (the called definition's own deploy warns of each read).
+        for specs in _called(parser, walk.calls, top_level):
+            passed, _ = start_inputs(bundle, specs, written.union(*(spec_writes(spec) for spec in specs)),
+                                     process_parser.filename)
+            inputs = with_inputs_of_called(inputs, passed)
     return _package(bundle, pid, process_parser, walk, flows, tasks, inputs)
+
+
+def _called(parser: Parser, calls: set[str], top_level: set[str]) -> list[list[BpmnProcessSpec]]:
+    """Each process the calls reach in this upload, directly or through the processes they call, with the
+    subprocesses embedded in it."""
+    found: list[list[BpmnProcessSpec]] = []
+    pending, seen = sorted(calls), set(calls)
+    while pending:
+        specs = [parser.get_spec(pending.pop())]
+        for current in specs:
+            for task_spec in current.task_specs.values():
+                called = task_spec.spec if isinstance(task_spec, SubWorkflowTask) else None
+                if called is None or called not in parser.process_parsers or called in seen:
+                    continue
+                seen.add(called)
+                if called in top_level:
+                    pending.append(called)
+                else:
+                    specs.append(parser.get_spec(called))
+        found.append(specs)
+    return found
 
 
 def _walk(parser: Parser, bundle: Bundle, spec: BpmnProcessSpec, top_level: set[str], callable_keys: set[str],

@@ -66,6 +66,13 @@ class _Uses:
         self.tree = tree
         self.as_truth = as_truth  # an expression on its own is a condition, read as a truth
         called = {id(node.func) for node in ast.walk(tree) if isinstance(node, ast.Call)}
+        # `service.api.get(x)`: neither service.api nor service is a field read, but what a call goes through.
+        self.called = set(called)
+        for node in ast.walk(tree):
+            part = node.func if isinstance(node, ast.Call) else None
+            while isinstance(part, (ast.Attribute, ast.Subscript)):
+                self.called.add(id(part))
+                part = part.value
         self.names = {node.id for node in ast.walk(tree)
                       if isinstance(node, ast.Name) and isinstance(node.ctx, ast.Load) and id(node) not in called}
         # `total += 1` reads total first.
@@ -113,8 +120,8 @@ class _Uses:
                 items = self.types.get(target or "") or {"type": "string"}
                 self.note(generator.iter, {"type": "array", "items": items, "minItems": 1, "maxItems": 3})
         for node in ast.walk(self.tree):
-            if isinstance(node, ast.Subscript) and isinstance(node.ctx, ast.Load) \
-                    and isinstance(_constant(node.slice), str):
+            if isinstance(node, (ast.Subscript, ast.Attribute)) and isinstance(node.ctx, ast.Load) \
+                    and self.key(node) is not None:
                 self.note(node, {})  # `x["key"]` read: x holds an object with that key, of a type not said here
         return {name: self.types.get(name) for name in sorted(self.names - self.local)}
 
@@ -128,10 +135,9 @@ class _Uses:
             self.note(node, {"type": "boolean"})
 
     def note(self, node: ast.AST, schema: dict) -> None:
-        """`node` (a name, or a name's item `x["key"]`, at any depth) is used as `schema` says."""
-        while isinstance(node, ast.Subscript) and isinstance(_constant(node.slice), str):
-            schema = {"type": "object", "properties": {_constant(node.slice): schema},
-                      "required": [_constant(node.slice)]}
+        """`node` (a name, or a name's field `x["key"]` or `x.key`, at any depth) is used as `schema` says."""
+        while isinstance(node, (ast.Subscript, ast.Attribute)) and (key := self.key(node)) is not None:
+            schema = {"type": "object", "properties": {key: schema}, "required": [key]}
             node = node.value
         if not isinstance(node, ast.Name) or node.id not in self.names:
             return
@@ -139,6 +145,14 @@ class _Uses:
             self.types[node.id] = merge(self.types[node.id], schema)
         else:
             self.types[node.id] = schema
+
+    def key(self, node: ast.Subscript | ast.Attribute) -> str | None:
+        """The field `x["key"]` or `x.key` reads (the sandbox gives a dict's fields as attributes too,
+        restricted.py); None for an index, or for what a call goes through (`x.get(…)`)."""
+        if isinstance(node, ast.Subscript):
+            key = _constant(node.slice)
+            return key if isinstance(key, str) else None
+        return node.attr if id(node) not in self.called else None
 
 
 def _parsed_as(call: ast.Call) -> dict | None:

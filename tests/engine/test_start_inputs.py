@@ -45,6 +45,11 @@ BOOLEAN, NUMBER = {"type": "boolean"}, {"type": "number"}
     ("any(level == 'red' for level in levels)",           # iterated: a list, its items typed by their use
      {"levels": {"type": "array", "items": {"type": "string", "enum": ["red"]}, "minItems": 1, "maxItems": 3}}),
     ("(lambda v: v > 1)(limit)", {"limit": None}),        # a lambda's argument is its own
+    # A field read as an attribute is a field (the sandbox gives a dict's fields so); what a call goes
+    # through is not: a service object, a method.
+    ("order.size == 'L'", {"order": {"type": "object", "properties": {"size": {"type": "string", "enum": ["L"]}},
+                                     "required": ["size"]}}),
+    ("svc.api.get(x) > 1 and name.upper() == 'X'", {"name": None, "svc": None, "x": None}),
     # A use that does not say the type: read, but not typed (a guess would only move the incident).
     ("int(tasks) > 0", {"tasks": None}),
     ("name.upper() == 'X'", {"name": None}),
@@ -247,3 +252,16 @@ def test_a_collection_whose_items_a_script_uses_as_numbers_is_a_list_of_numbers(
     engine.deploy([("invoice_inputs.bpmn", text.encode())], "designer")
     assert engine.get_definition("invoice_inputs")["start_inputs"]["properties"]["reviewers"] == {
         "type": "array", "items": {"type": "number"}, "minItems": 1, "maxItems": 3}
+
+
+def test_what_a_called_process_reads_that_nothing_sets_is_a_start_input_of_its_caller(engine):
+    _, items = engine.deploy(fixture_files("start_inputs/calls.bpmn"), "designer")
+    warned = {item["key"]: [w["element_id"] for w in item["warnings"]] for item in items}
+    assert warned == {"triage_caller": [], "triage_check": ["urgent_gw"]}  # warned once, where it is read
+    for key in ("triage_caller", "triage_check"):
+        assert engine.get_definition(key)["start_inputs"] == {
+            "type": "object", "properties": {"urgent": BOOLEAN}, "required": ["urgent"]}
+    case, _ = engine.start_case("triage_caller", "system", data={"urgent": True})
+    assert case["status"] == "completed"
+    [child] = [e for e in engine.trail(case["id"], {}) if e["element_id"] == "end_urgent"]
+    assert child["type"] == "event_passed"
