@@ -191,9 +191,13 @@ def set_ceiling(max_instances: int, *specs: BpmnProcessSpec) -> bool:
     return found
 
 
-def begins_again(task: Task) -> bool:
-    """Whether a retry begins this failed task again rather than running it."""
-    return isinstance(task.task_spec, _BoundedInstances) and bool(task.internal_data.get(BEGIN_AGAIN))
+def began_again(task: Task) -> bool:
+    """Begin this failed task again, if it is one whose instances were refused: True if it was (a retry then
+    does not run it, which would complete it without instances)."""
+    if not (isinstance(task.task_spec, _BoundedInstances) and task.internal_data.get(BEGIN_AGAIN)):
+        return False
+    task.task_spec.begin_again(task)
+    return True
 
 
 def refusal(task: Task) -> dict | None:

@@ -23,7 +23,7 @@ from SpiffWorkflow.exceptions import SpiffWorkflowException
 from SpiffWorkflow.task import Task
 from SpiffWorkflow.util.task import TaskState
 
-from . import incidents, multi_instance
+from . import incidents, multi_instance, spiff_scripts
 from .audit import Recorder, process_of
 from .blueprints import Blueprint
 from .errors import InvalidInput
@@ -106,8 +106,8 @@ def run_failed_again(workflow: BpmnWorkflow, blueprint: Blueprint, failed: list[
     """Re-run the steps that failed (a task left in ERROR), then carry on as usual."""
     for task in failed:
         try:
-            if multi_instance.begins_again(task):
-                task.task_spec.begin_again(task)  # it never began: running it would complete it without instances
+            # It never began (instances refused, pre-script failed): running it would complete it; it begins again.
+            if multi_instance.began_again(task) or spiff_scripts.reach_again(task):
                 continue
             if recorder is not None:
                 recorder.will_run(task)

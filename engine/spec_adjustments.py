@@ -24,6 +24,7 @@ from .deploy_problems import DeployProblem, describe, label, nearest_id
 from .expression_translation import Untranslatable, translate
 from .multi_instance import as_bounded
 from .spiff_messages import with_message_variables
+from .spiff_scripts import keep_task_scripts
 from .standard_loops import apply_standard_loop
 
 BPMN = "{http://www.omg.org/spec/BPMN/20100524/MODEL}"
@@ -55,6 +56,7 @@ def adjust_spec(spec: BpmnProcessSpec, process_node: etree._Element) -> None:
             elif isinstance(definition, CamundaMessage) and definition.expression is None:
                 definition.expression = "None"
     with_message_variables(spec, process_node)
+    keep_task_scripts(spec, process_node)
 
 
 def _in_file_order(gateway: ExclusiveGateway, process_node: etree._Element) -> None:

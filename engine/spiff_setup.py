@@ -28,6 +28,7 @@ from SpiffWorkflow.camunda.parser.task_spec import CAMUNDA_MODEL_NS, BusinessRul
 from SpiffWorkflow.camunda.specs.business_rule_task import BusinessRuleTask
 
 from .ad_hoc import wire_ad_hoc
+from .spiff_scripts import run_task_scripts
 from SpiffWorkflow.camunda.serializer.config import CAMUNDA_CONFIG
 
 from . import joins, multi_instance, spiff_messages
@@ -176,6 +177,7 @@ def spec_from_dict(dct: dict[str, Any]) -> BpmnProcessSpec:
     spec: BpmnProcessSpec = SERIALIZER.from_dict(dct)
     wire_loop_tasks(spec)
     wire_ad_hoc(spec)
+    run_task_scripts(spec)
     return spec
 
 

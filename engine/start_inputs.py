@@ -31,6 +31,7 @@ from .deploy_files import Bundle
 from .deploy_problems import DeployProblem, describe, source_line
 from .deploy_schema import BPMN_NS, CAMUNDA_NS
 from .implicit_splits import split_of
+from .spiff_scripts import task_scripts
 from .variable_uses import merge, script_reads, script_writes, typed_reads, value_reads
 
 _CARDINALITY = {"type": "integer", "minimum": 1, "maximum": 3}
@@ -115,9 +116,8 @@ def _reads(spec: BpmnProcessSpec) -> Iterable[tuple[str, str, dict | None]]:
             if isinstance(expression, str):
                 for name, schema in typed_reads(expression).items():
                     yield element_id, name, schema
-        for attribute in ("prescript", "script", "postscript"):
-            script = getattr(task_spec, attribute, None)
-            for name, schema in script_reads(script if isinstance(script, str) else None).items():
+        for script in _scripts(task_spec):
+            for name, schema in script_reads(script).items():
                 yield element_id, name, schema
         collection = getattr(getattr(task_spec, "data_input", None), "bpmn_id", None)
         if collection:
@@ -125,6 +125,14 @@ def _reads(spec: BpmnProcessSpec) -> Iterable[tuple[str, str, dict | None]]:
         cardinality = getattr(task_spec, "cardinality", None)
         if isinstance(cardinality, str) and cardinality.strip().isidentifier():
             yield element_id, cardinality.strip(), dict(_CARDINALITY)
+
+
+def _scripts(task_spec: Any) -> list[str]:
+    """A task's scripts in the order they run: its pre-script, a script task's script, its post-script
+    (spiff_scripts.py)."""
+    pre, post = task_scripts(task_spec)
+    script = getattr(task_spec, "script", None)
+    return [text for text in (pre, script, post) if isinstance(text, str)]
 
 
 def _text(condition: Any) -> str | None:
@@ -139,9 +147,8 @@ def spec_writes(spec: BpmnProcessSpec) -> set[str]:
     message variables."""
     names: set[str] = set()
     for task_spec in spec.task_specs.values():
-        for attribute in ("script", "prescript", "postscript"):
-            value = getattr(task_spec, attribute, None)
-            names |= script_writes(value if isinstance(value, str) else None)
+        for script in _scripts(task_spec):
+            names |= script_writes(script)
         io_spec = getattr(task_spec, "io_specification", None)
         for item in [*(getattr(io_spec, "data_outputs", None) or []),
                      *(getattr(task_spec, "data_output_associations", None) or []),
@@ -205,6 +212,16 @@ def start_inputs(bundle: Bundle, specs: list[BpmnProcessSpec], written: set[str]
     if not properties:
         return {}, warnings
     return {"type": "object", "properties": properties, "required": sorted(properties)}, warnings
+
+
+def with_inputs_of_called(inputs: dict, called: dict) -> dict:
+    """A caller's start inputs with those of a process it calls that it does not have itself."""
+    extra = {name: schema for name, schema in (called.get("properties") or {}).items()
+             if name not in (inputs.get("properties") or {})}
+    if not extra:
+        return inputs
+    properties = {**(inputs.get("properties") or {}), **extra}
+    return {"type": "object", "properties": properties, "required": sorted(properties)}
 
 
 def _start_message_variable(spec: BpmnProcessSpec) -> str | None:
