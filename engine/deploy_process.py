@@ -16,6 +16,7 @@ from SpiffWorkflow.specs.base import TaskSpec
 from .deploy_files import BPMN_NS, CAMUNDA_NS, Bundle
 from .deploy_ids import designer_id
 from .deploy_problems import DeployProblem, describe, label, source_line
+from .deploy_syntax import syntax_warnings
 from .deploy_warnings import JSON_FORM, user_task_warnings
 from .multi_instance import literal_cardinality
 from .spec_adjustments import adjust_spec, flow_index
@@ -81,6 +82,7 @@ def compile_process(parser: Parser, bundle: Bundle, pid: str, top_level: set[str
     flows = _adjust(parser, walk.specs)
     tasks = _tasks(parser, bundle, walk.specs, problems)
     _instance_ceiling(bundle, walk.specs, max_instances, problems)
+    bundle.warn(syntax_warnings(bundle, walk.specs))
     if problems:
         return problems
     inputs: dict = {}
