@@ -11,15 +11,13 @@ may never take (`Service Level == 'Premium'`, a cron text on a timer), and they 
 """
 from __future__ import annotations
 
-from collections.abc import Iterator
-from typing import Any
 
 from SpiffWorkflow.bpmn.specs.bpmn_process_spec import BpmnProcessSpec
 
 from .deploy_files import Bundle
 from .deploy_problems import DeployProblem, describe
 from .restricted import compile_script
-from .spiff_scripts import task_scripts
+from .task_sources import task_sources
 
 
 def syntax_warnings(bundle: Bundle, specs: list[BpmnProcessSpec]) -> list[DeployProblem]:
@@ -30,7 +28,7 @@ def syntax_warnings(bundle: Bundle, specs: list[BpmnProcessSpec]) -> list[Deploy
             element_id = getattr(task_spec, "bpmn_id", None)
             if not element_id:
                 continue
-            for what, source, mode in _sources(task_spec):
+            for what, source, mode in task_sources(task_spec):
                 try:
                     compile_script(source, mode)
                 except SyntaxError as exc:
@@ -44,31 +42,3 @@ def syntax_warnings(bundle: Bundle, specs: list[BpmnProcessSpec]) -> list[Deploy
                         "Python", element.sourceline
                         if element is not None else None, element_id))
     return problems
-
-
-def _sources(task_spec: Any) -> Iterator[tuple[str, str, str]]:
-    """(what, source, "exec" or "eval") of each script and expression a case could run at this task."""
-    pre, post = task_scripts(task_spec)
-    for what, script in (("pre-script", pre), ("script", getattr(task_spec, "script", None)), ("post-script", post)):
-        if isinstance(script, str) and script.strip():
-            yield what, script, "exec"
-    for condition, _ in getattr(task_spec, "cond_task_specs", None) or []:
-        args = getattr(condition, "args", None)
-        if args and isinstance(args[0], str):
-            yield "condition", args[0], "eval"
-    for attribute, what in (("condition", "condition"), ("cardinality", "cardinality")):
-        value = getattr(task_spec, attribute, None)
-        if isinstance(value, str) and value.strip():
-            yield what, value, "eval"
-    event = getattr(task_spec, "event_definition", None)
-    for definition in [event, *(getattr(event, "event_definitions", None) or [])]:
-        kind = _EVENT_EXPRESSIONS.get(type(definition).__name__)
-        expression = getattr(definition, "expression", None)
-        if kind and isinstance(expression, str) and expression.strip():
-            yield kind, expression, "eval"
-
-
-_EVENT_EXPRESSIONS = {"MessageEventDefinition": "message payload", "ConditionalEventDefinition": "condition",
-                      "TimerEventDefinition": "timer expression", "TimeDateEventDefinition": "timer expression",
-                      "DurationTimerEventDefinition": "timer expression", "CycleTimerEventDefinition":
-                      "timer expression"}

@@ -74,7 +74,7 @@ def with_message_variables(spec: BpmnProcessSpec, process_node: etree._Element) 
     root = process_node.getroottree().getroot()
     variables = {}  # (element id, message name) → variable
     for holder in _message_holders(process_node, None):
-        owner = holder if etree.QName(holder).localname == "receiveTask" else holder.getparent()
+        owner = _owner(holder)
         variable = _extension(holder, "messageVariable", root)
         if owner is not None and variable:
             variables[(owner.get("id"), _message_name(holder, root))] = variable
@@ -128,5 +128,10 @@ def _message_name(holder: etree._Element, root: etree._Element) -> str | None:
     message = _message(holder, root)
     if message is not None:
         return message.get("name")
-    owner = holder if etree.QName(holder).localname == "receiveTask" else holder.getparent()
+    owner = _owner(holder)
     return owner.get("name") if owner is not None else None
+
+
+def _owner(holder: etree._Element) -> etree._Element | None:
+    """The flow node a message holder belongs to: a receive task is its own; a definition's is its event."""
+    return holder if etree.QName(holder).localname == "receiveTask" else holder.getparent()

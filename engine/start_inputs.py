@@ -31,7 +31,7 @@ from .deploy_files import Bundle
 from .deploy_problems import DeployProblem, describe, source_line
 from .deploy_schema import BPMN_NS, CAMUNDA_NS
 from .implicit_splits import split_of
-from .spiff_scripts import task_scripts
+from .task_sources import task_sources
 from .variable_uses import merge, script_reads, script_writes, typed_reads, value_reads
 
 _CARDINALITY = {"type": "integer", "minimum": 1, "maximum": 3}
@@ -103,21 +103,11 @@ def _reads(spec: BpmnProcessSpec) -> Iterable[tuple[str, str, dict | None]]:
         element_id = getattr(task_spec, "bpmn_id", None)
         if not element_id:
             continue
-        expressions = [_text(condition) for condition, _ in getattr(task_spec, "cond_task_specs", None) or []]
-        expressions.append(getattr(task_spec, "condition", None))
-        event = getattr(task_spec, "event_definition", None)
-        if type(event).__name__ == "ConditionalEventDefinition":
-            expressions.append(getattr(event, "expression", None))
-        # What a message throw sends (its payload expression; a throw of several holds one per message).
-        for definition in [event, *(getattr(event, "event_definitions", None) or [])]:
-            if type(definition).__name__ == "MessageEventDefinition" and getattr(definition, "expression", None):
-                expressions.append(definition.expression)
-        for expression in expressions:
-            if isinstance(expression, str):
-                for name, schema in typed_reads(expression).items():
-                    yield element_id, name, schema
-        for script in _scripts(task_spec):
-            for name, schema in script_reads(script).items():
+        for what, source, mode in task_sources(task_spec):
+            # A cardinality is read below; a timer's text is a date or a duration, not a read of the data.
+            reads = script_reads(source) if mode == "exec" else \
+                typed_reads(source) if what in ("condition", "message payload") else {}
+            for name, schema in reads.items():
                 yield element_id, name, schema
         collection = getattr(getattr(task_spec, "data_input", None), "bpmn_id", None)
         if collection:
@@ -127,28 +117,12 @@ def _reads(spec: BpmnProcessSpec) -> Iterable[tuple[str, str, dict | None]]:
             yield element_id, cardinality.strip(), dict(_CARDINALITY)
 
 
-def _scripts(task_spec: Any) -> list[str]:
-    """A task's scripts in the order they run: its pre-script, a script task's script, its post-script
-    (spiff_scripts.py)."""
-    pre, post = task_scripts(task_spec)
-    script = getattr(task_spec, "script", None)
-    return [text for text in (pre, script, post) if isinstance(text, str)]
-
-
-def _text(condition: Any) -> str | None:
-    if isinstance(condition, str):
-        return condition
-    args = getattr(condition, "args", None)
-    return args[0] if args and isinstance(args[0], str) else None
-
-
 def spec_writes(spec: BpmnProcessSpec) -> set[str]:
     """The names the task specs of a process set: scripts, data outputs and objects, loop items, event and
     message variables."""
     names: set[str] = set()
     for task_spec in spec.task_specs.values():
-        for script in _scripts(task_spec):
-            names |= script_writes(script)
+        names |= set().union(*(script_writes(source) for _, source, mode in task_sources(task_spec) if mode == "exec"))
         io_spec = getattr(task_spec, "io_specification", None)
         for item in [*(getattr(io_spec, "data_outputs", None) or []),
                      *(getattr(task_spec, "data_output_associations", None) or []),
