@@ -1,32 +1,40 @@
-"""`usm serve`'s gunicorn worker: sync workers that a runaway script cannot hold.
+"""`usm serve`'s gunicorn worker: requests one at a time per process, which a runaway script cannot hold.
 
 A designer's script runs in a sandbox process (engine/script_process.py) and may take up to its time
-limit. gunicorn's sync worker (one request at a time per process) is the fastest setting on this engine
-(BENCHMARKS.md, "Server settings"), but with it each script that runs away holds a whole process for that
+limit. One request at a time per process is the fastest setting on this engine (BENCHMARKS.md, "Server
+settings"), but with gunicorn's sync worker each script that runs away holds a whole process for that
 long: two of them on a two-process server leave nobody to answer `/healthz`. Its threaded worker
 (gthread) keeps answering, but its threads fight over the GIL and over SQLite's write lock, and its
 slowest answers take several times longer.
 
-TurnTakingWorker is the sync worker with several threads that take turns. Only the thread holding the
-process's turn accepts a connection and serves it, exactly as the sync worker does, so a process takes a
-new connection only when it is free and requests never run side by side. A thread that waits for its
-script's sandbox gives up the turn (the engine calls the hook `script_process.set_waiting` installs), so
-another thread accepts and serves the next request meanwhile; when the script answers, the waiting
-thread has the turn back before any new connection is accepted.
+TurnTakingWorker serves with several threads that take turns. Only the thread holding the process's turn
+accepts a connection or reads a request and serves it, so a process takes new work only when it is free
+and requests never run side by side. A thread that waits for its script's sandbox gives up the turn (the
+engine calls the hook `script_process.set_waiting` installs), so another thread serves the next request
+meanwhile; when the script answers, the waiting thread has the turn back before any new work is taken.
+
+Unlike the sync worker, it keeps connections alive between requests (HTTP/1.1's default), and waits for
+nothing in a request but the request itself: a connection waiting for its client's next request, one that
+is closing, and one just accepted whose client has not sent anything yet all wait in the turn holder's
+select() beside the listening sockets, not in a thread. The sync worker closed every connection after one
+answer and waited, holding the process, until the client had closed its side; and a client that connected
+and sent nothing held it until it did.
 """
 from __future__ import annotations
 
 import errno
 import os
 import select
+import socket
 import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 
 from gunicorn import util
-from gunicorn.workers.sync import SyncWorker
+from gunicorn.workers.gthread import ThreadWorker, TConn
 
+from usm_engine.api.connections import Closing
 from usm_engine.engine import script_process
 
 _IDLE_WAIT = 1.0  # seconds a thread waits for a connection before it looks at whether to stop
@@ -112,14 +120,24 @@ class Turns:
             (self._returners if self._returning else self._acceptors).notify()
 
 
-class TurnTakingWorker(SyncWorker):
-    """gunicorn's sync worker, served by `--threads` threads taking turns (see the module's comment). Its
-    name must not end in "SyncWorker": gunicorn runs its threaded worker instead of any such class when
-    --threads is above 1."""
+class TurnTakingWorker(ThreadWorker):
+    """Requests served one at a time per process by `--threads` threads taking turns (see the module's
+    comment), over kept-alive connections. gunicorn's sync worker closes every connection after its answer,
+    and waits for the client to close its side while holding the process; here a connection whose client
+    keeps it alive waits, without a thread, for its next request beside the listening sockets, and one that
+    closes finishes closing there too (api/connections.py).
+
+    gunicorn's threaded worker lends what is per connection and per request (`TConn`, `handle`,
+    `handle_request`: the parsing, keep-alive decision, access log and error answers); its thread pool and
+    poller are not used."""
 
     def __init__(self, *args, **kwargs) -> None:
         super().__init__(*args, **kwargs)
         self.stopping = threading.Event()  # here, not in run(): the signal handlers exist before run()
+        # Connections waiting for their next request, least recently served first: select() lists the ready
+        # ones in this order, so each client is served in its turn. Touched only by the thread holding the turn.
+        self.keepalived_conns: dict[socket.socket, TConn] = {}
+        self.closing = Closing()
 
     def run(self) -> None:
         for listener in self.sockets:
@@ -144,7 +162,7 @@ class TurnTakingWorker(SyncWorker):
     def handle_exit(self, sig, frame) -> None:
         # Stop as promptly as the sync worker, whose select() the signal interrupts: here the signal
         # reaches only the main thread, so it wakes the others.
-        super().handle_exit(sig, frame)
+        self.alive = False
         self.stopping.set()
 
     def _stuck(self) -> bool:
@@ -160,25 +178,80 @@ class TurnTakingWorker(SyncWorker):
                 # Keep the turn from one request to the next: handing it over would wake another thread
                 # for nothing. Give it up only to a thread back from its sandbox.
                 while self.alive and self.turns.holding() and not self.turns.returning:
-                    self._accept_one()
+                    self._serve_one()
+                if not self.alive and self.turns.holding():
+                    self._last_answers()
 
-    def _accept_one(self) -> None:
-        ready, _, _ = select.select([*self.sockets, self.turns.wake_fd], [], [], _IDLE_WAIT)
+    def _serve_one(self) -> None:
+        """Wait for a request on a kept-alive connection or for a new connection, and serve one request."""
+        watched = [*self.keepalived_conns, *self.sockets, self.turns.wake_fd, *self.closing.sockets()]
+        ready, _, _ = select.select(watched, [], [], self._wait_for())
         if self.turns.wake_fd in ready:
             self.turns.drain_wake_ups()
             return  # a thread back from its sandbox goes first
-        for listener in ready:
-            try:
-                client, addr = listener.accept()
-            except OSError as exc:  # another process took it first
-                if exc.errno not in (errno.EAGAIN, errno.ECONNABORTED, errno.EWOULDBLOCK):
-                    raise
-                continue
-            client.setblocking(True)
-            util.close_on_exec(client)
-            self.turns.busy_since = time.monotonic()
-            try:
-                self.handle(listener, client, addr)
-            finally:
-                self.turns.busy_since = None  # idle from here: waiting for a connection is not being stuck
+        self.closing.read(ready)
+        for listener in self.sockets:
+            if listener in ready:
+                self._accept(listener)
+        waiting = [sock for sock in ready if sock in self.keepalived_conns]
+        if waiting:
+            self._serve(self.keepalived_conns.pop(waiting[0]))
+        self._forget_expired(spare=waiting)
+
+    def _accept(self, listener: socket.socket) -> None:
+        try:
+            client, addr = listener.accept()
+        except OSError as exc:  # another process took it first
+            if exc.errno not in (errno.EAGAIN, errno.ECONNABORTED, errno.EWOULDBLOCK):
+                raise
             return
+        util.close_on_exec(client)
+        conn = TConn(self.cfg, client, addr, listener.getsockname())
+        conn.set_timeout()  # a client that connects and sends nothing is let go like an idle one
+        self.keepalived_conns[client] = conn
+
+    def _serve(self, conn: TConn) -> None:
+        conn.data_ready = True  # select() saw its request coming: read it, blocking
+        self.turns.busy_since = time.monotonic()
+        try:
+            keep = self.handle(conn) is True
+            # A client may send its next request before reading this answer: its bytes may already be
+            # buffered, where select() cannot see them.
+            while keep and self.alive and conn.parser.unreader.buf.getvalue():
+                keep = self.handle(conn) is True
+        finally:
+            self.turns.busy_since = None  # idle from here: waiting for a request is not being stuck
+        if keep:
+            conn.set_timeout()
+            self.keepalived_conns[conn.sock] = conn
+        else:
+            self.closing.add(conn.sock)
+
+    def _wait_for(self) -> float:
+        """Seconds to wait in select(): until a kept-alive or closing connection expires, at most _IDLE_WAIT."""
+        deadlines = [conn.timeout for conn in self.keepalived_conns.values()]
+        closing = self.closing.deadline()
+        if closing is not None:
+            deadlines.append(closing)
+        return max(0.0, min([_IDLE_WAIT, *(deadline - time.monotonic() for deadline in deadlines)]))
+
+    def _forget_expired(self, spare: list) -> None:
+        """Close the kept-alive connections idle for longer than gunicorn's --keep-alive, but those with a
+        request waiting (`spare`)."""
+        now = time.monotonic()
+        for sock, conn in list(self.keepalived_conns.items()):
+            if conn.timeout <= now and sock not in spare:
+                del self.keepalived_conns[sock]
+                conn.close()
+
+    def _last_answers(self) -> None:
+        """Stopping: answer the requests already sent on kept-alive connections (with "Connection: close",
+        since the worker is no longer alive), then close the rest."""
+        conns, self.keepalived_conns = self.keepalived_conns, {}
+        if conns:
+            ready, _, _ = select.select(list(conns), [], [], 0)
+            for sock in ready:
+                self._serve(conns.pop(sock))
+        for conn in conns.values():
+            conn.close()
+        self.closing.close_all()

@@ -499,7 +499,7 @@ class Server:
 
 
 class Client:
-    """One keep-alive connection; reconnects when the server closes it (sync workers do, every time)."""
+    """One keep-alive connection; reconnects when the server closes it."""
 
     def __init__(self, port: int, token: str):
         self.conn = http.client.HTTPConnection("127.0.0.1", port, timeout=60)

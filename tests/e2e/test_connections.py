@@ -1,0 +1,144 @@
+"""`usm serve`'s connections (api/serving_gate.py, api/connections.py), as HTTP clients use them: a client that
+keeps its connection alive is served on it request after request; one that asks to close, or leaves its
+connection idle, has it closed; one that connects and sends nothing, or sends two requests at once, does not
+hold up anybody else.
+
+The server runs one process with a few threads (the helper's setting), so a connection that held the
+process would hold every other client too.
+"""
+from __future__ import annotations
+
+import http.client
+import json
+import shutil
+import socket
+import time
+
+import pytest
+
+from tests.conftest import APPROVAL, FIXTURES
+from tests.e2e.server import Server
+
+pytestmark = pytest.mark.e2e
+
+# gunicorn's --keep-alive default, which `usm serve` keeps: seconds an idle kept-alive connection stays open.
+KEEP_ALIVE = 2
+# How long a test waits for what should happen within KEEP_ALIVE or at once: generous, because CI is a loaded
+# 2-core machine; a server that holds a connection (the failure looked for) never gets there at all.
+PATIENCE = 15
+
+
+@pytest.fixture
+def server(tmp_path, database_url):
+    workdir = tmp_path
+    definitions = workdir / "definitions"
+    definitions.mkdir()
+    for name in APPROVAL:
+        shutil.copy(FIXTURES / name, definitions / name)
+    running = Server(workdir, database_url, "e2e-admin", timer_worker=False).start()
+    yield running
+    running.stop()
+    assert "Traceback" not in running.log()
+
+
+def _call(conn: http.client.HTTPConnection, method: str, path: str, body=None) -> tuple[http.client.HTTPResponse, dict]:
+    headers = {"Authorization": "Bearer e2e-admin"}
+    if body is not None:
+        headers["Content-Type"] = "application/json"
+    conn.request(method, path, body=json.dumps(body) if body is not None else None, headers=headers)
+    response = conn.getresponse()
+    return response, json.loads(response.read())
+
+
+def _read_until_closed(sock: socket.socket, within: float = PATIENCE) -> bytes:
+    """Everything the server sends until it closes the connection; fails if it has not within `within` s."""
+    sock.settimeout(within)
+    received = b""
+    while chunk := sock.recv(65536):
+        received += chunk
+    return received
+
+
+def _answers(sock: socket.socket, count: int) -> list[tuple[int, str, dict]]:
+    """Read `count` answers off one connection: status, head (lower case) and JSON body of each, the body
+    taken by its Content-Length."""
+    sock.settimeout(PATIENCE)
+    buffer, answers = b"", []
+    while len(answers) < count:
+        head, separator, rest = buffer.partition(b"\r\n\r\n")
+        if separator:
+            lines = head.decode("latin-1").split("\r\n")
+            length = int(next(line.split(":", 1)[1] for line in lines if line.lower().startswith("content-length")))
+            if len(rest) >= length:
+                answers.append((int(lines[0].split()[1]), head.decode("latin-1").lower(), json.loads(rest[:length])))
+                buffer = rest[length:]
+                continue
+        chunk = sock.recv(65536)
+        assert chunk, f"the server closed the connection after {len(answers)} of {count} answers"
+        buffer += chunk
+    return answers
+
+
+def test_a_kept_alive_connection_carries_a_whole_case(server):
+    conn = http.client.HTTPConnection("127.0.0.1", server.port, timeout=PATIENCE)
+    try:
+        response, case = _call(conn, "POST", "/api/v1/cases", {"definition": "approval"})
+        assert response.status == 201 and not response.will_close
+        sock = conn.sock
+        response, page = _call(conn, "GET", f"/api/v1/tasks?case={case['id']}")
+        assert response.status == 200 and not response.will_close
+        response, case = _call(conn, "POST", f"/api/v1/tasks/{page['items'][0]['id']}/complete",
+                               {"data": {"item": "desk", "quantity": 1}})
+        assert response.status == 200 and [t["name"] for t in case["tasks"]] == ["Decide"]
+        response, case = _call(conn, "POST", f"/api/v1/tasks/{case['tasks'][0]['id']}/complete",
+                               {"data": {"approved": False}})
+        assert response.status == 200 and case["status"] == "completed"
+        # a refusal keeps the connection too
+        response, problem = _call(conn, "POST", f"/api/v1/tasks/{page['items'][0]['id']}/complete",
+                                  {"data": {"item": "desk", "quantity": 1}})
+        assert response.status == 409 and not response.will_close
+        assert conn.sock is sock  # every answer came on the first connection: none was closed under it
+    finally:
+        conn.close()
+
+
+def test_a_client_that_asks_to_close_gets_its_answer_then_the_connection_closes(server):
+    with socket.create_connection(("127.0.0.1", server.port)) as sock:
+        sock.sendall(b"GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n")
+        answer = _read_until_closed(sock)
+    assert answer.startswith(b"HTTP/1.1 200") and b"connection: close" in answer.lower()
+
+
+def test_an_idle_kept_alive_connection_is_closed_and_others_are_served_meanwhile(server):
+    with socket.create_connection(("127.0.0.1", server.port)) as idle:
+        idle.sendall(b"GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n")
+        [(status, head, _)] = _answers(idle, 1)
+        assert status == 200 and "connection: close" not in head
+        asked = time.monotonic()
+        assert server.request("GET", "/healthz")[0] == 200  # another client, while this one idles
+        assert _read_until_closed(idle) == b""  # closed by the server, without a word
+        assert time.monotonic() - asked >= KEEP_ALIVE - 0.5  # not before its time
+
+
+def test_a_client_that_connects_and_says_nothing_holds_up_nobody(server):
+    silent = [socket.create_connection(("127.0.0.1", server.port)) for _ in range(6)]  # more than the threads
+    try:
+        time.sleep(0.2)  # the server has accepted them by now
+        conn = http.client.HTTPConnection("127.0.0.1", server.port, timeout=PATIENCE)
+        response, body = _call(conn, "GET", "/api/v1/definitions")
+        conn.close()
+        assert response.status == 200 and [d["key"] for d in body["items"]] == ["approval"]
+        for sock in silent:  # and they are let go like idle ones
+            assert _read_until_closed(sock) == b""
+    finally:
+        for sock in silent:
+            sock.close()
+
+
+def test_two_requests_sent_at_once_are_both_answered_in_order(server):
+    request = (b"GET /api/v1/definitions/%s HTTP/1.1\r\nHost: 127.0.0.1\r\n"
+               b"Authorization: Bearer e2e-admin\r\n\r\n")
+    with socket.create_connection(("127.0.0.1", server.port)) as sock:
+        sock.sendall(request % b"approval" + request % b"no-such-definition")
+        (first, _, definition), (second, _, _problem) = _answers(sock, 2)
+    assert (first, definition["key"], second) == (200, "approval", 404)
