@@ -4,6 +4,7 @@ connection so callers decide the transaction."""
 from __future__ import annotations
 
 import base64
+import functools
 import json
 from collections.abc import Callable, Iterable, Iterator
 from datetime import datetime
@@ -195,20 +196,49 @@ def ready_tasks_of_cases(conn: Connection, case_ids: list[str]) -> dict[str, lis
     return found
 
 
+# What a worklist may be narrowed by, each a column of the task.
+_TASK_FILTERS = {"case": tasks.c.case_id, "lane": tasks.c.lane, "definition": tasks.c.definition_key,
+                 "topic": tasks.c.topic}
+
+
 def list_tasks(conn: Connection, filters: dict, lane_roles: set[str] | None, cursor: str | None,
                limit: int) -> tuple[list, str | None]:
-    # With each task its case's pins (what finding its form takes): one round trip instead of two.
-    query = _filtered(select(tasks, cases.c.definition_key.label("case_definition_key"),
-                             cases.c.definition_version.label("case_definition_version"),
-                             cases.c.pins.label("case_pins")).join(cases, cases.c.id == tasks.c.case_id), filters, {
-        "case": lambda v: tasks.c.case_id == v, "lane": lambda v: tasks.c.lane == v,
-        "definition": lambda v: tasks.c.definition_key == v, "topic": lambda v: tasks.c.topic == v})
+    narrowed = tuple(name for name in _TASK_FILTERS if filters.get(name))
     state = filters.get("state") or "ready"
-    if state != "any":
-        query = query.where(tasks.c.state == (READY_STATE if state == "ready" else state))
+    values: dict[str, Any] = {f"t_{name}": filters[name] for name in narrowed}
+    values["t_limit"] = limit + 1
+    if state not in ("ready", "any"):
+        values["t_state"] = state
     if lane_roles is not None:  # a lane holder sees only the tasks of its lanes
-        query = query.where(tasks.c.lane_role.in_(sorted(lane_roles)))
-    return page_by_time(conn, query, tasks.c.created_at, tasks.c.id, cursor, limit)
+        values["t_roles"] = sorted(lane_roles)
+    if cursor:
+        values["t_after_time"], values["t_after_id"] = decode_cursor(cursor)
+    by_state = state if state in ("ready", "any") else "other"
+    rows = list(conn.execute(_tasks_page(narrowed, by_state, lane_roles is not None, bool(cursor)), values))
+    return _next_page(rows, limit, "created_at", "id")
+
+
+@functools.cache
+def _tasks_page(narrowed: tuple[str, ...], by_state: str, by_roles: bool, after: bool) -> Select[Any]:
+    """The statement of one page of tasks, built once per combination of filters and kept: a worklist client
+    asks the same few every few milliseconds, and building one costs more than running it (BENCHMARKS.md).
+    With each task its case's pins (what finding its form takes): one round trip instead of two."""
+    query = select(tasks, cases.c.definition_key.label("case_definition_key"),
+                   cases.c.definition_version.label("case_definition_version"),
+                   cases.c.pins.label("case_pins")).join(cases, cases.c.id == tasks.c.case_id)
+    for name in narrowed:
+        query = query.where(_TASK_FILTERS[name] == bindparam(f"t_{name}"))
+    if by_state == "ready":  # the literal, which the partial indexes of ready tasks match (schema.py)
+        query = query.where(tasks.c.state == READY_STATE)
+    elif by_state == "other":
+        query = query.where(tasks.c.state == bindparam("t_state"))
+    if by_roles:
+        query = query.where(tasks.c.lane_role.in_(bindparam("t_roles", expanding=True)))
+    if after:
+        after_time = bindparam("t_after_time", type_=tasks.c.created_at.type)
+        query = query.where(or_(tasks.c.created_at > after_time,
+                                and_(tasks.c.created_at == after_time, tasks.c.id > bindparam("t_after_id"))))
+    return query.order_by(tasks.c.created_at, tasks.c.id).limit(bindparam("t_limit"))
 
 
 # --- paging ----------------------------------------------------------------------------------------
@@ -219,12 +249,15 @@ def page_by_time(conn: Connection, query: Select[Any], time_column: Column[Any],
         after_time, after_id = decode_cursor(cursor)
         query = query.where(or_(time_column > after_time, and_(time_column == after_time, id_column > after_id)))
     rows = list(conn.execute(query.order_by(time_column, id_column).limit(limit + 1)))
-    next_cursor = None
-    if len(rows) > limit:
-        rows = rows[:limit]
-        last = rows[-1]
-        next_cursor = encode_cursor(getattr(last, time_column.name), getattr(last, id_column.name))
-    return rows, next_cursor
+    return _next_page(rows, limit, time_column.name, id_column.name)
+
+
+def _next_page(rows: list[Row[Any]], limit: int, time_name: str, id_name: str) -> tuple[list[Row[Any]], str | None]:
+    """A page read with one row more than asked: the page, and the cursor of the next one if that row exists."""
+    if len(rows) <= limit:
+        return rows, None
+    rows = rows[:limit]
+    return rows, encode_cursor(getattr(rows[-1], time_name), getattr(rows[-1], id_name))
 
 
 def encode_cursor(moment: datetime, row_id: str) -> str:
