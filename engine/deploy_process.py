@@ -21,6 +21,7 @@ from .deploy_warnings import JSON_FORM, user_task_warnings
 from .multi_instance import literal_cardinality
 from .spec_adjustments import adjust_spec, flow_index
 from .start_inputs import spec_writes, start_inputs, with_inputs_of_called
+from .spiff_forms import FORM_PROPERTY, spiff_form_file
 from .spiff_setup import Parser, spec_to_dict
 from .task_outputs import data_links, with_declared_outputs
 from .worker_tasks import connector_warning, literal_parameters, worker_topic
@@ -232,6 +233,8 @@ def _user_task(bundle: Bundle, current: BpmnProcessSpec, task_spec: TaskSpec, ta
     # left alone so such diagrams still deploy, with an open form and a warning saying so.
     if form_key and not form_key.lower().endswith(JSON_FORM):
         form_key = None
+    if not form_key and element is not None:
+        form_key = _spiff_form(bundle, file, element)
     if form_key:
         if form_key not in bundle.forms:
             problems.append(DeployProblem(
@@ -246,6 +249,18 @@ def _user_task(bundle: Bundle, current: BpmnProcessSpec, task_spec: TaskSpec, ta
                              "documentation": task_spec.documentation, "form_key": form_key,
                              "form": with_declared_outputs(schema, task_spec, links), "process": current.name,
                              **({"data_links": links} if links else {})})
+
+
+def _spiff_form(bundle: Bundle, file: str | None, element: Any) -> str | None:
+    """The form a user task names the SpiffWorkflow modeler's way, when the upload carries it (spiff_forms.py)."""
+    named = spiff_form_file(element)
+    if named is None or named in bundle.forms:
+        return named
+    bundle.warn([DeployProblem(file, f"{describe(element)} names the form '{named}' (spiffworkflow:property "
+                                     f"{FORM_PROPERTY}), which is not in the upload: the task takes any data; send "
+                                     "the JSON Schema file with the diagram to have what is entered checked",
+                               source_line(element), element.get("id"))])
+    return None
 
 
 def _external_task(bundle: Bundle, current: BpmnProcessSpec, bpmn_id: str,
