@@ -7,7 +7,6 @@ until the client has read its answer and closed; here the process serves on mean
 """
 from __future__ import annotations
 
-import select
 import socket
 import time
 
@@ -53,8 +52,6 @@ class Closing:
                 sock.close()
 
     def close_all(self) -> None:
-        if self._until:
-            select.select(list(self._until), [], [], 0)
         for sock in self._until:
             sock.close()
         self._until.clear()

@@ -38,6 +38,7 @@ from usm_engine.api.connections import Closing
 from usm_engine.engine import script_process
 
 _IDLE_WAIT = 1.0  # seconds a thread waits for a connection before it looks at whether to stop
+_OUT_OF_FILES_PAUSE = 0.5  # seconds a process takes no new connection after it ran out of file descriptors
 
 
 class Turns:
@@ -120,6 +121,17 @@ class Turns:
             (self._returners if self._returning else self._acceptors).notify()
 
 
+def readable(watched: list, timeout: float) -> list:
+    """Those of `watched` (sockets and file descriptors) that can be read now or within `timeout` seconds, in
+    their order. poll(), not select(): a process holding many connections has descriptors past select()'s
+    limit of 1024."""
+    poller = select.poll()
+    for item in watched:
+        poller.register(item, select.POLLIN)
+    fds = {fd for fd, _event in poller.poll(timeout * 1000)}
+    return [item for item in watched if (item if isinstance(item, int) else item.fileno()) in fds]
+
+
 class TurnTakingWorker(ThreadWorker):
     """Requests served one at a time per process by `--threads` threads taking turns (see the module's
     comment), over kept-alive connections. gunicorn's sync worker closes every connection after its answer,
@@ -138,6 +150,7 @@ class TurnTakingWorker(ThreadWorker):
         # ones in this order, so each client is served in its turn. Touched only by the thread holding the turn.
         self.keepalived_conns: dict[socket.socket, TConn] = {}
         self.closing = Closing()
+        self._out_of_files_until = 0.0
 
     def run(self) -> None:
         for listener in self.sockets:
@@ -184,8 +197,12 @@ class TurnTakingWorker(ThreadWorker):
 
     def _serve_one(self) -> None:
         """Wait for a request on a kept-alive connection or for a new connection, and serve one request."""
-        watched = [*self.keepalived_conns, *self.sockets, self.turns.wake_fd, *self.closing.sockets()]
-        ready, _, _ = select.select(watched, [], [], self._wait_for())
+        # Past gunicorn's --worker-connections, new connections are left to the other processes until some
+        # of these close (idle ones do within the keep-alive time).
+        full = len(self.keepalived_conns) >= self.max_keepalived or time.monotonic() < self._out_of_files_until
+        accepting = [] if full else self.sockets
+        watched = [*self.keepalived_conns, *accepting, self.turns.wake_fd, *self.closing.sockets()]
+        ready = readable(watched, self._wait_for())
         if self.turns.wake_fd in ready:
             self.turns.drain_wake_ups()
             return  # a thread back from its sandbox goes first
@@ -201,10 +218,15 @@ class TurnTakingWorker(ThreadWorker):
     def _accept(self, listener: socket.socket) -> None:
         try:
             client, addr = listener.accept()
-        except OSError as exc:  # another process took it first
-            if exc.errno not in (errno.EAGAIN, errno.ECONNABORTED, errno.EWOULDBLOCK):
+        except OSError as exc:
+            if exc.errno in (errno.EMFILE, errno.ENFILE, errno.ENOBUFS, errno.ENOMEM):
+                # No descriptor for it: leave it waiting in the backlog a moment, rather than stop the thread
+                # (or spin on a listener that stays readable); idle connections close meanwhile.
+                self.log.warning("cannot accept a connection now (%s); waiting %.1f s", exc, _OUT_OF_FILES_PAUSE)
+                self._out_of_files_until = time.monotonic() + _OUT_OF_FILES_PAUSE
+            elif exc.errno not in (errno.EAGAIN, errno.ECONNABORTED, errno.EWOULDBLOCK):
                 raise
-            return
+            return  # else another process took it first
         util.close_on_exec(client)
         conn = TConn(self.cfg, client, addr, listener.getsockname())
         conn.set_timeout()  # a client that connects and sends nothing is let go like an idle one
@@ -249,8 +271,7 @@ class TurnTakingWorker(ThreadWorker):
         since the worker is no longer alive), then close the rest."""
         conns, self.keepalived_conns = self.keepalived_conns, {}
         if conns:
-            ready, _, _ = select.select(list(conns), [], [], 0)
-            for sock in ready:
+            for sock in readable(list(conns), 0):
                 self._serve(conns.pop(sock))
         for conn in conns.values():
             conn.close()

@@ -142,3 +142,22 @@ def test_two_requests_sent_at_once_are_both_answered_in_order(server):
         sock.sendall(request % b"approval" + request % b"no-such-definition")
         (first, _, definition), (second, _, _problem) = _answers(sock, 2)
     assert (first, definition["key"], second) == (200, "approval", 404)
+
+
+def test_a_thousand_silent_connections_do_not_stop_the_server(server):
+    """More connections than select() could watch (descriptors past 1024) and than a process keeps (gunicorn's
+    --worker-connections, 1000): the server takes what it can, lets the silent ones go after the keep-alive
+    time, and answers a real client meanwhile or right after."""
+    silent = []
+    try:
+        for _ in range(1100):
+            silent.append(socket.create_connection(("127.0.0.1", server.port)))
+        conn = http.client.HTTPConnection("127.0.0.1", server.port, timeout=PATIENCE)
+        response, body = _call(conn, "GET", "/api/v1/definitions")
+        conn.close()
+        assert response.status == 200 and [d["key"] for d in body["items"]] == ["approval"]
+        assert server.request_ok()
+    finally:
+        for sock in silent:
+            sock.close()
+    assert server.request_ok()
