@@ -1,4 +1,11 @@
-"""Connections `usm serve`'s worker (api/serving_gate.py) is closing, waiting beside the others.
+"""How `usm serve`'s worker (api/serving_gate.py) treats a connection's client: waiting for it at most so long
+at a time while it serves its request, and not at all while it closes.
+
+A client that stops in the middle of its request, or stops reading the answer, would hold the whole
+process, which serves one request at a time: gunicorn reads and writes a connection blocking. Here each read
+or write waits at most CLIENT_WAIT seconds: a request whose head stopped arriving is dropped as if the client
+had gone, one whose body stopped is answered 400 (the body ended before its Content-Length), and an answer
+nobody reads is abandoned.
 
 gunicorn closes a connection as RFC 9112 section 9.6 asks: the write side is shut first, and what the client
 still sends is read and dropped until it closes its side, so that the kernel does not reset the connection
@@ -7,10 +14,42 @@ until the client has read its answer and closed; here the process serves on mean
 """
 from __future__ import annotations
 
+import errno
 import socket
 import time
 
 LINGER = 2.0  # seconds a closing connection waits for the client to close its side (as gunicorn's close)
+CLIENT_WAIT = 10.0  # seconds a read or write of a request being served waits for the client
+
+
+class PatientSocket(socket.socket):
+    """A client connection whose blocking reads and writes wait at most CLIENT_WAIT seconds each. gunicorn
+    makes a connection blocking before it reads a request from it: here that means blocking with this timeout.
+    A read that times out reads as the end of the stream, which gunicorn and Werkzeug already answer (a
+    request cut short); a write that times out, as a client that has gone."""
+
+    @classmethod
+    def taking(cls, sock: socket.socket) -> "PatientSocket":
+        return cls(sock.family, sock.type, sock.proto, fileno=sock.detach())
+
+    def setblocking(self, flag: bool) -> None:
+        self.settimeout(CLIENT_WAIT if flag else 0.0)
+
+    def recv(self, size: int, flags: int = 0) -> bytes:
+        try:
+            return super().recv(size, flags)
+        except TimeoutError:
+            return b""
+
+    def sendall(self, data, flags: int = 0) -> None:
+        # send() by send(), not socket.sendall(), whose timeout bounds the whole answer: a large export to a
+        # slow client may take long, as long as the client keeps reading.
+        view = memoryview(data).cast("B")
+        while view:
+            try:
+                view = view[self.send(view, flags):]
+            except TimeoutError:
+                raise BrokenPipeError(errno.EPIPE, f"the client read nothing for {CLIENT_WAIT:.0f} s") from None
 
 
 class Closing:

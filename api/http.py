@@ -29,6 +29,10 @@ def _has_nul(value) -> bool:
 def json_body(schema: dict) -> dict:
     """The request body as a JSON object that satisfies `schema`, or a 400/422 that says what is wrong."""
     raw = request.get_data(cache=True)
+    announced = request.content_length
+    if announced is not None and len(raw) < announced:  # gunicorn hands on a body cut short as it is
+        raise ApiProblem(400, "Bad request", f"the request body ended after {len(raw)} of the {announced} bytes its "
+                                             "Content-Length announced; send it whole")
     if not raw.strip():
         raise ApiProblem(400, "Bad request", "the request body is empty; send a JSON object")
     try:

@@ -34,7 +34,7 @@ from contextlib import contextmanager
 from gunicorn import util
 from gunicorn.workers.gthread import ThreadWorker, TConn
 
-from usm_engine.api.connections import Closing
+from usm_engine.api.connections import Closing, PatientSocket
 from usm_engine.engine import script_process
 
 _IDLE_WAIT = 1.0  # seconds a thread waits for a connection before it looks at whether to stop
@@ -228,6 +228,7 @@ class TurnTakingWorker(ThreadWorker):
                 raise
             return  # else another process took it first
         util.close_on_exec(client)
+        client = PatientSocket.taking(client)
         conn = TConn(self.cfg, client, addr, listener.getsockname())
         conn.set_timeout()  # a client that connects and sends nothing is let go like an idle one
         self.keepalived_conns[client] = conn

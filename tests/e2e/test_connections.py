@@ -1,7 +1,7 @@
 """`usm serve`'s connections (api/serving_gate.py, api/connections.py), as HTTP clients use them: a client that
 keeps its connection alive is served on it request after request; one that asks to close, or leaves its
 connection idle, has it closed; one that connects and sends nothing, or sends two requests at once, does not
-hold up anybody else.
+hold up anybody else; one that stops in the middle of its request holds its process for CLIENT_WAIT at most.
 
 The server runs one process with a few threads (the helper's setting), so a connection that held the
 process would hold every other client too.
@@ -16,6 +16,7 @@ import time
 
 import pytest
 
+from usm_engine.api.connections import CLIENT_WAIT
 from tests.conftest import APPROVAL, FIXTURES
 from tests.e2e.server import Server
 
@@ -62,7 +63,8 @@ def _read_until_closed(sock: socket.socket, within: float = PATIENCE) -> bytes:
 def _answers(sock: socket.socket, count: int) -> list[tuple[int, str, dict]]:
     """Read `count` answers off one connection: status, head (lower case) and JSON body of each, the body
     taken by its Content-Length."""
-    sock.settimeout(PATIENCE)
+    if sock.gettimeout() is None:
+        sock.settimeout(PATIENCE)
     buffer, answers = b"", []
     while len(answers) < count:
         head, separator, rest = buffer.partition(b"\r\n\r\n")
@@ -161,3 +163,23 @@ def test_a_thousand_silent_connections_do_not_stop_the_server(server):
         for sock in silent:
             sock.close()
     assert server.request_ok()
+
+
+def test_a_request_whose_head_stops_arriving_lets_the_process_go(server):
+    with socket.create_connection(("127.0.0.1", server.port)) as stalled:
+        stalled.sendall(b"GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\n")  # and never the blank line
+        asked = time.monotonic()
+        assert _read_until_closed(stalled, within=CLIENT_WAIT + PATIENCE) == b""  # dropped as a client gone
+        assert time.monotonic() - asked >= CLIENT_WAIT - 0.5
+        assert server.request_ok()
+
+
+def test_a_request_whose_body_stops_arriving_is_answered_400(server):
+    body = json.dumps({"definition": "approval", "business_key": "cut short"}).encode()
+    with socket.create_connection(("127.0.0.1", server.port)) as stalled:
+        stalled.sendall(b"POST /api/v1/cases HTTP/1.1\r\nHost: 127.0.0.1\r\nAuthorization: Bearer e2e-admin\r\n"
+                        b"Content-Type: application/json\r\nContent-Length: %d\r\n\r\n" % (len(body) + 40) + body)
+        stalled.settimeout(CLIENT_WAIT + PATIENCE)
+        [(status, _head, problem)] = _answers(stalled, 1)
+    assert status == 400 and "ended after" in problem["detail"] and "Content-Length" in problem["detail"], problem
+    assert server.request("GET", "/api/v1/cases?business_key=cut%20short")[1]["items"] == []  # nothing started
