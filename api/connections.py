@@ -53,7 +53,7 @@ class PatientSocket(socket.socket):
 
 
 class Closing:
-    """Connections answered for the last time, their write side shut: the worker's select() watches them
+    """Connections answered for the last time, their write side shut: the worker's poll() watches them
     with its other sockets, and `read` drops what arrives until the client has closed."""
 
     def __init__(self) -> None:

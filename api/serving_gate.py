@@ -14,11 +14,11 @@ engine calls the hook `script_process.set_waiting` installs), so another thread 
 meanwhile; when the script answers, the waiting thread has the turn back before any new work is taken.
 
 Unlike the sync worker, it keeps connections alive between requests (HTTP/1.1's default), and waits for
-nothing in a request but the request itself: a connection waiting for its client's next request, one that
-is closing, and one just accepted whose client has not sent anything yet all wait in the turn holder's
-select() beside the listening sockets, not in a thread. The sync worker closed every connection after one
-answer and waited, holding the process, until the client had closed its side; and a client that connected
-and sent nothing held it until it did.
+nothing in a request but the request itself, and for that at most 10 s per read (api/connections.py): a
+connection waiting for its client's next request, one that is closing, and one just accepted whose client
+has not sent anything yet all wait in the turn holder's poll() beside the listening sockets, not in a
+thread. The sync worker closed every connection after one answer and waited, holding the process, until
+the client had closed its side; and a client that connected and sent nothing held it until it did.
 """
 from __future__ import annotations
 
@@ -146,7 +146,7 @@ class TurnTakingWorker(ThreadWorker):
     def __init__(self, *args, **kwargs) -> None:
         super().__init__(*args, **kwargs)
         self.stopping = threading.Event()  # here, not in run(): the signal handlers exist before run()
-        # Connections waiting for their next request, least recently served first: select() lists the ready
+        # Connections waiting for their next request, least recently served first: `readable` lists the ready
         # ones in this order, so each client is served in its turn. Touched only by the thread holding the turn.
         self.keepalived_conns: dict[socket.socket, TConn] = {}
         self.closing = Closing()
@@ -234,12 +234,12 @@ class TurnTakingWorker(ThreadWorker):
         self.keepalived_conns[client] = conn
 
     def _serve(self, conn: TConn) -> None:
-        conn.data_ready = True  # select() saw its request coming: read it, blocking
+        conn.data_ready = True  # poll() saw its request coming: read it (api/connections.py bounds each wait)
         self.turns.busy_since = time.monotonic()
         try:
             keep = self.handle(conn) is True
             # A client may send its next request before reading this answer: its bytes may already be
-            # buffered, where select() cannot see them.
+            # buffered, where poll() cannot see them.
             while keep and self.alive and conn.parser.unreader.buf.getvalue():
                 keep = self.handle(conn) is True
         finally:
@@ -251,7 +251,7 @@ class TurnTakingWorker(ThreadWorker):
             self.closing.add(conn.sock)
 
     def _wait_for(self) -> float:
-        """Seconds to wait in select(): until a kept-alive or closing connection expires, at most _IDLE_WAIT."""
+        """Seconds to wait in poll(): until a kept-alive or closing connection expires, at most _IDLE_WAIT."""
         deadlines = [conn.timeout for conn in self.keepalived_conns.values()]
         closing = self.closing.deadline()
         if closing is not None:
