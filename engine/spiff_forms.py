@@ -18,6 +18,7 @@ FORM_PROPERTY = "formJsonSchemaFilename"
 def spiff_form_file(element: etree._Element) -> str | None:
     """The form file a user task names with spiffworkflow:property formJsonSchemaFilename, if any."""
     for prop in element.iterfind(f"{{{BPMN_NS}}}extensionElements/{{{SPIFF_NS}}}properties/{{{SPIFF_NS}}}property"):
-        if prop.get("name") == FORM_PROPERTY and (prop.get("value") or "").strip():
-            return (prop.get("value") or "").strip()
+        named = (prop.get("value") or "").strip() if prop.get("name") == FORM_PROPERTY else ""
+        if named:
+            return named
     return None

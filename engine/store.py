@@ -207,13 +207,13 @@ def list_tasks(conn: Connection, filters: dict, lane_roles: set[str] | None, cur
     state = filters.get("state") or "ready"
     values: dict[str, Any] = {f"t_{name}": filters[name] for name in narrowed}
     values["t_limit"] = limit + 1
-    if state not in ("ready", "any"):
+    by_state = state if state in ("ready", "any") else "other"
+    if by_state == "other":
         values["t_state"] = state
     if lane_roles is not None:  # a lane holder sees only the tasks of its lanes
         values["t_roles"] = sorted(lane_roles)
     if cursor:
         values["t_after_time"], values["t_after_id"] = decode_cursor(cursor)
-    by_state = state if state in ("ready", "any") else "other"
     rows = list(conn.execute(_tasks_page(narrowed, by_state, lane_roles is not None, bool(cursor)), values))
     return _next_page(rows, limit, "created_at", "id")
 
@@ -235,9 +235,8 @@ def _tasks_page(narrowed: tuple[str, ...], by_state: str, by_roles: bool, after:
     if by_roles:
         query = query.where(tasks.c.lane_role.in_(bindparam("t_roles", expanding=True)))
     if after:
-        after_time = bindparam("t_after_time", type_=tasks.c.created_at.type)
-        query = query.where(or_(tasks.c.created_at > after_time,
-                                and_(tasks.c.created_at == after_time, tasks.c.id > bindparam("t_after_id"))))
+        query = query.where(_after(tasks.c.created_at, tasks.c.id,
+                                   bindparam("t_after_time", type_=tasks.c.created_at.type), bindparam("t_after_id")))
     return query.order_by(tasks.c.created_at, tasks.c.id).limit(bindparam("t_limit"))
 
 
@@ -246,10 +245,14 @@ def _tasks_page(narrowed: tuple[str, ...], by_state: str, by_roles: bool, after:
 def page_by_time(conn: Connection, query: Select[Any], time_column: Column[Any], id_column: Column[Any],
                  cursor: str | None, limit: int) -> tuple[list[Row[Any]], str | None]:
     if cursor:
-        after_time, after_id = decode_cursor(cursor)
-        query = query.where(or_(time_column > after_time, and_(time_column == after_time, id_column > after_id)))
+        query = query.where(_after(time_column, id_column, *decode_cursor(cursor)))
     rows = list(conn.execute(query.order_by(time_column, id_column).limit(limit + 1)))
     return _next_page(rows, limit, time_column.name, id_column.name)
+
+
+def _after(time_column: Column[Any], id_column: Column[Any], after_time: Any, after_id: Any) -> ColumnElement[bool]:
+    """The rows after the last one of the previous page, in (time, id) order: a page's cursor."""
+    return or_(time_column > after_time, and_(time_column == after_time, id_column > after_id))
 
 
 def _next_page(rows: list[Row[Any]], limit: int, time_name: str, id_name: str) -> tuple[list[Row[Any]], str | None]:
