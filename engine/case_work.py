@@ -35,9 +35,12 @@ from .parts import EngineParts
 from .projections import etag_of, event_row
 from .representation import case_representation
 from .runner import Outcome, advance
+from .store_steps import Step, write_step
 
 StatusRule = Callable[[Row[Any]], None]  # raises Conflict when the case's status does not allow the command
 InTransaction = Callable[[Connection], None]  # a command's own checks and writes inside the save's transaction
+_LOST_RACE = ("another request changed this case at the same moment and won; "
+              "read the case again and retry if still needed")
 
 
 def must_be_running(row: Row[Any]) -> None:
@@ -133,19 +136,21 @@ class CaseWork:
         before = {task.id for task in self.ready_rows}
         gone = [task.id for task in self.ready_rows if task.id not in ready_now and task.id != completed_id]
         new_rows = [task_row(row.id, row.definition_key, task, now) for task in outcome.ready if task.id not in before]
-        with self.parts.db.writer.begin() as conn:
-            self._write_case_row(conn, columns)
-            if columns["waiting_for"] != row.waiting_for:
-                store_messages.replace_message_waits(conn, row.id, json.loads(columns["waiting_for"]))
+        step = Step(row.id, row.row_version, columns, now,
+                    completed=(completed_task.task_id, completed_task.actor) if completed_task else None,
+                    cancelled=gone, new_tasks=new_rows, events=[event_row(row.id, event, now) for event in events])
+
+        waits = json.loads(columns["waiting_for"]) if columns["waiting_for"] != row.waiting_for else None
+
+        def more(conn: Connection) -> None:
+            if waits is not None:
+                store_messages.replace_message_waits(conn, row.id, waits)
             if in_transaction is not None:
                 in_transaction(conn)
-            if completed_task is not None:
-                store.end_tasks(conn, [completed_task.task_id], "completed", now, completed_task.actor)
-            store.end_tasks(conn, gone, "cancelled", now)
-            store.insert_tasks(conn, new_rows)
-            store.insert_events(conn, [event_row(row.id, event, now) for event in events])
             for child in children:
                 insert_prepared(conn, child)
+
+        self._write(step, more if waits is not None or in_transaction is not None or children else None)
         self._tell_saved(columns["status"], completed_task, children)
         still_ready = [task._mapping for task in self.ready_rows if task.id in ready_now]
         return self._saved(columns, [*still_ready, *new_rows])
@@ -158,15 +163,29 @@ class CaseWork:
         columns: dict[str, Any] = {"status": status, "updated_at": now, "event_seq": seq, "event_hash": head}
         if incident is not None:
             columns["incident"] = json.dumps(incident.as_dict())
-        with self.parts.db.writer.begin() as conn:
-            self._write_case_row(conn, columns)
-            store.insert_events(conn, [event_row(row.id, event, now) for event in events])
+        self._write(Step(row.id, row.row_version, columns, now,
+                         events=[event_row(row.id, event, now) for event in events]))
         return self._saved(columns, [task._mapping for task in self.ready_rows])
 
-    def _write_case_row(self, conn: Connection, columns: dict[str, Any]) -> None:
-        if not store.update_case(conn, self.row.id, self.row.row_version, columns):
-            raise ConcurrentUpdate("another request changed this case at the same moment and won; "
-                                   "read the case again and retry if still needed")
+    def _write(self, step: Step, more: InTransaction | None = None) -> None:
+        """One transaction: the case row (if nobody wrote it since it was read), then `more`, the tasks and the
+        events. On PostgreSQL, a step with nothing more is written in one statement (store_steps.py)."""
+        db = self.parts.db
+        if more is None and not db.is_sqlite:
+            with db.autocommit.connect() as conn:
+                if not write_step(conn, step):
+                    raise ConcurrentUpdate(_LOST_RACE)
+            return
+        with db.writer.begin() as conn:
+            if not store.update_case(conn, step.case_id, step.expected_version, step.columns):
+                raise ConcurrentUpdate(_LOST_RACE)  # and nothing is written
+            if more is not None:
+                more(conn)
+            if step.completed is not None:
+                store.end_tasks(conn, [step.completed[0]], "completed", step.at, step.completed[1])
+            store.end_tasks(conn, step.cancelled, "cancelled", step.at)
+            store.insert_tasks(conn, step.new_tasks)
+            store.insert_events(conn, step.events)
 
     def _tell_saved(self, status: str, completed_task: CompletedTask | None, children: list[PreparedCase]) -> None:
         """Tell the observer what the committed save made true."""

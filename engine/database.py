@@ -61,6 +61,13 @@ class Database:
     def is_sqlite(self) -> bool:
         return self.url.startswith("sqlite")
 
+    @property
+    def autocommit(self) -> Engine:
+        """PostgreSQL only: every statement its own transaction (the reader's engine), so that one statement
+        writing several tables is written whole or not at all in one round trip (store_steps.py)."""
+        assert not self.is_sqlite, "SQLite writes in transactions (BEGIN IMMEDIATE)"
+        return self.reader
+
     def dispose(self) -> None:
         self.reader.dispose()
         self.writer.dispose()

@@ -126,13 +126,13 @@ def update_case(conn: Connection, case_id: str, expected_version: int, values: d
     if statement is None:
         statement = _CASE_UPDATES[columns] = (
             update(cases).where(cases.c.id == bindparam("b_id"), cases.c.row_version == bindparam("b_expected"))
-            .values({**{name: _written(name) for name in columns}, "row_version": bindparam("b_next")}))
+            .values({**{name: written_value(name) for name in columns}, "row_version": bindparam("b_next")}))
     result = conn.execute(statement, {"b_id": case_id, "b_expected": expected_version,
                                       "b_next": expected_version + 1, **values})
     return result.rowcount == 1
 
 
-def _written(name: str) -> ColumnElement[Any]:
+def written_value(name: str) -> ColumnElement[Any]:
     """What an UPDATE writes to a column: the value given, but a call stays resolved when it was first resolved."""
     if name == "resolved_at":
         return func.coalesce(cases.c.resolved_at, bindparam(name, type_=cases.c.resolved_at.type))
