@@ -91,12 +91,6 @@ _GET_CASE = select(cases).where(cases.c.id == bindparam("b_id"))
 _GET_TASK = select(tasks).where(tasks.c.id == bindparam("b_id"))
 _READY_OF_ONE_CASE = (select(tasks).where(tasks.c.case_id == bindparam("b_case"), tasks.c.state == READY_STATE)
                       .order_by(tasks.c.created_at, tasks.c.id))
-_HOLDER = tasks.alias("holder")
-# The ready tasks of the case that holds a task, found by the task's id: with the case row, all a command on
-# that task reads (the task itself is among them when it is ready), in one round trip instead of two.
-_READY_BESIDE_TASK = (select(tasks).where(
-    tasks.c.case_id == select(_HOLDER.c.case_id).where(_HOLDER.c.id == bindparam("b_id")).scalar_subquery(),
-    tasks.c.state == READY_STATE).order_by(tasks.c.created_at, tasks.c.id))
 _END_ONE_TASK = (update(tasks).where(tasks.c.id == bindparam("b_id"), tasks.c.state == "ready")
                  .values(state=bindparam("b_state"), ended_at=bindparam("b_at"), completed_by=bindparam("b_by")))
 _CASE_UPDATES: dict[tuple[str, ...], Update] = {}  # one prepared UPDATE per set of columns written
@@ -175,11 +169,6 @@ def end_tasks(conn: Connection, task_ids: list[str], state: str, at: datetime, b
 
 def get_task(conn: Connection, task_id: str) -> Row[Any] | None:
     return conn.execute(_GET_TASK, {"b_id": task_id}).first()
-
-
-def ready_tasks_beside(conn: Connection, task_id: str) -> list[Row[Any]]:
-    """The ready tasks of the case that holds task `task_id` (whatever that task's own state), in order."""
-    return list(conn.execute(_READY_BESIDE_TASK, {"b_id": task_id}))
 
 
 def ready_tasks_of_cases(conn: Connection, case_ids: list[str]) -> dict[str, list]:

@@ -1,7 +1,7 @@
 """Completing a task: the engine's hot path.
 
-One read (the case's ready tasks, found by the task's id, then the case row: two statements on one
-connection), the checks, the step, one write. A user task is completed by the holder of its lane; an
+One read (the case row and its ready tasks, found by the task's id: one statement, store_task_reads.py), the
+checks, the step, one write. A user task is completed by the holder of its lane; an
 external task by the worker that holds its lock (external_tasks.py).
 """
 from __future__ import annotations
@@ -15,28 +15,30 @@ from sqlalchemy.engine import Row
 from . import store
 from .audit import data_changes
 from .blueprints import Blueprint
-from .case_reading import case_row
 from .case_work import CaseRows, CompletedTask, open_rows
 from .data_limits import check_incoming_data
 from .errors import InvalidInput, NotAllowed, TaskNotFound, TaskNotReady
 from .external_tasks import MayComplete, check_lock_held, complete_external_task
 from .parts import EngineParts
 from .runner import failed_step
+from .store_task_reads import case_beside_task
 
 
 def complete_task(parts: EngineParts, task_id: str, data: dict, actor: str, may_complete: MayComplete,
                   if_match: str | None, worker: str | None) -> dict:
     held_by: str | None = None  # the worker holding the lock, for an external task
-    with parts.db.reader.connect() as conn:  # the hot path reads twice: the case's ready tasks (this one among
-        ready = store.ready_tasks_beside(conn, task_id)  # them when it is ready), then the case row
-        task = next((row for row in ready if row.id == task_id), None) or store.get_task(conn, task_id)
-        if task is None:
+    with parts.db.reader.connect() as conn:
+        case, ready = case_beside_task(conn, task_id)
+        task = next((row for row in ready if row.id == task_id), None)
+        if task is None and case is not None:  # the task is not ready: read it to say why
+            task = store.get_task(conn, task_id)
+        if case is None or task is None:
             raise TaskNotFound(f"no task with id '{task_id}'")
         if task.topic is None:
             _check_user_may_complete(task, may_complete)
         else:
             held_by = check_lock_held(parts, task, may_complete, worker, "completed")
-        rows = CaseRows(case_row(conn, task.case_id), ready)
+        rows = CaseRows(case, ready)
     if held_by is not None:
         return complete_external_task(parts, task, rows, data, actor, if_match, held_by)
     work = open_rows(parts, rows, actor, if_match=if_match)

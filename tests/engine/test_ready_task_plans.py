@@ -8,11 +8,12 @@ import uuid
 from datetime import datetime, timedelta
 
 import pytest
-from sqlalchemy import event, insert, select, text
+from sqlalchemy import event, insert, select, text, update
 
 from usm_engine.engine import store
 from usm_engine.engine.schema import cases, tasks
 from usm_engine.engine.service import Engine, EngineSettings
+from usm_engine.engine.store_task_reads import case_beside_task
 from tests.conftest import postgres_url_or_skip, reset_postgres
 
 CASES, TASKS_PER_CASE = 400, 5  # enough open tasks that PostgreSQL's statistics say an index pays
@@ -117,17 +118,33 @@ def test_other_states_are_still_listed(filled):
     assert [row.created_at for row in every] == sorted(row.created_at for row in every)
 
 
-def test_the_ready_tasks_beside_a_task_are_read_from_their_partial_index(filled):
-    """Completing a task reads its case's ready tasks by the task's id (one statement for the task and them)."""
+def test_a_tasks_case_and_ready_tasks_are_read_from_their_partial_index(filled):
+    """Completing a task reads its case's row and ready tasks by the task's id, in one statement."""
     engine, case_id = filled
     with engine.db.reader.connect() as conn:
         rows = conn.execute(select(tasks.c.id, tasks.c.state).where(tasks.c.case_id == case_id)).all()
         ready_id = next(row.id for row in rows if row.state == "ready")
         done_id = next(row.id for row in rows if row.state == "completed")
-        expected = [row.id for row in store.ready_tasks_of_cases(conn, [case_id])[case_id]]
-        # The same ready tasks, in the same order, whatever the state of the task they are found by.
-        assert [row.id for row in store.ready_tasks_beside(conn, ready_id)] == expected
-        assert [row.id for row in store.ready_tasks_beside(conn, done_id)] == expected
-        assert store.ready_tasks_beside(conn, "no-such-task") == []
-    plan = _plans_of(engine, lambda conn: store.ready_tasks_beside(conn, ready_id))
+        expected = store.ready_tasks_of_cases(conn, [case_id])[case_id]
+        case = store.get_case(conn, case_id)
+        # The same rows as the tables' own reads give, in the same order, whatever the state of the task they
+        # are found by.
+        for task_id in (ready_id, done_id):
+            found_case, ready = case_beside_task(conn, task_id)
+            assert found_case is not None and found_case._mapping == case._mapping
+            assert found_case.id == case_id and found_case.row_version == case.row_version
+            assert [row._mapping for row in ready] == [row._mapping for row in expected]
+            assert [row.id for row in ready] == [row.id for row in expected] and len(ready) == 2
+        assert case_beside_task(conn, "no-such-task") == (None, [])
+    plan = _plans_of(engine, lambda conn: case_beside_task(conn, ready_id))
     assert "ix_tasks_ready_case" in plan and "ix_tasks_state_created" not in plan, plan
+
+
+def test_a_case_with_no_ready_task_is_read_all_the_same(filled):
+    engine, case_id = filled
+    with engine.db.writer.begin() as conn:
+        conn.execute(update(tasks).where(tasks.c.case_id == case_id).values(state="completed"))
+    with engine.db.reader.connect() as conn:
+        task_id = conn.execute(select(tasks.c.id).where(tasks.c.case_id == case_id)).scalars().first()
+        found_case, ready = case_beside_task(conn, task_id)
+    assert found_case is not None and found_case.id == case_id and ready == []
