@@ -2,9 +2,9 @@
 
 A command's save (case_work.CaseWork.save) writes the case row, guarded by the row version it read, ends the
 tasks that are over, inserts those that became ready and appends the step's audit events. As a transaction
-that is BEGIN, four statements and COMMIT: six round trips, and on a busy machine each costs both the server
-and PostgreSQL more CPU than the SQL it carries (BENCHMARKS.md). PostgreSQL runs data-modifying WITH clauses
-as one statement, and one statement in autocommit is one transaction: all of it is written or none. Every
+that is BEGIN, four statements and COMMIT: six round trips, which with PostgreSQL on another host are most
+of a command's time, and cost the server CPU even on loopback (BENCHMARKS.md). PostgreSQL runs writing WITH
+clauses as one statement, and one statement in autocommit is one transaction: all of it is written or none. Every
 part after the case row writes only if the case row was written (EXISTS over its RETURNING), so a lost race
 writes nothing, as the transaction's rollback would. The rows travel as arrays (unnest), so the statement's
 text depends only on which columns of the case row are written: each such statement is built once and
