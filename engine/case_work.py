@@ -35,7 +35,7 @@ from .parts import EngineParts
 from .projections import etag_of, event_row
 from .representation import case_representation
 from .runner import Outcome, advance
-from .store_steps import Step, write_step
+from .store_steps import CompletedTask, Step, write_step
 
 StatusRule = Callable[[Row[Any]], None]  # raises Conflict when the case's status does not allow the command
 InTransaction = Callable[[Connection], None]  # a command's own checks and writes inside the save's transaction
@@ -64,14 +64,6 @@ class CaseRows:
 
     case: Row[Any]
     ready: list[Row[Any]]
-
-
-@dataclass(frozen=True)
-class CompletedTask:
-    """The task a command completed, and who completed it: its row ends completed, not cancelled."""
-
-    task_id: str
-    actor: str
 
 
 def read_case_rows(conn: Connection, case_id: str) -> CaseRows:
@@ -136,9 +128,8 @@ class CaseWork:
         before = {task.id for task in self.ready_rows}
         gone = [task.id for task in self.ready_rows if task.id not in ready_now and task.id != completed_id]
         new_rows = [task_row(row.id, row.definition_key, task, now) for task in outcome.ready if task.id not in before]
-        step = Step(row.id, row.row_version, columns, now,
-                    completed=(completed_task.task_id, completed_task.actor) if completed_task else None,
-                    cancelled=gone, new_tasks=new_rows, events=[event_row(row.id, event, now) for event in events])
+        step = Step(row.id, row.row_version, columns, now, completed=completed_task, cancelled=gone, new_tasks=new_rows,
+                    events=[event_row(row.id, event, now) for event in events])
 
         waits = json.loads(columns["waiting_for"]) if columns["waiting_for"] != row.waiting_for else None
 
@@ -182,7 +173,7 @@ class CaseWork:
             if more is not None:
                 more(conn)
             if step.completed is not None:
-                store.end_tasks(conn, [step.completed[0]], "completed", step.at, step.completed[1])
+                store.end_tasks(conn, [step.completed.task_id], "completed", step.at, step.completed.actor)
             store.end_tasks(conn, step.cancelled, "cancelled", step.at)
             store.insert_tasks(conn, step.new_tasks)
             store.insert_events(conn, step.events)

@@ -16,13 +16,14 @@ from sqlalchemy.engine import Connection, Row
 
 from . import incidents, store, store_locks
 from .audit import data_changes
-from .case_work import CaseRows, CaseWork, CompletedTask, InTransaction, open_rows, read_case_rows
+from .case_work import CaseRows, CaseWork, InTransaction, open_rows, read_case_rows
 from .data_limits import check_incoming_data
 from .errors import Conflict, NextStep, NotAllowed, TaskNotFound, TaskNotReady
 from .incidents import Place
 from .parts import EngineParts
 from .representation import task_representation
 from .runner import Outcome, external_task, failed_step, outcome_with_incident
+from .store_steps import CompletedTask
 
 MayComplete = Callable[[str | None], bool]  # whether the caller may complete a task of this lane (None: no lane)
 

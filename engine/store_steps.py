@@ -32,6 +32,14 @@ _EVENT_COLUMNS = tuple(column.name for column in events.c if column.name != "def
 
 
 @dataclass(frozen=True)
+class CompletedTask:
+    """The task a command completed, and who completed it: its row ends completed, not cancelled."""
+
+    task_id: str
+    actor: str
+
+
+@dataclass(frozen=True)
 class Step:
     """What a save writes: the case row's new columns (if its row version is still `expected_version`); at
     `at`, the task a command completed and by whom, and the tasks cancelled; the new task rows; the event rows."""
@@ -40,7 +48,7 @@ class Step:
     expected_version: int
     columns: dict[str, Any]
     at: datetime
-    completed: tuple[str, str] | None = None  # (task id, actor)
+    completed: CompletedTask | None = None
     cancelled: list[str] = field(default_factory=list)
     new_tasks: list[dict[str, Any]] = field(default_factory=list)
     events: list[dict[str, Any]] = field(default_factory=list)
@@ -51,7 +59,8 @@ def write_step(conn: Connection, step: Step) -> bool:
     it was read."""
     params: dict[str, Any] = {"b_id": step.case_id, "b_expected": step.expected_version,
                               "b_next": step.expected_version + 1, "b_at": step.at, **step.columns}
-    params["c_id"], params["c_by"] = step.completed or (None, None)
+    params["c_id"] = step.completed.task_id if step.completed else None
+    params["c_by"] = step.completed.actor if step.completed else None
     params["x_ids"] = step.cancelled
     params.update(_as_arrays("t_", _TASK_COLUMNS, step.new_tasks))
     params.update(_as_arrays("v_", _EVENT_COLUMNS, step.events))

@@ -15,12 +15,13 @@ from sqlalchemy.engine import Row
 from . import store
 from .audit import data_changes
 from .blueprints import Blueprint
-from .case_work import CaseRows, CompletedTask, open_rows
+from .case_work import CaseRows, open_rows
 from .data_limits import check_incoming_data
 from .errors import InvalidInput, NotAllowed, TaskNotFound, TaskNotReady
 from .external_tasks import MayComplete, check_lock_held, complete_external_task
 from .parts import EngineParts
 from .runner import failed_step
+from .store_steps import CompletedTask
 from .store_task_reads import case_beside_task
 
 

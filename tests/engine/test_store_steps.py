@@ -12,7 +12,7 @@ from sqlalchemy import insert, select
 
 from usm_engine.engine.schema import cases, events, tasks
 from usm_engine.engine.service import Engine, EngineSettings
-from usm_engine.engine.store_steps import Step, write_step
+from usm_engine.engine.store_steps import CompletedTask, Step, write_step
 from tests.conftest import postgres_url_or_skip, reset_postgres
 
 START = datetime(2026, 1, 1, 9, 0)
@@ -53,7 +53,8 @@ def _step(case_id: str, version: int, first: str, second: str, new_task: str) ->
                   for seq, kind, element in ((1, "task_completed", "a"), (2, "task_ready", "c"))]
     return Step(case_id, version, {"status": "running", "data": '{"x": 1}', "updated_at": LATER,
                                    "resolved_at": LATER, "event_seq": 2},
-                LATER, completed=(first, "ann"), cancelled=[second], new_tasks=[new_row], events=event_rows)
+                LATER, completed=CompletedTask(first, "ann"), cancelled=[second], new_tasks=[new_row],
+                events=event_rows)
 
 
 def _rows(engine: Engine, case_id: str) -> tuple:
