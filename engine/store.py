@@ -93,7 +93,6 @@ _READY_OF_ONE_CASE = (select(tasks).where(tasks.c.case_id == bindparam("b_case")
                       .order_by(tasks.c.created_at, tasks.c.id))
 _END_ONE_TASK = (update(tasks).where(tasks.c.id == bindparam("b_id"), tasks.c.state == "ready")
                  .values(state=bindparam("b_state"), ended_at=bindparam("b_at"), completed_by=bindparam("b_by")))
-_CASE_UPDATES: dict[tuple[str, ...], Update] = {}  # one prepared UPDATE per set of columns written
 
 
 def get_case(conn: Connection, case_id: str) -> Row[Any] | None:
@@ -115,18 +114,19 @@ def insert_case(conn: Connection, values: dict) -> None:
 
 def update_case(conn: Connection, case_id: str, expected_version: int, values: dict) -> bool:
     """Write only if nobody else wrote since we read: the heart of optimistic concurrency."""
-    columns = tuple(sorted(values))
-    statement = _CASE_UPDATES.get(columns)
-    if statement is None:
-        statement = _CASE_UPDATES[columns] = (
-            update(cases).where(cases.c.id == bindparam("b_id"), cases.c.row_version == bindparam("b_expected"))
-            .values({**{name: written_value(name) for name in columns}, "row_version": bindparam("b_next")}))
-    result = conn.execute(statement, {"b_id": case_id, "b_expected": expected_version,
-                                      "b_next": expected_version + 1, **values})
+    result = conn.execute(case_update(tuple(sorted(values))), {"b_id": case_id, "b_expected": expected_version,
+                                                              "b_next": expected_version + 1, **values})
     return result.rowcount == 1
 
 
-def written_value(name: str) -> ColumnElement[Any]:
+@functools.cache  # one prepared UPDATE per set of columns written: a handful
+def case_update(columns: tuple[str, ...]) -> Update:
+    """The UPDATE of a case row writing `columns` (sorted) if its row version is still b_expected (b_next after)."""
+    return (update(cases).where(cases.c.id == bindparam("b_id"), cases.c.row_version == bindparam("b_expected"))
+            .values({**{name: _written(name) for name in columns}, "row_version": bindparam("b_next")}))
+
+
+def _written(name: str) -> ColumnElement[Any]:
     """What an UPDATE writes to a column: the value given, but a call stays resolved when it was first resolved."""
     if name == "resolved_at":
         return func.coalesce(cases.c.resolved_at, bindparam(name, type_=cases.c.resolved_at.type))

@@ -25,7 +25,7 @@ from sqlalchemy.engine import Connection
 from sqlalchemy.sql.selectable import TableValuedAlias
 
 from .schema import READY_STATE, cases, events, tasks
-from .store import written_value
+from .store import case_update
 
 _TASK_COLUMNS = tuple(column.name for column in tasks.c)
 _EVENT_COLUMNS = tuple(column.name for column in events.c if column.name != "definition_hash")  # set by old rows only
@@ -71,11 +71,9 @@ def _as_arrays(prefix: str, names: tuple[str, ...], rows: list[dict[str, Any]]) 
     return {prefix + name: [row[name] for row in rows] for name in names}
 
 
-@functools.cache  # a handful of column sets: those a command writes (all after a step, fewer after a status change)
+@functools.cache  # per set of case columns written, as store.case_update
 def _statement(columns: tuple[str, ...]) -> Select[Any]:
-    saved = (update(cases).where(cases.c.id == bindparam("b_id"), cases.c.row_version == bindparam("b_expected"))
-             .values({**{name: written_value(name) for name in columns}, "row_version": bindparam("b_next")})
-             .returning(cases.c.id).cte("saved"))
+    saved = case_update(columns).returning(cases.c.id).cte("saved")
     was_saved = exists(select(saved.c.id))
     # Each task by its primary key: a join with the ids would let the planner walk the ready tasks instead.
     completed = (update(tasks).where(tasks.c.id == bindparam("c_id"), tasks.c.state == READY_STATE, was_saved)

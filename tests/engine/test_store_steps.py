@@ -73,7 +73,7 @@ def test_a_step_written_in_one_statement_writes_every_part(postgres_engine):
     with postgres_engine.db.autocommit.connect() as conn:
         assert write_step(conn, _step(case_id, 3, first, second, str(uuid.uuid4()))) is True
     case, task_rows, event_rows = _rows(postgres_engine, case_id)
-    # The row version moved on, and a resolution time once set stays (store.written_value).
+    # The row version moved on, and a resolution time once set stays (store.case_update).
     assert case == (4, '{"x": 1}', LATER, START, 2)
     assert task_rows == [("a", "completed", LATER, "ann"), ("b", "cancelled", LATER, None), ("c", "ready", None, None)]
     assert event_rows == [(1, "task_completed", bytes([1]) * 32), (2, "task_ready", bytes([2]) * 32)]
