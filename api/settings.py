@@ -83,6 +83,7 @@ def settings_from_env(environ: Mapping[str, str] = os.environ,
         "pool_size": ("USM_DB_POOL_SIZE", _whole_number),
         "max_case_data_bytes": ("USM_MAX_CASE_DATA_BYTES", _whole_number),
         "max_instances": ("USM_MAX_INSTANCES", _whole_number),
+        "workflow_cache_bytes": ("USM_WORKFLOW_CACHE_MB", _megabytes),
         "java_as_external_tasks": ("USM_JAVA_AS_EXTERNAL_TASKS", _yes_no),
         "unimplemented_as_external_tasks": ("USM_UNIMPLEMENTED_AS_EXTERNAL_TASKS", _yes_no)}))
     return Settings(engine=engine, **_read(values, {

@@ -27,7 +27,6 @@ from .data_limits import check_incoming_data
 from .errors import DefinitionNotFound, InvalidInput
 from .idempotency import earlier_answer, fingerprint
 from .incidents import Place
-from .observer import Observer
 from .parts import EngineParts
 from .projections import event_row
 from .representation import case_representation
@@ -70,6 +69,8 @@ class PreparedCase:
     task_rows: list[dict[str, Any]]
     event_rows: list[dict[str, Any]]
     children: list[PreparedCase]
+    blueprint: Blueprint
+    workflow: BpmnWorkflow  # as its state was serialized: kept for the case's next command once written
 
 
 def start_case(parts: EngineParts, definition: str, actor: str, version: int | None, business_key: str | None,
@@ -94,7 +95,7 @@ def start_case(parts: EngineParts, definition: str, actor: str, version: int | N
             if repeat is not None:
                 return repeat, False
         raise
-    tell_started(parts.observer, prepared)
+    tell_started(parts, prepared)
     return _started(prepared), True
 
 
@@ -105,7 +106,7 @@ def start_on_message(parts: EngineParts, new: NewCase, with_new_case: WithNewCas
         insert_prepared(conn, prepared)
         if with_new_case is not None:
             with_new_case(conn, prepared.values["id"])
-    tell_started(parts.observer, prepared)
+    tell_started(parts, prepared)
     return _started(prepared)
 
 
@@ -140,7 +141,7 @@ def prepare_case(parts: EngineParts, new: NewCase) -> PreparedCase:
               **case_columns(state, outcome, now, parts.settings.max_case_data_bytes)}
     task_rows = [task_row(case_id, row.key, task, now) for task in outcome.ready]
     events = [event_row(case_id, event, now) for event in event_rows]
-    return PreparedCase(values, task_rows, events, handoffs.cases)
+    return PreparedCase(values, task_rows, events, handoffs.cases, blueprint, workflow)
 
 
 @dataclass(frozen=True)
@@ -221,13 +222,18 @@ def insert_prepared(conn: Connection, prepared: PreparedCase) -> None:
         insert_prepared(conn, child)
 
 
-def tell_started(observer: Observer, prepared: PreparedCase) -> None:
-    """Tell the observer about a case now stored, and the cases it started in the same transaction."""
-    observer.case_started(prepared.values["definition_key"])
-    if prepared.values["status"] == "error":
-        observer.incident(prepared.values["definition_key"])
+def tell_started(parts: EngineParts, prepared: PreparedCase) -> None:
+    """Tell the observer about a case now stored, and the cases it started in the same transaction; keep
+    their workflows for their next commands (workflow_cache.py)."""
+    values = prepared.values
+    parts.observer.case_started(values["definition_key"])
+    if values["status"] == "error":
+        parts.observer.incident(values["definition_key"])
+    if values["state"]:
+        parts.workflows.keep(values["id"], (values["row_version"], values["event_hash"]), prepared.blueprint,
+                             prepared.workflow, len(values["state"]))
     for child in prepared.children:
-        tell_started(observer, child)
+        tell_started(parts, child)
 
 
 def _started(prepared: PreparedCase) -> dict:

@@ -88,21 +88,24 @@ def open_rows(parts: EngineParts, rows: CaseRows, actor: str, allowed: StatusRul
 
 
 class CaseWork:
-    """An opened case: its rows as read, its blueprint, its workflow (restored when first used) and the
-    recorder of this command's events."""
+    """An opened case: its rows as read, its blueprint, its workflow (when first used: the one this process
+    saved last, if the row is still as that save left it, else restored) and the recorder of this command's
+    events."""
 
     def __init__(self, parts: EngineParts, rows: CaseRows, actor: str) -> None:
         self.parts = parts
         self.row = rows.case
         self.ready_rows = rows.ready
-        self.blueprint = blueprint_of(parts.specs, self.row)
+        self.blueprint = self.opened_on = blueprint_of(parts.specs, self.row)
         self.recorder = recorder_for(self.row.id, actor, self.blueprint, parts.now())
         self._workflow: BpmnWorkflow | None = None
 
     @property
     def workflow(self) -> BpmnWorkflow:
         if self._workflow is None:
-            self._workflow = restore(self.row, self.blueprint, self.parts.script_engine)
+            row = self.row
+            self._workflow = (self.parts.workflows.take(row.id, (row.row_version, row.event_hash), self.blueprint)
+                              or restore(row, self.blueprint, self.parts.script_engine))
         return self._workflow
 
     def advance(self) -> Outcome:
@@ -142,6 +145,11 @@ class CaseWork:
                 insert_prepared(conn, child)
 
         self._write(step, more if waits is not None or in_transaction is not None or children else None)
+        # Kept for the next command unless the case finished (nothing restores it again) or the command moved
+        # the workflow to other specs (a migration): a restore on those is the tested way to get it back.
+        if columns["state"] and self.blueprint is self.opened_on:
+            self.parts.workflows.keep(row.id, (row.row_version + 1, columns["event_hash"]), self.blueprint,
+                                      self.workflow, len(state))
         self._tell_saved(columns["status"], completed_task, children)
         still_ready = [task._mapping for task in self.ready_rows if task.id in ready_now]
         return self._saved(columns, [*still_ready, *new_rows])
@@ -186,7 +194,7 @@ class CaseWork:
         if status == "error" and self.row.status != "error":
             observer.incident(definition)
         for child in children:
-            tell_started(observer, child)
+            tell_started(self.parts, child)
 
     def _saved(self, columns: dict[str, Any], ready_rows: Sequence[Mapping[Any, Any]]) -> dict:
         """The case as the save left it."""

@@ -11,6 +11,7 @@ from .clock import Clock
 from .database import Database
 from .observer import Observer
 from .settings import EngineSettings
+from .workflow_cache import WorkflowCache
 
 
 @dataclass(frozen=True)
@@ -21,6 +22,7 @@ class EngineParts:
     script_engine: PythonScriptEngine  # the sandbox every case runs its scripts in
     observer: Observer
     settings: EngineSettings
+    workflows: WorkflowCache  # the workflows this process saved last (workflow_cache.py)
 
     def now(self) -> datetime:
         """Naive UTC for the database: SQLite keeps no zone, and every stored time is UTC."""

@@ -32,6 +32,7 @@ from .sandbox import make_script_engine
 from .settings import EngineSettings
 from .task_completion import complete_task
 from .timers import running_on
+from .workflow_cache import WorkflowCache
 
 __all__ = ["Engine", "EngineSettings"]
 
@@ -61,7 +62,8 @@ class Engine(DefinitionCommands):
         self.script_engine = make_script_engine({"next_call_number": self.next_call_number}, settings.script_limits,
                                                 settings.max_case_data_bytes)
         self.specs = SpecCache(self._load_definition, settings.spec_cache_size, settings.max_instances)
-        self.parts = EngineParts(self.db, self.specs, self.clock, self.script_engine, self.observer, settings)
+        self.parts = EngineParts(self.db, self.specs, self.clock, self.script_engine, self.observer, settings,
+                                 WorkflowCache(settings.workflow_cache_bytes))
 
     # --- case commands -----------------------------------------------------------------------------
 

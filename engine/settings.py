@@ -40,6 +40,9 @@ class EngineSettings:
     max_case_data_bytes: int = MIB
     script_limits: ScriptLimits = field(default_factory=ScriptLimits)
     spec_cache_size: int = 256
+    # Live workflows kept per process for their cases' next commands, by the size of their stored states
+    # (workflow_cache.py); a live workflow takes a few times its state's size. 0 keeps none.
+    workflow_cache_bytes: int = 16 * MIB
     max_instances: int = 1000  # instances of one multi-instance activity (its cardinality or collection)
     # Camunda 7 Java service tasks (camunda:class, delegateExpression, expression) become external tasks on a
     # topic named after what they name (java_tasks.py); off, a case reaching one stops with an incident.

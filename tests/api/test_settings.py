@@ -24,7 +24,7 @@ def documented_defaults() -> dict[str, str | None]:
 
 def test_the_readme_documents_the_defaults_the_settings_have():
     documented = documented_defaults()
-    assert len(documented) == 20, documented
+    assert len(documented) == 21, documented
     set_to_documented = {name: value for name, value in documented.items() if value is not None}
     assert settings_from_env({}, set_to_documented) == settings_from_env({}) == Settings()
 

@@ -8,6 +8,7 @@ from sqlalchemy import text
 from sqlalchemy.exc import OperationalError
 
 from usm_engine.api.cli import timer_loop
+from usm_engine.engine.service import Engine, EngineSettings
 from tests.conftest import fixture_files
 
 
@@ -43,14 +44,19 @@ def test_data_too_large_after_a_timer_is_an_incident_and_other_timers_fire(clock
     assert engine.verify_trails()["ok"] is True
 
 
-def test_a_case_that_cannot_be_restored_does_not_stop_the_others(clocked_engine):
+def test_a_case_that_cannot_be_restored_does_not_stop_the_others(clocked_engine, database_url):
     engine, clock = setup(clocked_engine)
     broken = plain_case(engine)
     later = plain_case(engine)
     with engine.db.writer.begin() as conn:
         conn.execute(text("UPDATE cases SET state = :state WHERE id = :id"), {"state": '{"tasks": 7}', "id": broken})
     clock.advance(minutes=61)
-    assert engine.fire_due_timers() == 1
+    # The timer worker is a process of its own (`usm worker`): it holds none of the workflows the server saved.
+    worker = Engine(EngineSettings(database_url), clock=clock)
+    try:
+        assert worker.fire_due_timers() == 1
+    finally:
+        worker.close()
     assert engine.get_case(broken)["status"] == "error"
     assert reminded(engine, later)
 
