@@ -13,6 +13,7 @@ from .blueprints import Blueprint, SpecCache
 from .database import Database
 from .errors import CaseNotFound
 from .spiff_setup import workflow_from_dict
+from .state_json import state_value
 
 
 def case_row(conn: Connection, case_id: str) -> Row[Any]:
@@ -36,7 +37,7 @@ def blueprint_of(specs: SpecCache, row: Row[Any]) -> Blueprint:
 
 def restore(row: Row[Any], blueprint: Blueprint, script_engine: PythonScriptEngine) -> BpmnWorkflow:
     """The case's SpiffWorkflow instance, from its stored state, running its scripts in `script_engine`."""
-    workflow = workflow_from_dict(json.loads(row.state), blueprint.spec, blueprint.subprocess_specs)
+    workflow = workflow_from_dict(state_value(row.state), blueprint.spec, blueprint.subprocess_specs)
     # SpiffWorkflow does not serialize the script engine: without this the restored case would run
     # scripts with the unrestricted default.
     workflow.script_engine = script_engine

@@ -18,6 +18,7 @@ from .data_limits import check_stored_data_size
 from .projections import lane_role
 from .runner import Outcome, ReadyTask, drop_unstorable_data
 from .spiff_setup import SERIALIZER_VERSION, workflow_to_dict
+from .state_json import state_text
 
 
 def recorder_for(case_id: str, actor: str, blueprint: Blueprint, now: datetime) -> Recorder:
@@ -30,10 +31,10 @@ def serialized_state(workflow: BpmnWorkflow, blueprint: Blueprint, outcome: Outc
     sandbox already drops non-JSON values) is removed here too, and then the case gets an incident
     saying what and where, rather than the save failing."""
     try:
-        return json.dumps(workflow_to_dict(workflow)), outcome
+        return state_text(workflow_to_dict(workflow)), outcome
     except (TypeError, ValueError):
         incident = drop_unstorable_data(workflow, blueprint)
-    return (json.dumps(workflow_to_dict(workflow)),
+    return (state_text(workflow_to_dict(workflow)),
             dataclasses.replace(outcome, status="error", incident=outcome.incident or incident))
 
 
