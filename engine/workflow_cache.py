@@ -1,8 +1,9 @@
 """The workflows this process saved last, kept live so that the case's next command need not restore them.
 
-Restoring a case (json.loads, then SpiffWorkflow's from_dict) is about a tenth of a task completion's CPU
-(BENCHMARKS.md). A client working through a case sends its commands one after another, over one kept-alive
-connection and so to one process: the workflow that process just saved is the one the next command needs.
+Restoring a case (json.loads, then SpiffWorkflow's from_dict) was about a fifth of the instructions of an
+in-process task completion (BENCHMARKS.md). A client working through a case sends its commands one after
+another, over one kept-alive connection and so to one process: the workflow that process just saved is the one
+the next command needs.
 
 A kept workflow is exactly the state its save wrote, and is handed out only for the row that save wrote (its
 row version, and the head of its trail's hash chain, which differs in a history that diverged, as after a
