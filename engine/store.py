@@ -13,6 +13,7 @@ from typing import Any, Unpack
 from sqlalchemy import Column, ColumnElement, Select, Update, and_, bindparam, func, insert, or_, select, update
 from sqlalchemy.engine import Connection, Row
 
+from . import driver_statements
 from .blueprints import StoredDefinition
 from .errors import InvalidInput
 from .schema import READY_STATE, cases, definition_files, definitions, events, events_public, tasks
@@ -203,7 +204,7 @@ def list_tasks(conn: Connection, filters: dict, lane_roles: set[str] | None, cur
         values["t_roles"] = sorted(lane_roles)
     if cursor:
         values["t_after_time"], values["t_after_id"] = decode_cursor(cursor)
-    rows = list(conn.execute(_tasks_page(narrowed, by_state, lane_roles is not None, bool(cursor)), values))
+    rows = driver_statements.rows(conn, _tasks_page(narrowed, by_state, lane_roles is not None, bool(cursor)), values)
     return _next_page(rows, limit, "created_at", "id")
 
 

@@ -13,6 +13,7 @@ from typing import Any
 from sqlalchemy import and_, bindparam, select
 from sqlalchemy.engine import Connection, Row, result_tuple
 
+from . import driver_statements
 from .schema import READY_STATE, cases, tasks
 
 _HOLDER = tasks.alias("holder")
@@ -32,7 +33,7 @@ _task_row = result_tuple([column.name for column in tasks.c])
 def case_beside_task(conn: Connection, task_id: str) -> tuple[Row[Any] | None, list[Row[Any]]]:
     """The row of the case holding task `task_id` (None if there is no such task) and the case's ready tasks
     in order, whatever the state of the task they were found by; rows as the two tables' own reads give them."""
-    rows = conn.execute(_CASE_AND_READY_TASKS, {"b_id": task_id}).all()
+    rows = driver_statements.rows(conn, _CASE_AND_READY_TASKS, {"b_id": task_id})
     if not rows:
         return None, []
     ready = [_task_row(row[_CASE_WIDTH:]) for row in rows if row[_CASE_WIDTH] is not None]

@@ -4,11 +4,12 @@ transaction it replaces would. The commands that use it are tested through the A
 looks at the rows themselves."""
 from __future__ import annotations
 
+import json
 import uuid
 from datetime import datetime, timedelta
 
 import pytest
-from sqlalchemy import insert, select
+from sqlalchemy import event, insert, select, text
 
 from usm_engine.engine.schema import cases, events, tasks
 from usm_engine.engine.service import Engine, EngineSettings
@@ -101,3 +102,54 @@ def test_a_step_with_nothing_but_the_case_row_and_its_events(postgres_engine):
     assert case[0] == 4
     assert [state for _, state, _, _ in task_rows] == ["ready", "ready"]
     assert event_rows == [(1, "case_suspended", b"\x07" * 32)]
+
+
+def test_rows_travel_as_json_and_arrive_as_written(postgres_engine):
+    """The new rows go to PostgreSQL as JSON text: quotes, backslashes, line breaks, characters beyond ASCII and
+    every byte of a hash arrive as they were."""
+    case_id, first, second = _case_with_two_ready_tasks(postgres_engine)
+    step = _step(case_id, 3, first, second, str(uuid.uuid4()))
+    awkward = 'a "quoted" \\ back\\slash, a\nline, \t tab, ünïcödé, 🙂, \\x41 and \\u0041'
+    step.new_tasks[0]["name"] = awkward
+    step.events[0]["details"] = json.dumps({"note": awkward})
+    step.events[0]["hash"] = bytes(range(256))[:32]
+    step.events[1]["hash"] = bytes(range(224, 256))
+    with postgres_engine.db.autocommit.connect() as conn:
+        assert write_step(conn, step) is True
+        name = conn.execute(select(tasks.c.name).where(tasks.c.element_id == "c")).scalar_one()
+        details, hashes = zip(*conn.execute(select(events.c.details, events.c.hash).where(events.c.chain == case_id)
+                                            .order_by(events.c.seq)).all(), strict=True)
+    assert name == awkward
+    assert json.loads(details[0]) == {"note": awkward}
+    assert hashes == (bytes(range(32)), bytes(range(224, 256)))
+
+
+def test_the_step_ends_its_tasks_by_primary_key_among_many_ready_tasks(postgres_engine):
+    """With thousands of ready tasks in the store, the write finds the tasks it ends by their ids (tasks_pkey),
+    not by walking the ready ones (ix_tasks_state_created): read from PostgreSQL's own plan of the statement."""
+    case_id, first, second = _case_with_two_ready_tasks(postgres_engine)
+    with postgres_engine.db.writer.begin() as conn:
+        others = [{"id": str(uuid.uuid4()), "definition_key": "k", "definition_version": 1, "pins": "{}",
+                   "status": "running", "state": "{}", "serializer_version": "1", "data": "{}", "waiting_for": "[]",
+                   "created_by": "test", "created_at": START, "updated_at": START, "row_version": 1}
+                  for _ in range(3000)]
+        conn.execute(insert(cases), others)
+        conn.execute(insert(tasks), [{"id": str(uuid.uuid4()), "case_id": other["id"], "definition_key": "k",
+                                      "process_id": "p", "element_id": "a", "state": "ready", "created_at": START}
+                                     for other in others])
+        conn.execute(text("ANALYZE tasks"))
+    seen: list[tuple[str, object]] = []
+
+    def _record(_conn, _cursor, statement, parameters, _context, _many):
+        seen.append((statement, parameters))
+
+    with postgres_engine.db.autocommit.connect() as conn:
+        event.listen(conn, "before_cursor_execute", _record)  # which also has SQLAlchemy run the statement
+        assert write_step(conn, _step(case_id, 3, first, second, str(uuid.uuid4()))) is True
+        event.remove(conn, "before_cursor_execute", _record)
+        (statement, parameters), = seen
+        raw = conn.connection.dbapi_connection.cursor()
+        raw.execute("EXPLAIN " + statement, parameters)
+        plan = "\n".join(row[0] for row in raw.fetchall())
+    assert plan.count("tasks_pkey") >= 2, plan  # the completed task and the cancelled ones
+    assert "ix_tasks_state_created" not in plan and "Seq Scan on tasks" not in plan, plan
