@@ -61,9 +61,7 @@ def install(app) -> None:
         REQUESTS.labels(request.method, route, str(response.status_code)).inc()
         if "started" in g:
             LATENCY.labels(request.method, route).observe(time.perf_counter() - g.started)
-        pool = current_app.extensions["usm_engine"].db.writer.pool
-        if hasattr(pool, "checkedout"):
-            POOL_IN_USE.set(pool.checkedout())
+        POOL_IN_USE.set(current_app.extensions["usm_engine"].db.connections_in_use())
         return response
 
 

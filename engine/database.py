@@ -68,6 +68,11 @@ class Database:
         assert not self.is_sqlite, "SQLite writes in transactions (BEGIN IMMEDIATE)"
         return self.reader
 
+    def connections_in_use(self) -> int:
+        """Connections checked out of this process's pools (the snapshot shares the writer's)."""
+        pools = {id(engine.pool): engine.pool for engine in (self.reader, self.writer)}.values()
+        return sum(pool.checkedout() for pool in pools if hasattr(pool, "checkedout"))
+
     def dispose(self) -> None:
         self.reader.dispose()
         self.writer.dispose()
@@ -139,8 +144,11 @@ def _size(path: Path) -> int:
 
 
 def connect(url: str, pool_size: int) -> Database:
-    """The reader and writer engines for `url`; on PostgreSQL one pool of `pool_size` connections (as many
-    again on overflow) serves both."""
+    """The reader and writer engines for `url`. On PostgreSQL two pools of `pool_size` connections each (and as
+    many again on overflow): one in autocommit for the reader and the one-statement writes, one for
+    transactions (the writer, and the snapshot reads). Their own pools rather than one whose connections are
+    switched as they are handed out: the switch and its undoing on return cost about a third of what a hot
+    statement costs (BENCHMARKS.md)."""
     if url.startswith("sqlite"):
         path = url.split("///", 1)[-1]
         if path and path != ":memory:":
@@ -148,9 +156,12 @@ def connect(url: str, pool_size: int) -> Database:
         reader = _sqlite_engine(url, immediate=False)  # a deferred transaction in WAL mode is a snapshot
         return Database(url, reader, _sqlite_engine(url, immediate=True), reader)
     engine = create_engine(url, pool_size=pool_size, max_overflow=pool_size)
+    # Nothing to reset on return: in autocommit no transaction is ever left open.
+    autocommit = create_engine(url, pool_size=pool_size, max_overflow=pool_size, isolation_level="AUTOCOMMIT",
+                               pool_reset_on_return=None)
     _ping_when_idle(engine)
-    # The three share one pool: isolation levels are set on the connection as it is handed out.
-    return Database(url, engine.execution_options(isolation_level="AUTOCOMMIT"), engine,
+    _ping_when_idle(autocommit)
+    return Database(url, autocommit, engine,
                     engine.execution_options(isolation_level="REPEATABLE READ", postgresql_readonly=True))
 
 

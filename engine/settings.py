@@ -35,7 +35,7 @@ class EngineSettings:
     """The part of the settings the engine itself uses."""
 
     database_url: str = "sqlite:///usm.db"
-    pool_size: int = 10  # PostgreSQL connections per process (and as many again on overflow)
+    pool_size: int = 10  # PostgreSQL connections per pool, two pools per process (and as many again on overflow)
     limits: Limits = field(default_factory=Limits)
     max_case_data_bytes: int = MIB
     script_limits: ScriptLimits = field(default_factory=ScriptLimits)

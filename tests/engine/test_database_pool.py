@@ -41,3 +41,24 @@ def test_a_connection_dropped_while_idle_is_replaced_before_use(monkeypatch):
     finally:
         db.dispose()
         admin.dispose()
+
+
+def test_autocommit_statements_and_transactions_have_pools_of_their_own():
+    """A connection stays in the mode it was opened in (switching it on every checkout cost CPU on the hot
+    path), and the metrics count the connections in use in both pools."""
+    db = database.connect(postgres_url_or_skip(), pool_size=1)
+    try:
+        with db.reader.connect() as reading, db.writer.connect() as writing:
+            assert reading.connection.dbapi_connection.autocommit is True
+            assert writing.connection.dbapi_connection.autocommit is False
+            pids = {conn.execute(text("SELECT pg_backend_pid()")).scalar() for conn in (reading, writing)}
+            assert len(pids) == 2
+            assert db.connections_in_use() == 2
+        assert db.connections_in_use() == 0
+        with db.writer.begin() as conn:  # a transaction's connection goes back to its own pool, not the reader's
+            conn.execute(text("SELECT 1"))
+        with db.reader.connect() as conn:
+            assert conn.connection.dbapi_connection.autocommit is True
+            assert conn.execute(text("SHOW transaction_read_only")).scalar() == "off"
+    finally:
+        db.dispose()
