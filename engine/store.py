@@ -115,9 +115,9 @@ def insert_case(conn: Connection, values: dict) -> None:
 
 def update_case(conn: Connection, case_id: str, expected_version: int, values: dict) -> bool:
     """Write only if nobody else wrote since we read: the heart of optimistic concurrency."""
-    result = conn.execute(case_update(tuple(sorted(values))), {"b_id": case_id, "b_expected": expected_version,
-                                                              "b_next": expected_version + 1, **values})
-    return result.rowcount == 1
+    changed = driver_statements.execute(conn, case_update(tuple(sorted(values))), {
+        "b_id": case_id, "b_expected": expected_version, "b_next": expected_version + 1, **values})
+    return changed == 1
 
 
 @functools.cache  # one prepared UPDATE per set of columns written: a handful
@@ -155,14 +155,23 @@ def _filtered(query: Select[Any], filters: dict,
 
 # --- tasks -----------------------------------------------------------------------------------------
 
+# The columns a new task's and a new event's row give (projections.event_row: the definition hash is in the
+# definitions row). Plain str: orjson (store_steps.py) refuses str subclasses, as SQLAlchemy's names are, as keys.
+TASK_COLUMNS = tuple(str(column.name) for column in tasks.c)
+EVENT_COLUMNS = tuple(str(column.name) for column in events.c if column.name != "definition_hash")
+# Built once: driver_statements keeps them compiled.
+_INSERT_TASK = insert(tasks).values({name: bindparam(name) for name in TASK_COLUMNS})
+_INSERT_EVENT = insert(events).values({name: bindparam(name) for name in EVENT_COLUMNS})
+
+
 def insert_tasks(conn: Connection, rows: list[dict]) -> None:
     if rows:
-        conn.execute(insert(tasks), rows)
+        driver_statements.execute(conn, _INSERT_TASK, rows)
 
 
 def end_tasks(conn: Connection, task_ids: list[str], state: str, at: datetime, by: str | None = None) -> None:
     if len(task_ids) == 1:
-        conn.execute(_END_ONE_TASK, {"b_id": task_ids[0], "b_state": state, "b_at": at, "b_by": by})
+        driver_statements.execute(conn, _END_ONE_TASK, {"b_id": task_ids[0], "b_state": state, "b_at": at, "b_by": by})
     elif task_ids:
         conn.execute(update(tasks).where(tasks.c.id.in_(task_ids), tasks.c.state == "ready")
                      .values(state=state, ended_at=at, completed_by=by))
@@ -290,7 +299,7 @@ def case_pins(conn: Connection, case_ids: set[str]) -> dict:
 
 def insert_events(conn: Connection, rows: list[dict]) -> None:
     if rows:
-        conn.execute(insert(events), rows)
+        driver_statements.execute(conn, _INSERT_EVENT, rows)
 
 
 DEPLOY_LOCK = 727275  # the migration lock is 727274 (database.py)

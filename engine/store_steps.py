@@ -30,11 +30,8 @@ from sqlalchemy.sql.selectable import TableValuedAlias
 
 from . import driver_statements
 from .schema import READY_STATE, cases, events, tasks
-from .store import case_update
+from .store import EVENT_COLUMNS, TASK_COLUMNS, case_update
 
-# Plain str: orjson refuses str subclasses (SQLAlchemy's quoted_name) as keys. definition_hash: old rows only.
-_TASK_COLUMNS = tuple(str(column.name) for column in tasks.c)
-_EVENT_COLUMNS = tuple(str(column.name) for column in events.c if column.name != "definition_hash")
 
 
 @dataclass(frozen=True)
@@ -68,8 +65,8 @@ def write_step(conn: Connection, step: Step) -> bool:
     params["c_id"] = step.completed.task_id if step.completed else None
     params["c_by"] = step.completed.actor if step.completed else None
     params["x_ids"] = _json(step.cancelled)
-    params["t_rows"] = _json([{name: row[name] for name in _TASK_COLUMNS} for row in step.new_tasks])
-    params["v_rows"] = _json([{name: row[name] for name in _EVENT_COLUMNS} for row in step.events])
+    params["t_rows"] = _json([{name: row[name] for name in TASK_COLUMNS} for row in step.new_tasks])
+    params["v_rows"] = _json([{name: row[name] for name in EVENT_COLUMNS} for row in step.events])
     (count,), = driver_statements.rows(conn, _statement(tuple(sorted(step.columns))), params)
     return bool(count == 1)
 
@@ -99,8 +96,8 @@ def _statement(columns: tuple[str, ...]) -> Select[Any]:
     cancelled_ids = func.array(select(func.json_array_elements_text(_json_param("x_ids"))).scalar_subquery())
     cancelled = (update(tasks).where(tasks.c.id == func.any(cancelled_ids), tasks.c.state == READY_STATE, was_saved)
                  .values(state="cancelled", ended_at=bindparam("b_at")).cte("cancelled"))
-    new_tasks = _insert_from(tasks, _json_rows(tasks, "t_rows", _TASK_COLUMNS, "new_task"), _TASK_COLUMNS, was_saved)
-    new_events = _insert_from(events, _json_rows(events, "v_rows", _EVENT_COLUMNS, "new_event"), _EVENT_COLUMNS,
+    new_tasks = _insert_from(tasks, _json_rows(tasks, "t_rows", TASK_COLUMNS, "new_task"), TASK_COLUMNS, was_saved)
+    new_events = _insert_from(events, _json_rows(events, "v_rows", EVENT_COLUMNS, "new_event"), EVENT_COLUMNS,
                               was_saved)
     return select(func.count()).select_from(saved).add_cte(completed, cancelled, new_tasks.cte("new_tasks"),
                                                            new_events.cte("new_events"))

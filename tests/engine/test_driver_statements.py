@@ -1,17 +1,17 @@
-"""The hot path's statements run by psycopg itself on PostgreSQL (engine/driver_statements.py): the same rows as
-SQLAlchemy's execution gives, SQLAlchemy's errors for the driver's, a lost connection replaced, and statements
-that need SQLAlchemy's conversions left to it. On SQLite every statement is SQLAlchemy's."""
+"""The hot path's statements run by the driver itself (engine/driver_statements.py): the same rows as
+SQLAlchemy's execution gives, on both databases, SQLAlchemy's errors for the driver's, a lost connection
+replaced, and statements SQLAlchemy must expand, or whose statements something listens to, left to it."""
 from __future__ import annotations
 
 from datetime import datetime, timezone
 
 import pytest
-from sqlalchemy import Integer, bindparam, create_engine, event, exc, literal, select, text
+from sqlalchemy import Integer, bindparam, create_engine, event, exc, select, text
 from sqlalchemy.pool import NullPool
 
 from usm_engine.engine import driver_statements, store
 from usm_engine.engine.clock import FixedClock
-from usm_engine.engine.schema import cases, tasks
+from usm_engine.engine.schema import cases, events, tasks
 from usm_engine.engine.service import Engine, EngineSettings
 from usm_engine.engine.store_task_reads import _CASE_AND_READY_TASKS
 from tests.conftest import APPROVAL, fixture_files, postgres_url_or_skip, reset_postgres
@@ -89,15 +89,25 @@ def test_a_lost_connection_is_invalidated_and_the_pool_replaces_it(postgres_engi
     assert postgres_engine.list_tasks({"case": case["id"]}, None, None, 50)[0]
 
 
-def test_on_sqlite_every_statement_is_sqlalchemys(tmp_path):
+def test_on_sqlite_the_hot_reads_give_the_rows_sqlalchemy_gives_times_included(tmp_path):
+    """SQLite keeps times as text: the driver's way applies SQLAlchemy's own conversions, to the parameters
+    (a page's cursor is a time) and to the columns."""
     engine = Engine(EngineSettings(f"sqlite:///{tmp_path}/usm.db"))
     try:
         engine.migrate()
         case = _started_case(engine)
+        task_id = case["tasks"][0]["id"]
+        after = store._tasks_page(("case",), "ready", False, True)
         with engine.db.reader.connect() as conn:
-            assert [row.one for row in driver_statements.rows(conn, select(literal(1).label("one")), {})] == [1]
-            by_driver = driver_statements.rows(conn, _CASE_AND_READY_TASKS, {"b_id": case["tasks"][0]["id"]})
-            assert by_driver == conn.execute(_CASE_AND_READY_TASKS, {"b_id": case["tasks"][0]["id"]}).all()
+            for statement, params in ((_CASE_AND_READY_TASKS, {"b_id": task_id}),
+                                      (store._tasks_page(("case",), "ready", False, False),
+                                       {"t_case": case["id"], "t_limit": 51}),
+                                      (after, {"t_case": case["id"], "t_limit": 51, "t_after_id": "",
+                                               "t_after_time": datetime(2000, 1, 1)})):
+                assert driver_statements._compiled(statement, conn.dialect) is not None
+                by_driver = driver_statements.rows(conn, statement, params)
+                assert by_driver and by_driver == conn.execute(statement, params).all()
+                assert isinstance(by_driver[0].created_at, datetime)
     finally:
         engine.close()
 
@@ -143,3 +153,35 @@ def test_statements_are_left_to_sqlalchemy_where_something_listens_to_them(postg
     assert len(seen) == 1 and "FROM tasks JOIN cases" in seen[0]
     postgres_engine.list_tasks({"case": case["id"]}, None, None, 50)
     assert len(seen) == 1  # not listening any more: the driver's way again
+
+
+@pytest.mark.parametrize("on", ["sqlite", "postgresql"])
+def test_writes_by_the_driver_read_back_as_written(on, tmp_path):
+    """INSERTs of several rows (executemany) and a guarded UPDATE, with times and bytes: what SQLAlchemy then
+    reads is what was written, and the UPDATE says how many rows it changed."""
+    url = f"sqlite:///{tmp_path}/usm.db" if on == "sqlite" else postgres_url_or_skip()
+    if on == "postgresql":
+        reset_postgres(url)
+    engine = Engine(EngineSettings(url))
+    try:
+        engine.migrate()
+        case = _started_case(engine)
+        at = datetime(2026, 3, 4, 5, 6, 7, 890123)
+        rows = [{"chain": "c-1", "seq": seq, "at": at, "version": 1, "type": "note", "actor": "ann",
+                 "element_id": None, "element_name": None, "element_definition": None, "lane": None,
+                 "definition": "k", "data_changes": "{}", "details": '{"n": "é"}', "hash": bytes([seq]) * 32}
+                for seq in (1, 2, 3)]
+        with engine.db.writer.begin() as conn:
+            assert driver_statements._compiled(store._INSERT_EVENT, conn.dialect) is not None
+            store.insert_events(conn, rows)
+            row = conn.execute(select(cases.c.row_version).where(cases.c.id == case["id"])).one()
+            assert store.update_case(conn, case["id"], row.row_version, {"data": '{"x": 1}'}) is True
+            assert store.update_case(conn, case["id"], row.row_version, {"data": '{"x": 2}'}) is False  # moved on
+        with engine.db.reader.connect() as conn:
+            written = conn.execute(select(events.c.seq, events.c.at, events.c.hash, events.c.details)
+                                   .where(events.c.chain == "c-1").order_by(events.c.seq)).all()
+            data = conn.execute(select(cases.c.data).where(cases.c.id == case["id"])).scalar_one()
+        assert [tuple(row) for row in written] == [(seq, at, bytes([seq]) * 32, '{"n": "é"}') for seq in (1, 2, 3)]
+        assert data == '{"x": 1}'
+    finally:
+        engine.close()
