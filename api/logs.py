@@ -7,12 +7,12 @@ from __future__ import annotations
 
 import logging
 import re
+import secrets
 import time
-import uuid
 from contextvars import ContextVar
 
 from flask import g, request
-from pythonjsonlogger.json import JsonFormatter
+from pythonjsonlogger.orjson import OrjsonFormatter
 
 REQUEST_ID: ContextVar[str | None] = ContextVar("request_id", default=None)
 _ACCEPTABLE_ID = re.compile(r"[A-Za-z0-9._:-]{1,64}")
@@ -41,8 +41,10 @@ def _request_value(read):
 def configure(level: int = logging.INFO) -> None:
     """JSON lines on stderr for the whole process (the server and `usm worker`)."""
     handler = logging.StreamHandler()
-    handler.setFormatter(JsonFormatter("%(asctime)s %(levelname)s %(name)s %(message)s",
-                                       rename_fields={"asctime": "time", "levelname": "level", "name": "logger"}))
+    # orjson's formatter: the same fields as the standard library's, written in a fraction of the time (one line
+    # per request is on every request's path); characters beyond ASCII as UTF-8 rather than escaped.
+    handler.setFormatter(OrjsonFormatter("%(asctime)s %(levelname)s %(name)s %(message)s",
+                                         rename_fields={"asctime": "time", "levelname": "level", "name": "logger"}))
     handler.addFilter(_Context())
     root = logging.getLogger()
     root.handlers[:] = [handler]
@@ -53,7 +55,7 @@ def install(app) -> None:
     @app.before_request
     def _begin():
         given = request.headers.get("X-Request-Id", "")
-        g.request_id = given if _ACCEPTABLE_ID.fullmatch(given) else uuid.uuid4().hex
+        g.request_id = given if _ACCEPTABLE_ID.fullmatch(given) else secrets.token_hex(16)  # as a uuid4's hex, cheaper
         g.request_token = REQUEST_ID.set(g.request_id)
         g.request_began = time.perf_counter()
 
