@@ -11,6 +11,7 @@ from usm_engine.engine.settings import Settings
 
 from . import logs, metrics, problems
 from .auth import TokenRegistry
+from .json_responses import OrjsonProvider
 from .openapi import build_document
 from .routes import audit, cases, definitions, diagram, insight, meta, pages_cases, pages_work, signin, tasks
 from .sessions import Sessions, new_secret
@@ -27,7 +28,7 @@ def create_app(settings: Settings, *, clock: Clock | None = None, migrate: bool 
     """The API over an engine with `settings` (api/settings.py reads them from the environment)."""
     app = Flask(__name__)
     app.config["MAX_CONTENT_LENGTH"] = settings.max_body_bytes
-    app.json.sort_keys = False
+    app.json = OrjsonProvider(app)
     if not app.logger.handlers or app.logger.level == logging.NOTSET:
         logging.basicConfig(level=logging.INFO)
 
