@@ -30,10 +30,30 @@ def test_the_readme_documents_the_defaults_the_settings_have():
 
 
 def test_a_value_that_does_not_parse_is_named():
-    with pytest.raises(SettingsError, match="USM_MAX_PAGE_SIZE must be a whole number, not 'many'"):
+    with pytest.raises(SettingsError, match="USM_MAX_PAGE_SIZE must be a whole number of 1 or more, not 'many'"):
         settings_from_env({"USM_MAX_PAGE_SIZE": "many"})
-    with pytest.raises(SettingsError, match="USM_SCRIPT_TIME_LIMIT must be a number, not '2s'"):
+    with pytest.raises(SettingsError, match="USM_SCRIPT_TIME_LIMIT must be a number of 0 or more, not '2s'"):
         settings_from_env({"USM_SCRIPT_TIME_LIMIT": "2s"})
+
+
+@pytest.mark.parametrize(("variable", "value", "wanted"), [
+    ("USM_WORKFLOW_CACHE_MB", "-1", "a whole number of 0 or more"),  # was taken as "keep nothing"
+    ("USM_SCRIPT_MAX_ITEMS", "-5", "a whole number of 0 or more"),
+    ("USM_MAX_PAGE_SIZE", "-1", "a whole number of 1 or more"),
+    ("USM_MAX_PAGE_SIZE", "0", "a whole number of 1 or more"),
+    ("USM_DB_POOL_SIZE", "0", "a whole number of 1 or more"),  # SQLAlchemy reads 0 as no bound at all
+    ("USM_MAX_BODY_BYTES", "-100", "a whole number of 1 or more"),
+    ("USM_SCRIPT_TIME_LIMIT", "-2", "a number of 0 or more"),
+    ("USM_SESSION_HOURS", "inf", "a number of 0 or more"),
+    ("USM_SESSION_HOURS", "nan", "a number of 0 or more"),
+])
+def test_a_value_out_of_range_is_refused_at_start_up(variable, value, wanted):
+    with pytest.raises(SettingsError, match=f"{variable} must be {wanted}, not '{value}'"):
+        settings_from_env({variable: value})
+
+
+def test_zero_is_taken_where_it_means_something():
+    assert settings_from_env({"USM_WORKFLOW_CACHE_MB": "0"}).engine.workflow_cache_bytes == 0  # no live workflows
 
 
 def test_overrides_win_over_the_environment_and_none_unsets():
