@@ -51,7 +51,8 @@ def test_serve_deploys_definitions_and_drives_a_case(workdir, database_url):
         server.stop()
     assert "Traceback" not in server.log()
     # the server's own log lines are JSON, with a request id
-    requests = [json.loads(line) for line in server.log().splitlines() if '"logger": "usm.requests"' in line]
+    logged = [json.loads(line) for line in server.log().splitlines() if line.startswith("{")]
+    requests = [record for record in logged if record.get("logger") == "usm.requests"]
     assert requests and all(len(r["request_id"]) == 32 and r["status"] for r in requests)
 
     # A restart deploys the same files again: nothing new, the version stays 1.
