@@ -181,6 +181,37 @@ def test_instance_state_is_stored_without_its_spec(engine):
     assert state["tasks"]  # but the instance itself is there
 
 
+def test_the_specless_state_is_the_full_serialization_less_its_specs(engine, monkeypatch):
+    """The state is built without serializing the specs at all; it must be exactly what SpiffWorkflow's own
+    serialization gives once the specs are taken out, through a call activity and back."""
+    from SpiffWorkflow.bpmn import BpmnWorkflow
+    from SpiffWorkflow.bpmn.serializer.default.workflow import BpmnWorkflowConverter
+
+    from usm_engine.engine import case_state, spiff_setup
+
+    registry = spiff_setup.SERIALIZER.registry
+    converter = registry.convert_to_dict[registry.typenames[BpmnWorkflow]].args[1].__self__
+    compared = []
+
+    def checked(workflow):
+        ours = spiff_setup.workflow_to_dict(workflow)
+        theirs = BpmnWorkflowConverter.to_dict(converter, workflow)
+        assert theirs.pop("spec") and "subprocess_specs" in theirs
+        theirs.pop("subprocess_specs")
+        theirs["typename"] = "BpmnWorkflow"  # what the registry adds around the converter (ours came through it)
+        assert json.dumps(ours) == json.dumps(theirs)  # the same keys in the same order: the same stored text
+        compared.append(bool(workflow.subprocesses))
+        return ours
+
+    monkeypatch.setattr(case_state, "workflow_to_dict", checked)
+    engine.deploy(fixture_files("parent_calls_child.bpmn", "child.bpmn"), "designer")
+    case, _ = engine.start_case("parent", "system")
+    while case["tasks"]:
+        case = engine.complete_task(case["tasks"][0]["id"], {}, "alice", ANYONE)
+    assert case["status"] == "completed"
+    assert True in compared  # a state with the child's subprocess in it was among them
+
+
 def test_message_throw_without_payload_expression_sends_no_payload(engine):
     from tests.conftest import FIXTURES
 
