@@ -6,14 +6,16 @@ skips is its execution and result machinery: the execution context, the paramete
 result object, and psycopg's column descriptions it asks for. That machinery cost about 110 µs of CPU per
 statement, more than psycopg's own execution of the prepared statement (BENCHMARKS.md).
 
-On SQLite the same saves about 50 µs of the read's 75, and the BEGIN and ROLLBACK SQLAlchemy wraps a read in
-(one statement needs no transaction to agree with itself). SQLAlchemy's own conversions of parameters and
-columns (SQLite keeps times as text) are applied as it would apply them, taken from the types once.
+On SQLite the same saves about 50 µs of a read's 75, and the BEGIN and ROLLBACK SQLAlchemy wraps a read in
+(one statement needs no transaction to agree with itself); there the save's UPDATE and INSERTs, inside the
+transaction SQLAlchemy began, run this way too. SQLAlchemy's own conversions of parameters and columns (SQLite
+keeps times as text) are applied as it would apply them, taken from the types once.
 
-`rows()` is the one way these statements run. A statement whose parameters SQLAlchemy expands at execution (IN
-lists), and any connection with a listener on the statements SQLAlchemy runs (tracing, a test reading plans),
-go through Connection.execute. A driver error is raised as SQLAlchemy would raise it (sqlalchemy.exc.DataError,
-OperationalError...), and a lost connection is invalidated, so the pool replaces it, as SQLAlchemy does.
+`rows()` (statements with rows) and `execute()` (writes) are the one way these statements run. A statement whose
+parameters SQLAlchemy expands at execution (IN lists), and any connection with a listener on the statements
+SQLAlchemy runs (tracing, a test reading plans), go through Connection.execute. A driver error is raised as
+SQLAlchemy would raise it (sqlalchemy.exc.DataError, OperationalError...), and a lost connection is invalidated,
+so the pool replaces it, as SQLAlchemy does.
 """
 from __future__ import annotations
 

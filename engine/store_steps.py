@@ -33,7 +33,6 @@ from .schema import READY_STATE, cases, events, tasks
 from .store import EVENT_COLUMNS, TASK_COLUMNS, case_update
 
 
-
 @dataclass(frozen=True)
 class CompletedTask:
     """The task a command completed, and who completed it: its row ends completed, not cancelled."""
