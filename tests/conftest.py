@@ -171,6 +171,19 @@ def engine(database_url):
 
 
 @pytest.fixture
+def postgres_engine():
+    """An engine on PostgreSQL whatever USM_TEST_DATABASE_URL says, for tests of PostgreSQL's own statements."""
+    from usm_engine.engine.service import Engine, EngineSettings
+
+    url = postgres_url_or_skip()
+    reset_postgres(url)
+    instance = Engine(EngineSettings(url))
+    instance.migrate()
+    yield instance
+    instance.close()
+
+
+@pytest.fixture
 def clocked_engine(database_url):
     """An engine on a clock that stands still until the test moves it: (engine, clock)."""
     from usm_engine.engine.clock import FixedClock

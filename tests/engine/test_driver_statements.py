@@ -23,16 +23,6 @@ def _allow_all(_lane) -> bool:
     return True
 
 
-@pytest.fixture
-def postgres_engine():
-    url = postgres_url_or_skip()
-    reset_postgres(url)
-    engine = Engine(EngineSettings(url))
-    engine.migrate()
-    yield engine
-    engine.close()
-
-
 def _started_case(engine: Engine) -> dict:
     engine.deploy(fixture_files(*APPROVAL), ADMIN)
     case, _created = engine.start_case("approval", ADMIN, data={"ref": 7})

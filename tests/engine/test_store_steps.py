@@ -8,26 +8,14 @@ import json
 import uuid
 from datetime import datetime, timedelta
 
-import pytest
 from sqlalchemy import event, insert, select, text
 
 from usm_engine.engine.schema import cases, events, tasks
-from usm_engine.engine.service import Engine, EngineSettings
+from usm_engine.engine.service import Engine
 from usm_engine.engine.store_steps import CompletedTask, Step, write_step
-from tests.conftest import postgres_url_or_skip, reset_postgres
 
 START = datetime(2026, 1, 1, 9, 0)
 LATER = START + timedelta(minutes=5)
-
-
-@pytest.fixture
-def postgres_engine():
-    url = postgres_url_or_skip()
-    reset_postgres(url)
-    engine = Engine(EngineSettings(url))
-    engine.migrate()
-    yield engine
-    engine.close()
 
 
 def _case_with_two_ready_tasks(engine: Engine) -> tuple[str, str, str]:
