@@ -179,9 +179,10 @@ def drop_finished_subprocesses(workflow: BpmnWorkflow) -> None:
 def _outcome(workflow: BpmnWorkflow, blueprint: Blueprint, incident: Incident | None = None) -> Outcome:
     thrown, uncaught_error = _drain_events(workflow, blueprint)
     drop_finished_subprocesses(workflow)
-    ready, unimplemented = _waiting_for_work(workflow, blueprint)
+    manual = ready_manual_tasks(workflow)  # a walk of the whole task tree: once for both uses
+    ready, unimplemented = _waiting_for_work(workflow, blueprint, manual)
     waiting, next_timer = _waiting(workflow)
-    data = _current_data(workflow)
+    data = _current_data(workflow, manual)
     incident = incident or uncaught_error or _refused_instances(workflow, blueprint)
     if incident is None and workflow.is_completed():
         incident = _work_left_behind(workflow, blueprint)
@@ -193,10 +194,10 @@ def _outcome(workflow: BpmnWorkflow, blueprint: Blueprint, incident: Incident | 
                    incident=incident, next_timer_at=next_timer, thrown=thrown)
 
 
-def _waiting_for_work(workflow: BpmnWorkflow, blueprint: Blueprint) -> tuple[list[ReadyTask], list[Task]]:
-    """The tasks that wait for a person or a worker, and the service tasks that wait for nothing (neither
-    external nor anything else)."""
-    ready = [_ready(task) for task in ready_manual_tasks(workflow)]
+def _waiting_for_work(workflow: BpmnWorkflow, blueprint: Blueprint,
+                      manual: list[Task]) -> tuple[list[ReadyTask], list[Task]]:
+    """The tasks that wait for a person or a worker; the service tasks that are neither external nor else served."""
+    ready = [_ready(task) for task in manual]
     unimplemented = []
     for task in workflow.get_tasks(state=TaskState.STARTED):
         if isinstance(task.task_spec, ServiceTask):
@@ -358,11 +359,10 @@ def _last_place(workflow: BpmnWorkflow, blueprint: Blueprint) -> Place:
     return Place(definition=blueprint.key)
 
 
-def _current_data(workflow: BpmnWorkflow) -> dict:
+def _current_data(workflow: BpmnWorkflow, ready: list[Task]) -> dict:
     """The data a person would see now: the process result when finished, else the newest ready task's."""
     if workflow.is_completed():
         return _jsonable(workflow.data)
-    ready = ready_manual_tasks(workflow)
     if ready:
         return _jsonable(max(ready, key=lambda t: t.last_state_change).data)
     last = workflow.last_task
