@@ -94,3 +94,23 @@ def test_a_request_logs_one_json_line_with_request_id_case_and_actor(client):
         "GET", 200, case["id"], "system-user")
     text = stream.getvalue()
     assert TOKENS["system"] not in text and "s3cr3t" not in text
+
+
+def test_log_lines_tell_the_time_as_the_standard_library_would_and_gunicorns_lines_still_format():
+    kept = logging._srcfile  # configure() switches off the caller lookup for the whole process
+    try:
+        logs.configure()
+        formatter = logging.getLogger().handlers[0].formatter
+        standard = logging.Formatter()
+        for created in (1765000000.0, 1765000000.5, 1765000000.999, 1765000001.0005, 1765000061.25, 1765000000.25):
+            record = logging.LogRecord("usm.requests", logging.INFO, __file__, 1, "GET /x 200", None, None)
+            record.created, record.msecs = created, int((created - int(created)) * 1000) + 0.0
+            assert formatter.formatTime(record) == standard.formatTime(record)
+        assert json.loads(formatter.format(record))["time"] == standard.formatTime(record)
+        # gunicorn's own handlers print the process id, which a record must still carry
+        record = logging.LogRecord("gunicorn.error", logging.INFO, __file__, 1, "Booting worker", None, None)
+        assert logging.Formatter("[%(process)d] [%(levelname)s] %(message)s").format(record).endswith(
+            "[INFO] Booting worker")
+    finally:
+        logging.getLogger().handlers.clear()
+        logging._srcfile = kept
