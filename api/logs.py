@@ -61,7 +61,7 @@ def configure(level: int = logging.INFO) -> None:
     # orjson's formatter: the same fields as the standard library's, written in a fraction of the time (one line
     # per request is on every request's path); characters beyond ASCII as UTF-8 rather than escaped.
     handler.setFormatter(_Formatter("%(asctime)s %(levelname)s %(name)s %(message)s",
-                                         rename_fields={"asctime": "time", "levelname": "level", "name": "logger"}))
+                                    rename_fields={"asctime": "time", "levelname": "level", "name": "logger"}))
     handler.addFilter(_Context())
     # A record would otherwise walk up the stack for its caller's file, line and function, which no line here
     # shows (the logging HOWTO's "Optimization" names this switch). Thread and process stay: gunicorn's own

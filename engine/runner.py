@@ -196,7 +196,7 @@ def _outcome(workflow: BpmnWorkflow, blueprint: Blueprint, incident: Incident | 
 
 def _waiting_for_work(workflow: BpmnWorkflow, blueprint: Blueprint,
                       manual: list[Task]) -> tuple[list[ReadyTask], list[Task]]:
-    """The tasks that wait for a person or a worker; the service tasks that are neither external nor else served."""
+    """The tasks that wait for a person or a worker, and the service tasks that nothing serves."""
     ready = [_ready(task) for task in manual]
     unimplemented = []
     for task in workflow.get_tasks(state=TaskState.STARTED):
