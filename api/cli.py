@@ -110,6 +110,7 @@ def serve(settings: Settings, host, port, workers, threads, definitions_dir, wit
 
     from usm_engine.api import logs
     from usm_engine.api.app import create_app
+    from usm_engine.api.connection_counts import ConnectionCounts
     from usm_engine.engine.service import Engine
 
     logs.configure()
@@ -144,6 +145,9 @@ def serve(settings: Settings, host, port, workers, threads, definitions_dir, wit
             worker.stop()
 
     class Server(BaseApplication):
+        # Made here, before gunicorn forks: its workers share it to spread kept-alive connections evenly.
+        connection_counts = ConnectionCounts()
+
         def load_config(self):
             self.cfg.set("bind", f"{host}:{port}")
             self.cfg.set("workers", workers)

@@ -34,11 +34,13 @@ from contextlib import contextmanager
 from gunicorn import util
 from gunicorn.workers.gthread import ThreadWorker, TConn
 
+from usm_engine.api.connection_counts import ConnectionCounts
 from usm_engine.api.connections import Closing, PatientSocket
 from usm_engine.engine import script_process
 
 _IDLE_WAIT = 1.0  # seconds a thread waits for a connection before it looks at whether to stop
 _OUT_OF_FILES_PAUSE = 0.5  # seconds a process takes no new connection after it ran out of file descriptors
+_LOOK_AGAIN = 0.001  # seconds between looks at a new connection left to a process holding fewer
 
 
 class Turns:
@@ -151,16 +153,24 @@ class TurnTakingWorker(ThreadWorker):
         self.keepalived_conns: dict[socket.socket, TConn] = {}
         self.closing = Closing()
         self._out_of_files_until = 0.0
+        # `usm serve` shares these counts among its processes (api/connection_counts.py); without them every
+        # process takes whatever connection it can.
+        self.counts: ConnectionCounts | None = getattr(self.app, "connection_counts", None)
+        self._new_since: float | None = None  # since when a new connection has been left to another process
+        self._look_again_at = 0.0
 
     def run(self) -> None:
         for listener in self.sockets:
             listener.setblocking(False)
         self.turns = Turns()
         script_process.set_waiting(self.turns.waiting)
+        if self.counts is not None:
+            self.counts.take_slot()
         threads = [threading.Thread(target=self._serve_turns, name=f"turn-{n}", daemon=True)
                    for n in range(max(1, self.cfg.threads))]
         for thread in threads:
             thread.start()
+        self.log.info("Serving with %d threads taking turns", len(threads))
         while self.alive and any(thread.is_alive() for thread in threads):
             if not self._stuck():
                 self.notify()
@@ -171,6 +181,8 @@ class TurnTakingWorker(ThreadWorker):
         self.turns.wake()  # the thread waiting for a connection stops waiting; the others follow in turn
         for thread in threads:
             thread.join(self.cfg.graceful_timeout)
+        if self.counts is not None:
+            self.counts.leave_slot()
 
     def handle_exit(self, sig, frame) -> None:
         # Stop as promptly as the sync worker, whose select() the signal interrupts: here the signal
@@ -199,21 +211,45 @@ class TurnTakingWorker(ThreadWorker):
         """Wait for a request on a kept-alive connection or for a new connection, and serve one request."""
         # Past gunicorn's --worker-connections, new connections are left to the other processes until some
         # of these close (idle ones do within the keep-alive time).
-        full = len(self.keepalived_conns) >= self.max_keepalived or time.monotonic() < self._out_of_files_until
-        accepting = [] if full else self.sockets
+        now = time.monotonic()
+        full = len(self.keepalived_conns) >= self.max_keepalived or now < self._out_of_files_until
+        accepting = [] if full or now < self._look_again_at else self.sockets
         watched = [*self.keepalived_conns, *accepting, self.turns.wake_fd, *self.closing.sockets()]
+        counts = self.counts
+        if counts is not None:
+            counts.holding(len(self.keepalived_conns))
+            counts.polling(True)
         ready = readable(watched, self._wait_for())
+        if counts is not None:
+            counts.polling(False)
         if self.turns.wake_fd in ready:
             self.turns.drain_wake_ups()
             return  # a thread back from its sandbox goes first
         self.closing.read(ready)
-        for listener in self.sockets:
-            if listener in ready:
-                self._accept(listener)
+        if accepting:
+            self._take_new(listener for listener in accepting if listener in ready)
         waiting = [sock for sock in ready if sock in self.keepalived_conns]
         if waiting:
             self._serve(self.keepalived_conns.pop(waiting[0]))
         self._forget_expired(spare=waiting)
+
+    def _take_new(self, listeners: Iterator[socket.socket]) -> None:
+        """Accept a new connection on each of `listeners`, unless it is better left a moment to a process that
+        holds fewer connections (api/connection_counts.py)."""
+        new = list(listeners)
+        if not new:
+            self._new_since = None  # none waiting: another process took it, or none came
+            return
+        now = time.monotonic()
+        since = self._new_since if self._new_since is not None else now
+        if self.counts is not None and self.counts.leave_to_others(now - since):
+            self._new_since, self._look_again_at = since, now + _LOOK_AGAIN
+            return
+        self._new_since = None
+        for listener in new:
+            self._accept(listener)
+        if self.counts is not None:
+            self.counts.holding(len(self.keepalived_conns))
 
     def _accept(self, listener: socket.socket) -> None:
         try:
@@ -256,7 +292,10 @@ class TurnTakingWorker(ThreadWorker):
         closing = self.closing.deadline()
         if closing is not None:
             deadlines.append(closing)
-        return max(0.0, min([_IDLE_WAIT, *(deadline - time.monotonic() for deadline in deadlines)]))
+        now = time.monotonic()
+        if now < self._look_again_at:  # at a new connection left to another process, unless that one took it
+            deadlines.append(self._look_again_at)
+        return max(0.0, min([_IDLE_WAIT, *(deadline - now for deadline in deadlines)]))
 
     def _forget_expired(self, spare: list) -> None:
         """Close the kept-alive connections idle for longer than gunicorn's --keep-alive, but those with a

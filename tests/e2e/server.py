@@ -27,13 +27,13 @@ def usm_command() -> str:
 
 class Server:
     def __init__(self, workdir: Path, database_url: str, admin_token: str, definitions: Path | None = None,
-                 timer_worker: bool = True):
+                 timer_worker: bool = True, workers: int = 1):
         self.port = free_port()
         self.base = f"http://127.0.0.1:{self.port}"
         self.workdir, self.token = workdir, admin_token
         self.log_path = workdir / f"serve-{self.port}.log"
         self.env = {**os.environ, "USM_DATABASE_URL": database_url, "USM_ADMIN_TOKEN": admin_token}
-        self.args = [usm_command(), "serve", "--port", str(self.port), "--workers", "1", "--threads", "4",
+        self.args = [usm_command(), "serve", "--port", str(self.port), "--workers", str(workers), "--threads", "4",
                      "--definitions", str(definitions or workdir / "definitions")]
         if not timer_worker:
             self.args.append("--no-worker")
