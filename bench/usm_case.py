@@ -8,7 +8,7 @@ and the incident workflow it hands off to, every task completed with data its ow
 `usm serve` runs with the USM definitions of this checkout. Each client starts calls one after another and
 drives each as a worklist client would: read the case and the cases it handed off to, pick a ready task,
 read it (its form), complete it with random data the form accepts (tools/random_walk.py's generator,
-seeded per client, so a run is repeatable). The call is pinned to an incident that is accepted
+seeded per call, so a run is repeatable). The call is pinned to an incident that is accepted
 (`call_class`, `intake_decision`); every other answer is random, so cases take different paths. Reported
 per completion (the complete call's latency) and per case (tasks per case, seconds per case).
 """
@@ -77,14 +77,18 @@ def run(server, clients: int, calls: int, seed: int) -> dict:
     lock = threading.Lock()
     remaining = [calls]
 
-    def client_loop(index: int) -> None:
-        client, rng = Client(server.port, server.token), random.Random(seed * 1000 + index)
+    def client_loop() -> None:
+        client = Client(server.port, server.token)
         mine: list[float] = []
         while True:
             with lock:
                 if remaining[0] <= 0:
                     break
                 remaining[0] -= 1
+                number = remaining[0]
+            # Seeded per call, not per client: which client drives which call depends on timing, and the
+            # calls' paths must not.
+            rng = random.Random(seed * 100_000 + number)
             started = time.perf_counter()
             completions, found = drive_call(client, rng, mine)
             with lock:
@@ -95,7 +99,7 @@ def run(server, clients: int, calls: int, seed: int) -> dict:
             samples.extend(mine)
 
     begin = time.perf_counter()
-    threads = [threading.Thread(target=client_loop, args=(i,)) for i in range(clients)]
+    threads = [threading.Thread(target=client_loop) for _ in range(clients)]
     for thread in threads:
         thread.start()
     for thread in threads:
