@@ -70,9 +70,8 @@ class ConnectionCounts:
                  if values[slot + _PID] and slot != self._mine and values[slot + _HELD] < held]
         if not fewer or waited >= WAIT_FOR_IDLE:
             return False
-        if any(values[slot + _POLLING] for slot in fewer):
-            return _alive_any(values[slot + _PID] for slot in fewer)
-        return waited < WAIT_FOR_BUSY and _alive_any(values[slot + _PID] for slot in fewer)
+        idle = any(values[slot + _POLLING] for slot in fewer)
+        return (idle or waited < WAIT_FOR_BUSY) and _alive_any(values[slot + _PID] for slot in fewer)
 
 
 def _alive(pid: int) -> bool:
