@@ -77,9 +77,7 @@ class ConnectionCounts:
 def _alive(pid: int) -> bool:
     try:
         os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:  # a process of another user has taken the dead worker's pid
+    except (ProcessLookupError, PermissionError):  # gone, or its pid taken by a process of another user
         return False
     return True
 

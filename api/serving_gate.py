@@ -227,16 +227,15 @@ class TurnTakingWorker(ThreadWorker):
             return  # a thread back from its sandbox goes first
         self.closing.read(ready)
         if accepting:
-            self._take_new(listener for listener in accepting if listener in ready)
+            self._take_new([listener for listener in accepting if listener in ready])
         waiting = [sock for sock in ready if sock in self.keepalived_conns]
         if waiting:
             self._serve(self.keepalived_conns.pop(waiting[0]))
         self._forget_expired(spare=waiting)
 
-    def _take_new(self, listeners: Iterator[socket.socket]) -> None:
-        """Accept a new connection on each of `listeners`, unless it is better left a moment to a process that
-        holds fewer connections (api/connection_counts.py)."""
-        new = list(listeners)
+    def _take_new(self, new: list[socket.socket]) -> None:
+        """Accept a new connection on each of the listeners `new` has one waiting on, unless it is better left a
+        moment to a process that holds fewer connections (api/connection_counts.py)."""
         if not new:
             self._new_since = None  # none waiting: another process took it, or none came
             return
